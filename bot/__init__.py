@@ -1,0 +1,1 @@
+"""tradebot front-ends: the CLI entry point, the console and the Telegram bot."""

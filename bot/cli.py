@@ -1,0 +1,5 @@
+"""The `tradebot` command line."""
+
+
+def main() -> None:
+    print("tradebot")
