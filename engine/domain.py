@@ -1,0 +1,170 @@
+"""Domain types the engine speaks: instruments, bars, orders, fills, positions.
+
+Plain dataclasses with no dependency on ib_async; the broker adapter translates at the edge.
+Times are timezone-aware UTC. Prices, money and quantities are floats (IB allows fractional
+quantities for crypto and some stocks).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Side(enum.StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "MKT"
+    LIMIT = "LMT"
+    STOP = "STP"
+    STOP_LIMIT = "STP LMT"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A tradable thing as the user configured it in SYMBOLS."""
+
+    symbol: str
+    sec_type: str = "STK"
+    exchange: str = "SMART"
+    currency: str = "USD"
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar; `time` is the bar's start, UTC."""
+
+    symbol: str
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+
+class OrderStatus(enum.StrEnum):
+    """Our view of an order's life; IB's statuses map onto these."""
+
+    INTENT = "Intent"  # journaled, not yet sent to the broker
+    PENDING = "PendingSubmit"
+    SUBMITTED = "Submitted"
+    PARTIAL = "PartiallyFilled"
+    FILLED = "Filled"
+    CANCELLED = "Cancelled"
+    REJECTED = "Rejected"
+    UNKNOWN = "Unknown"  # sent, outcome not known (disconnect): never retried blindly
+
+    @property
+    def is_done(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+
+
+@dataclass(slots=True)
+class Order:
+    """An order the engine placed (or adopted), keyed by our own `order_ref`."""
+
+    order_ref: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    stop_price: float | None = None
+    reason: str = ""
+    status: OrderStatus = OrderStatus.INTENT
+    filled: float = 0.0
+    avg_price: float = 0.0
+    ib_order_id: int | None = None
+    perm_id: int | None = None
+    parent_ref: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    message: str = ""
+
+    @property
+    def remaining(self) -> float:
+        return max(self.quantity - self.filled, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """A status change the broker reported for one of our orders."""
+
+    order_ref: str
+    status: OrderStatus
+    filled: float
+    remaining: float
+    avg_price: float
+    time: datetime
+    message: str = ""
+    ib_order_id: int | None = None
+    perm_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution, with its commission once the broker reported it."""
+
+    exec_id: str
+    order_ref: str
+    perm_id: int
+    time: datetime
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    commission: float | None = None
+    realized_pnl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A position as the broker reports it."""
+
+    symbol: str
+    quantity: float
+    avg_cost: float
+    market_price: float | None = None
+    unrealized_pnl: float | None = None
+    realized_pnl: float | None = None
+    sec_type: str = "STK"
+
+
+class ConnectionState(enum.StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DEGRADED = "degraded"  # socket up, IB's servers unreachable (1100)
+    DISCONNECTED = "disconnected"
+
+
+class EngineState(enum.StrEnum):
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"  # no new entries; exits and protective orders still work
+    HALTED = "HALTED"  # nothing new at all
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What a strategy wants: a target position for a symbol, with its reason."""
+
+    symbol: str
+    time: datetime
+    target: float
+    reason: str
+    details: dict[str, float] = field(default_factory=dict)

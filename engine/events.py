@@ -1,0 +1,161 @@
+"""In-process publish/subscribe of engine events; a slow subscriber cannot stall the engine.
+
+Each subscriber owns a bounded queue. `publish` never awaits: when a subscriber's queue is
+full, the oldest event is dropped and counted, so the subscriber can say what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.domain import ConnectionState, EngineState, Fill, Order
+
+
+class Level(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FillEvent:
+    """An execution of one of the bot's orders (sent again once its commission is known)."""
+
+    fill: Fill
+    position_after: float | None = None
+    final: bool = True  # False: commission not yet reported
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """The broker rejected or cancelled an order, or an order completed."""
+
+    order: Order
+    kind: str  # "rejected", "cancelled", "filled", "submitted", "adopted"
+    message: str = ""
+    code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerErrorEvent:
+    code: int
+    message: str
+    meaning: str
+    level: Level
+    time: datetime
+    req_id: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    state: ConnectionState
+    time: datetime
+    downtime_seconds: float | None = None  # set when a connection is restored
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RiskEvent:
+    """A risk decision worth telling a person about (auto-pause, stale data, a refusal)."""
+
+    kind: str  # "refused", "paused", "halted", "stale_data", "resumed"
+    message: str
+    time: datetime
+    symbol: str | None = None
+    state: EngineState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataEvent:
+    """Something wrong with market data: a bad bar dropped, a gap, a quiet symbol."""
+
+    kind: str  # "bad_bar", "gap", "quiet", "resubscribed"
+    symbol: str
+    message: str
+    time: datetime
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileEvent:
+    """Differences found between the journal and the broker after a (re)connect."""
+
+    differences: tuple[str, ...]
+    adopted: int
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    kind: str  # "startup", "shutdown", "daily_summary"
+    time: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEvent:
+    """A control-API call, with who asked."""
+
+    command: str
+    by: str
+    time: datetime
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+class Subscription:
+    """One subscriber's bounded view of the event stream."""
+
+    def __init__(self, bus: EventBus, maxsize: int, kinds: tuple[type, ...] | None) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self._kinds = kinds
+        self.dropped = 0
+
+    def offer(self, event: object) -> None:
+        if self._kinds is not None and not isinstance(event, self._kinds):
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    async def get(self) -> Any:
+        return await self._queue.get()
+
+    def get_nowait(self) -> Any:
+        return self._queue.get_nowait()
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while True:
+            yield await self._queue.get()
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+
+    def subscribe(
+        self, maxsize: int = 10_000, kinds: tuple[type, ...] | None = None
+    ) -> Subscription:
+        subscription = Subscription(self, maxsize, kinds)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+
+    def publish(self, event: object) -> None:
+        for subscription in self._subscriptions:
+            subscription.offer(event)
