@@ -1,5 +1,165 @@
-"""The `tradebot` command line."""
+"""The `tradebot` command line: run, sim-gateway, backtest, journal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from engine import __version__
+from engine.config import Settings, SettingsError, load_settings
+
+EXIT_SETTINGS = 2
 
 
-def main() -> None:
-    print("tradebot")
+def _since(text: str) -> datetime:
+    """`2h`, `3d`, `30m` ago, or an ISO date/time (UTC unless it says otherwise)."""
+    match = re.fullmatch(r"(\d+)\s*([mhd])", text.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a time like 2h, 3d or 2026-11-20T14:00, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradebot",
+        description="A Telegram-controlled trading bot for Interactive Brokers. Settings come "
+        "from the environment and .env (see .env.example).",
+    )
+    parser.add_argument("--version", action="version", version=f"tradebot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    commands.add_parser(
+        "run",
+        help="run the trading engine and its front-end (the default)",
+        description="Run the engine: the built-in simulated gateway when IB_HOST is empty, the "
+        "Telegram bot when TELEGRAM_BOT_TOKEN is set, otherwise the console. Ctrl-C stops it.",
+    )
+
+    sim = commands.add_parser(
+        "sim-gateway",
+        help="run the simulated IB Gateway (ibsim) standalone",
+        description="Run ibsim, a simulated IB Gateway speaking the TWS socket protocol, until "
+        "Ctrl-C. Any ib_async/TWS API client can connect to it.",
+        add_help=False,
+    )
+    sim.add_argument("-h", "--help", action="store_true", help="show ibsim's options")
+    sim.add_argument("args", nargs=argparse.REMAINDER, help="ibsim options (see --help)")
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay bars through the configured strategy (not built yet)",
+        description="Run the configured strategy and risk rules over historical bars. "
+        "Not built yet: it arrives with the backtest issue.",
+    )
+    backtest.add_argument("--data", help="folder of CSV bars (datetime,open,high,low,close,volume)")
+
+    journal = commands.add_parser(
+        "journal",
+        help="print the most recent orders, fills and events from DB_PATH",
+        description="Print the most recent orders, fills and events from the journal (DB_PATH).",
+    )
+    journal.add_argument("--since", type=_since, help="only rows after this (2h, 3d, ISO time)")
+    journal.add_argument("--limit", type=int, default=20, help="rows per table (default 20)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    if command == "sim-gateway" and args.help:
+        return _sim_gateway(["--help"])
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for line in exc.lines:
+            print(f"tradebot: {line}", file=sys.stderr)
+        return EXIT_SETTINGS
+    if command == "run":
+        from bot.runner import run
+
+        return run(settings)
+    if command == "sim-gateway":
+        return _sim_gateway(args.args)
+    if command == "backtest":
+        print("tradebot backtest: not built yet (it arrives with the backtest issue)")
+        return 1
+    return asyncio.run(_print_journal(settings, args.since, args.limit))
+
+
+def _sim_gateway(argv: list[str]) -> int:
+    from ibsim.cli import main as ibsim_main
+
+    return ibsim_main(argv)
+
+
+async def _print_journal(settings: Settings, since: datetime | None, limit: int) -> int:
+    from engine.journal import Journal
+
+    if not settings.db_path.exists():
+        print(f"tradebot: no journal at {settings.db_path} yet (DB_PATH)", file=sys.stderr)
+        return 1
+    journal = await Journal.open(settings.db_path)
+    try:
+        orders = await journal.recent_orders(limit, since)
+        fills = await journal.recent_fills(limit, since)
+        events = await journal.recent_events(limit, since)
+    finally:
+        await journal.close()
+    _table(
+        "Orders",
+        ["created (UTC)", "ref", "symbol", "side", "qty", "type", "limit", "status", "reason"],
+        [
+            [_t(o.created_at), o.order_ref, o.symbol, o.side.value, _n(o.quantity),
+             o.order_type.value, _n(o.limit_price), o.status.value, o.reason]
+            for o in orders
+        ],
+    )
+    _table(
+        "Fills",
+        ["time (UTC)", "symbol", "side", "qty", "price", "commission", "realized", "ref"],
+        [
+            [_t(f.time), f.symbol, f.side.value, _n(f.quantity), _n(f.price),
+             _n(f.commission), _n(f.realized_pnl), f.order_ref]
+            for f in fills
+        ],
+    )
+    _table(
+        "Events",
+        ["at (UTC)", "level", "kind", "message"],
+        [[_t(e.at), e.level, e.kind, e.message] for e in events],
+    )
+    return 0
+
+
+def _t(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _n(value: float | None) -> str:
+    return "" if value is None else f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    print(f"\n{title} ({len(rows)})")
+    if not rows:
+        print("  (none)")
+        return
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    for line in (header, *rows):
+        print("  " + "  ".join(str(cell)[:80].ljust(width) for cell, width in zip(
+            line, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

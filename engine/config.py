@@ -1,0 +1,314 @@
+"""Settings from the environment and `.env`, validated once at start-up.
+
+A bad value becomes a `SettingsError` whose lines each name the variable and what it expects;
+the CLI prints them and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from engine.domain import Instrument
+from engine.strategies import parse_params
+from engine.strategies.base import StrategyParams
+
+LIVE_PORTS = frozenset({4001, 7496})
+
+BAR_SIZES: dict[str, int] = {
+    "5 secs": 5,
+    "10 secs": 10,
+    "15 secs": 15,
+    "30 secs": 30,
+    "1 min": 60,
+    "2 mins": 120,
+    "3 mins": 180,
+    "5 mins": 300,
+    "10 mins": 600,
+    "15 mins": 900,
+    "20 mins": 1200,
+    "30 mins": 1800,
+    "1 hour": 3600,
+}
+
+DEFAULT_EXCHANGE = {"STK": "SMART", "CASH": "IDEALPRO", "CRYPTO": "PAXOS"}
+SEC_TYPES = ("STK", "CASH", "CRYPTO", "FUT")
+ALERT_KINDS = (
+    "fills",
+    "orders",
+    "errors",
+    "connection",
+    "risk",
+    "reconcile",
+    "lifecycle",
+    "daily_summary",
+)
+
+AlertLevel = Literal["on", "silent", "off"]
+IdList = Annotated[frozenset[int], NoDecode]
+
+# What each setting expects, in the words the error line uses.
+EXPECTED: dict[str, str] = {
+    "ib_host": "a host name or IP address, or empty for the built-in simulated gateway",
+    "ib_port": "a TCP port number 1-65535 (4002/7497 paper, 4001/7496 live)",
+    "ib_client_id": "a whole number from 1 to 2147483647",
+    "trading_mode": "'paper' or 'live'",
+    "bar_size": "one of: " + ", ".join(BAR_SIZES),
+    "order_quantity": "a number greater than 0",
+    "max_position": "a number greater than 0",
+    "max_notional": "a number greater than 0",
+    "max_daily_loss": "a number greater than 0",
+    "max_orders_per_minute": "a whole number greater than 0",
+    "stop_loss_pct": "a percentage greater than 0 and below 100, or empty",
+    "take_profit_pct": "a percentage greater than 0, or empty",
+    "outside_rth": "true or false",
+    "telegram_allowed_chat_ids": "a comma list of numeric chat ids",
+    "telegram_operator_ids": "a comma list of numeric user ids",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "sim_speed": "a number greater than 0 (simulated seconds per wall second)",
+    "sim_seed": "a whole number",
+    "equity_snapshot_minutes": "a number of minutes greater than 0",
+    "daily_summary_time": "a time as HH:MM, or empty for none",
+    "display_tz": "an IANA time zone such as Europe/Berlin or America/New_York",
+    **{f"alert_{kind}": "'on', 'silent' or 'off'" for kind in ALERT_KINDS},
+}
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9. ]{0,20}$")
+
+
+class SettingsError(Exception):
+    """Bad settings; each line names a variable and what it expects."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def parse_symbols(text: str) -> tuple[Instrument, ...]:
+    """Parse `SYMBOL` or `SYMBOL:SECTYPE[:EXCHANGE[:CURRENCY]]` items of a comma list."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError("expected at least one symbol, e.g. AAPL,MSFT or EURUSD:CASH")
+    instruments: list[Instrument] = []
+    for item in items:
+        parts = [part.strip().upper() for part in item.split(":")]
+        if len(parts) > 4 or not _SYMBOL_RE.match(parts[0]):
+            raise ValueError(
+                f"{item!r} is not SYMBOL or SYMBOL:SECTYPE[:EXCHANGE[:CURRENCY]]"
+            )
+        sec_type = parts[1] if len(parts) > 1 and parts[1] else "STK"
+        if sec_type not in SEC_TYPES:
+            raise ValueError(f"{item!r}: security type must be one of {', '.join(SEC_TYPES)}")
+        exchange = parts[2] if len(parts) > 2 and parts[2] else DEFAULT_EXCHANGE.get(sec_type)
+        if exchange is None:
+            raise ValueError(f"{item!r}: a {sec_type} needs an exchange, e.g. ES:FUT:CME")
+        currency = parts[3] if len(parts) > 3 and parts[3] else "USD"
+        if sec_type == "CASH":
+            if len(parts[0]) != 6:
+                raise ValueError(f"{item!r}: a CASH pair is six letters, e.g. EURUSD:CASH")
+            currency = parts[0][3:]
+        instruments.append(Instrument(parts[0], sec_type, exchange, currency))
+    names = [instrument.symbol for instrument in instruments]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{', '.join(duplicates)} listed more than once")
+    return tuple(instruments)
+
+
+def _parse_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if not all(re.fullmatch(r"-?\d+", item) for item in items):
+            raise ValueError("not a list of numbers")
+        return frozenset(int(item) for item in items)
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    ib_host: str = ""
+    ib_port: int = Field(4002, ge=1, le=65535)
+    ib_client_id: int = Field(1, ge=1, le=2_147_483_647)
+    ib_account: str = ""
+    trading_mode: Literal["paper", "live"] = "paper"
+
+    symbols: Annotated[tuple[Instrument, ...], NoDecode] = Field(
+        default_factory=lambda: parse_symbols("AAPL,MSFT")
+    )
+    bar_size: str = "1 min"
+    strategy: str = "sma_cross"
+    strategy_params: Annotated[StrategyParams, NoDecode] = Field(
+        default_factory=lambda: parse_params("sma_cross", "fast=10,slow=30")
+    )
+
+    order_quantity: float = Field(10, gt=0)
+    max_position: float = Field(100, gt=0)
+    max_notional: float = Field(50_000, gt=0)
+    max_daily_loss: float = Field(1_000, gt=0)
+    max_orders_per_minute: int = Field(10, gt=0)
+    stop_loss_pct: float | None = Field(None, gt=0, lt=100)
+    take_profit_pct: float | None = Field(None, gt=0)
+    outside_rth: bool = False
+    equity_snapshot_minutes: float = Field(5, gt=0)
+
+    telegram_bot_token: SecretStr = SecretStr("")
+    telegram_allowed_chat_ids: IdList = frozenset()
+    telegram_operator_ids: IdList = frozenset()
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    alert_fills: AlertLevel = "on"
+    alert_orders: AlertLevel = "on"
+    alert_errors: AlertLevel = "on"
+    alert_connection: AlertLevel = "on"
+    alert_risk: AlertLevel = "on"
+    alert_reconcile: AlertLevel = "on"
+    alert_lifecycle: AlertLevel = "silent"
+    alert_daily_summary: AlertLevel = "on"
+    daily_summary_time: time | None = None
+    display_tz: str = "UTC"
+
+    db_path: Path = Path("tradebot.sqlite3")
+    log_dir: Path = Path("logs")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    sim_speed: float = Field(60, gt=0)
+    sim_seed: int = 1
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: Any) -> Any:
+        return parse_symbols(value) if isinstance(value, str) else value
+
+    @field_validator("telegram_allowed_chat_ids", "telegram_operator_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return _parse_ids(value)
+
+    @field_validator("trading_mode", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator(*(f"alert_{kind}" for kind in ALERT_KINDS), mode="before")
+    @classmethod
+    def _alert_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("stop_loss_pct", "take_profit_pct", "daily_summary_time", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bar_size", mode="before")
+    @classmethod
+    def _bar_size(cls, value: Any) -> Any:
+        text = " ".join(str(value).split()).lower()
+        if text not in BAR_SIZES:
+            raise ValueError("unknown bar size")
+        return text
+
+    @field_validator("display_tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_params(cls, data: Any) -> Any:
+        # The parameters' meaning depends on STRATEGY, so they are parsed here with it.
+        if not isinstance(data, dict):
+            return data
+        name = str(data.get("strategy", "sma_cross")).strip()
+        raw = data.get("strategy_params")
+        if isinstance(raw, StrategyParams):
+            return data
+        if raw is None:
+            raw = "fast=10,slow=30" if name == "sma_cross" else ""
+        try:
+            params = parse_params(name, str(raw))
+        except ValueError as exc:
+            key = "STRATEGY" if "unknown strategy" in str(exc) else "STRATEGY_PARAMS"
+            raise SettingsError([f"{key}: {exc}"]) from None
+        return {**data, "strategy": name, "strategy_params": params}
+
+    @model_validator(mode="after")
+    def _consistency(self) -> Settings:
+        token = self.telegram_bot_token.get_secret_value()
+        if token and not self.telegram_allowed_chat_ids:
+            raise SettingsError(
+                [
+                    "TELEGRAM_ALLOWED_CHAT_IDS: required when TELEGRAM_BOT_TOKEN is set "
+                    "(comma list of numeric chat ids the bot may serve)"
+                ]
+            )
+        if self.ib_host and self.ib_port in LIVE_PORTS and self.trading_mode != "live":
+            raise SettingsError(
+                [
+                    f"IB_PORT: {self.ib_port} is a live-trading port; use 4002/7497 for paper, "
+                    "or set TRADING_MODE=live to trade real money"
+                ]
+            )
+        if self.order_quantity > self.max_position:
+            raise SettingsError(["ORDER_QUANTITY: expected a number no larger than MAX_POSITION"])
+        return self
+
+    @property
+    def bar_seconds(self) -> int:
+        return BAR_SIZES[self.bar_size]
+
+    @property
+    def simulated(self) -> bool:
+        return not self.ib_host
+
+    @property
+    def alert_levels(self) -> dict[str, str]:
+        return {kind: getattr(self, f"alert_{kind}") for kind in ALERT_KINDS}
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.display_tz)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = str(error["loc"][0]) if error.get("loc") else ""
+    variable = field.upper() or "settings"
+    expected = EXPECTED.get(field)
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if field in ("symbols",):
+        return f"{variable}: {message}"
+    if expected:
+        given = error.get("input")
+        got = f", got {given!r}" if isinstance(given, str | int | float) else ""
+        return f"{variable}: expected {expected}{got}"
+    return f"{variable}: {message}"
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read and validate the settings; raise SettingsError with one line per bad variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except SettingsError:
+        raise
+    except ValidationError as exc:
+        raise SettingsError([_describe(error) for error in exc.errors()]) from None

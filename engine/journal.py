@@ -1,0 +1,464 @@
+"""The journal: every order intent, broker answer, fill and decision, in SQLite (aiosqlite).
+
+WAL mode with synchronous=FULL, so an order or fill row is on disk when its write returns.
+The schema is versioned with PRAGMA user_version and upgraded in place by ordered migrations;
+a database made by an older version is never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side, Signal
+
+# Each entry upgrades the schema from version i to i + 1. Append; never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the core tables
+    """
+    CREATE TABLE orders (
+        order_ref   TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        symbol      TEXT NOT NULL,
+        side        TEXT NOT NULL,
+        quantity    REAL NOT NULL,
+        order_type  TEXT NOT NULL,
+        limit_price REAL,
+        stop_price  REAL,
+        status      TEXT NOT NULL,
+        ib_order_id INTEGER,
+        perm_id     INTEGER,
+        reason      TEXT NOT NULL DEFAULT '',
+        updated_at  TEXT NOT NULL
+    );
+    CREATE TABLE order_events (
+        id        INTEGER PRIMARY KEY,
+        order_ref TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        status    TEXT NOT NULL,
+        filled    REAL,
+        remaining REAL,
+        avg_price REAL,
+        message   TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE fills (
+        exec_id      TEXT PRIMARY KEY,
+        order_ref    TEXT NOT NULL,
+        perm_id      INTEGER,
+        time         TEXT NOT NULL,
+        symbol       TEXT NOT NULL,
+        side         TEXT NOT NULL,
+        quantity     REAL NOT NULL,
+        price        REAL NOT NULL,
+        commission   REAL,
+        realized_pnl REAL
+    );
+    CREATE TABLE signals (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        symbol  TEXT NOT NULL,
+        target  REAL NOT NULL,
+        reason  TEXT NOT NULL,
+        details TEXT
+    );
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        level   TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        message TEXT NOT NULL,
+        details TEXT
+    );
+    CREATE TABLE equity (
+        at              TEXT NOT NULL,
+        net_liquidation REAL,
+        realized_pnl    REAL,
+        unrealized_pnl  REAL
+    );
+    CREATE TABLE state (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    # 2: undelivered alerts survive a restart; indexes for the queries front-ends make
+    """
+    CREATE TABLE outbox (
+        id           INTEGER PRIMARY KEY,
+        channel      TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        delivered_at TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (channel, delivered_at);
+    CREATE INDEX order_events_ref ON order_events (order_ref);
+    CREATE INDEX fills_time ON fills (time);
+    CREATE INDEX fills_order_ref ON fills (order_ref);
+    CREATE INDEX events_at ON events (at);
+    CREATE INDEX orders_status ON orders (status);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_OPEN_STATUSES = tuple(status.value for status in OrderStatus if not status.is_done)
+
+
+def iso(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC, the only time format the journal stores."""
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to the journal")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    at: datetime
+    level: str
+    kind: str
+    message: str
+    details: dict[str, Any] | None
+
+
+class Journal:
+    """The one connection to the journal database; every write commits before it returns."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Journal:
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        journal = cls(db, path)
+        try:
+            await journal._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return journal
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def journal_mode(self) -> str:
+        async with self._db.execute("PRAGMA journal_mode") as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else ""
+
+    async def _migrate(self) -> None:
+        version = await self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has journal schema {version}, newer than this tradebot "
+                f"({SCHEMA_VERSION}); upgrade tradebot"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            # One transaction per step: a failed migration leaves the previous version intact.
+            await self._db.executescript(
+                f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+            )
+
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
+        cursor = await self._db.execute(sql, tuple(params))
+        rowcount = cursor.rowcount
+        await cursor.close()
+        return rowcount
+
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    # --- orders -------------------------------------------------------------------------
+
+    async def insert_order(self, order: Order) -> None:
+        """Journal an intent before it is sent; a second insert of the same ref is an error."""
+        now = iso()
+        await self._write(
+            "INSERT INTO orders (order_ref, created_at, symbol, side, quantity, order_type,"
+            " limit_price, stop_price, status, ib_order_id, perm_id, reason, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                order.order_ref,
+                iso(order.created_at) if order.created_at else now,
+                order.symbol,
+                order.side.value,
+                order.quantity,
+                order.order_type.value,
+                order.limit_price,
+                order.stop_price,
+                order.status.value,
+                order.ib_order_id,
+                order.perm_id,
+                order.reason,
+                now,
+            ),
+        )
+
+    async def update_order(
+        self,
+        order_ref: str,
+        status: OrderStatus,
+        *,
+        ib_order_id: int | None = None,
+        perm_id: int | None = None,
+        quantity: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> None:
+        await self._write(
+            "UPDATE orders SET status = ?, updated_at = ?,"
+            " ib_order_id = COALESCE(?, ib_order_id), perm_id = COALESCE(?, perm_id),"
+            " quantity = COALESCE(?, quantity), limit_price = COALESCE(?, limit_price),"
+            " stop_price = COALESCE(?, stop_price) WHERE order_ref = ?",
+            (
+                status.value,
+                iso(),
+                ib_order_id,
+                perm_id or None,
+                quantity,
+                limit_price,
+                stop_price,
+                order_ref,
+            ),
+        )
+
+    async def add_order_event(self, update: OrderUpdate) -> None:
+        await self._write(
+            "INSERT INTO order_events (order_ref, at, status, filled, remaining, avg_price,"
+            " message) VALUES (?,?,?,?,?,?,?)",
+            (
+                update.order_ref,
+                iso(update.time),
+                update.status.value,
+                update.filled,
+                update.remaining,
+                update.avg_price,
+                update.message,
+            ),
+        )
+
+    async def order(self, order_ref: str) -> Order | None:
+        rows = await self._rows("SELECT * FROM orders WHERE order_ref = ?", (order_ref,))
+        return _order_from_row(rows[0]) if rows else None
+
+    async def open_orders(self) -> list[Order]:
+        """Orders whose outcome the journal does not know to be final."""
+        marks = ",".join("?" * len(_OPEN_STATUSES))
+        rows = await self._rows(
+            f"SELECT * FROM orders WHERE status IN ({marks}) ORDER BY created_at", _OPEN_STATUSES
+        )
+        return [_order_from_row(row) for row in rows]
+
+    async def recent_orders(self, limit: int = 20, since: datetime | None = None) -> list[Order]:
+        rows = await self._rows(
+            "SELECT * FROM orders WHERE created_at >= ? ORDER BY created_at DESC LIMIT ?",
+            (iso(since) if since else "", limit),
+        )
+        return [_order_from_row(row) for row in rows]
+
+    # --- fills --------------------------------------------------------------------------
+
+    async def record_fill(self, fill: Fill) -> bool:
+        """Store a fill; return False if this exec_id was already journaled (harmless)."""
+        inserted = await self._write(
+            "INSERT OR IGNORE INTO fills (exec_id, order_ref, perm_id, time, symbol, side,"
+            " quantity, price, commission, realized_pnl) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                fill.exec_id,
+                fill.order_ref,
+                fill.perm_id,
+                iso(fill.time),
+                fill.symbol,
+                fill.side.value,
+                fill.quantity,
+                fill.price,
+                fill.commission,
+                fill.realized_pnl,
+            ),
+        )
+        return inserted == 1
+
+    async def set_fill_commission(
+        self, exec_id: str, commission: float, realized_pnl: float | None
+    ) -> None:
+        await self._write(
+            "UPDATE fills SET commission = ?, realized_pnl = ? WHERE exec_id = ?",
+            (commission, realized_pnl, exec_id),
+        )
+
+    async def has_fill(self, exec_id: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM fills WHERE exec_id = ?", (exec_id,)))
+
+    async def recent_fills(self, limit: int = 20, since: datetime | None = None) -> list[Fill]:
+        rows = await self._rows(
+            "SELECT * FROM fills WHERE time >= ? ORDER BY time DESC LIMIT ?",
+            (iso(since) if since else "", limit),
+        )
+        return [_fill_from_row(row) for row in rows]
+
+    async def fills_for(self, order_ref: str) -> list[Fill]:
+        rows = await self._rows(
+            "SELECT * FROM fills WHERE order_ref = ? ORDER BY time", (order_ref,)
+        )
+        return [_fill_from_row(row) for row in rows]
+
+    # --- signals, events, equity ----------------------------------------------------------
+
+    async def add_signal(self, signal: Signal) -> None:
+        await self._write(
+            "INSERT INTO signals (at, symbol, target, reason, details) VALUES (?,?,?,?,?)",
+            (iso(signal.time), signal.symbol, signal.target, signal.reason,
+             json.dumps(signal.details)),
+        )
+
+    async def log_event(
+        self,
+        level: str,
+        kind: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        await self._write(
+            "INSERT INTO events (at, level, kind, message, details) VALUES (?,?,?,?,?)",
+            (iso(at), level, kind, message,
+             json.dumps(details, default=str) if details is not None else None),
+        )
+
+    async def recent_events(
+        self,
+        limit: int = 20,
+        since: datetime | None = None,
+        levels: tuple[str, ...] | None = None,
+    ) -> list[EventRow]:
+        sql = "SELECT * FROM events WHERE at >= ?"
+        params: list[Any] = [iso(since) if since else ""]
+        if levels:
+            sql += f" AND level IN ({','.join('?' * len(levels))})"
+            params.extend(levels)
+        rows = await self._rows(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [
+            EventRow(
+                at=datetime.fromisoformat(row["at"]),
+                level=row["level"],
+                kind=row["kind"],
+                message=row["message"],
+                details=json.loads(row["details"]) if row["details"] else None,
+            )
+            for row in rows
+        ]
+
+    async def add_equity(
+        self,
+        at: datetime,
+        net_liquidation: float | None,
+        realized_pnl: float | None,
+        unrealized_pnl: float | None,
+    ) -> None:
+        await self._write(
+            "INSERT INTO equity (at, net_liquidation, realized_pnl, unrealized_pnl)"
+            " VALUES (?,?,?,?)",
+            (iso(at), net_liquidation, realized_pnl, unrealized_pnl),
+        )
+
+    async def equity_curve(self, limit: int = 2000) -> list[tuple[datetime, float]]:
+        rows = await self._rows(
+            "SELECT at, net_liquidation FROM equity WHERE net_liquidation IS NOT NULL"
+            " ORDER BY at DESC LIMIT ?",
+            (limit,),
+        )
+        return [(datetime.fromisoformat(row[0]), float(row[1])) for row in reversed(rows)]
+
+    # --- state ------------------------------------------------------------------------
+
+    async def get_state(self, key: str, default: str | None = None) -> str | None:
+        rows = await self._rows("SELECT value FROM state WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else default
+
+    async def set_state(self, key: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO state (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # --- outbox: alerts not yet delivered -------------------------------------------------
+
+    async def outbox_add(self, channel: str, payload: str) -> int:
+        cursor = await self._db.execute(
+            "INSERT INTO outbox (channel, created_at, payload) VALUES (?,?,?)",
+            (channel, iso(), payload),
+        )
+        row_id = cursor.lastrowid
+        await cursor.close()
+        return int(row_id or 0)
+
+    async def outbox_pending(self, channel: str, limit: int = 100) -> list[tuple[int, str]]:
+        rows = await self._rows(
+            "SELECT id, payload FROM outbox WHERE channel = ? AND delivered_at IS NULL"
+            " ORDER BY id LIMIT ?",
+            (channel, limit),
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    async def outbox_done(self, outbox_id: int) -> None:
+        await self._write(
+            "UPDATE outbox SET delivered_at = ? WHERE id = ?", (iso(), outbox_id)
+        )
+
+
+def _order_from_row(row: aiosqlite.Row) -> Order:
+    return Order(
+        order_ref=row["order_ref"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        quantity=row["quantity"],
+        order_type=OrderType(row["order_type"]),
+        limit_price=row["limit_price"],
+        stop_price=row["stop_price"],
+        reason=row["reason"],
+        status=OrderStatus(row["status"]),
+        ib_order_id=row["ib_order_id"],
+        perm_id=row["perm_id"],
+        created_at=parse_iso(row["created_at"]),
+        updated_at=parse_iso(row["updated_at"]),
+    )
+
+
+def _fill_from_row(row: aiosqlite.Row) -> Fill:
+    return Fill(
+        exec_id=row["exec_id"],
+        order_ref=row["order_ref"],
+        perm_id=row["perm_id"] or 0,
+        time=datetime.fromisoformat(row["time"]),
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        quantity=row["quantity"],
+        price=row["price"],
+        commission=row["commission"],
+        realized_pnl=row["realized_pnl"],
+    )
