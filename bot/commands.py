@@ -1,0 +1,262 @@
+"""The one implementation of every command: parse arguments, ask the control API, build a reply.
+
+Both transports (Telegram and the console) call `Commands.execute` and only differ in how they
+show a `Reply`, `Photo` or `Confirm`. Acting commands that can hurt (/flatten, /cancelall) come
+back as a `Confirm` whose `run` is called only after the user said yes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+
+from bot import charts
+from bot import format as fmt
+from bot.format import Doc
+from engine.control import ControlAPI, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+MAX_TRADES = 100
+MAX_LOGS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    doc: Doc
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    png: bytes
+    caption: Doc
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """An action waiting for a yes: `run(progress)` does it and returns the final report."""
+
+    action: str  # "flatten", "cancelall all"
+    question: str  # what a yes will do
+    working: str  # "flattening"
+    run: Callable[[ProgressCallback], Awaitable[Doc]]
+
+
+Result = Reply | Photo | Confirm
+
+
+class UsageError(ValueError):
+    """Bad arguments; the message says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    usage: str
+    description: str
+    acting: bool
+    handler: Callable[[Commands, list[str], str], Awaitable[Result]]
+
+
+def parse(text: str) -> tuple[str, list[str]]:
+    """'/Trades@my_bot 5' → ('trades', ['5']); a line without a slash works too (console)."""
+    words = text.strip().split()
+    if not words:
+        return "", []
+    name = words[0].lstrip("/").split("@", 1)[0].lower()
+    return name, words[1:]
+
+
+def _count(args: list[str], default: int, maximum: int, command: str) -> int:
+    if not args:
+        return default
+    if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= maximum:
+        raise UsageError(f"/{command} takes a whole number from 1 to {maximum}, e.g. /{command} 5")
+    return int(args[0])
+
+
+def _scope(args: list[str], command: str) -> str:
+    if not args:
+        return "bot"
+    if [a.lower() for a in args] == ["all"]:
+        return "account"
+    raise UsageError(f"/{command} takes nothing or 'all', e.g. /{command} all")
+
+
+def _no_args(args: list[str], command: str) -> None:
+    if args:
+        raise UsageError(f"/{command} takes no arguments")
+
+
+class Commands:
+    """Runs commands against a `ControlAPI`; `last_alert_delivered` fills /health's field."""
+
+    def __init__(
+        self,
+        control: ControlAPI,
+        display_tz: tzinfo = UTC,
+        last_alert_delivered: Callable[[], datetime | None] | None = None,
+    ) -> None:
+        self.control = control
+        self.tz = display_tz
+        self._last_alert_delivered = last_alert_delivered
+        self.specs: dict[str, CommandSpec] = {s.name: s for s in _SPECS}
+
+    def is_acting(self, name: str) -> bool:
+        spec = self.specs.get(name)
+        return spec is not None and spec.acting
+
+    def menu(self) -> list[tuple[str, str]]:
+        """(command, description) for Telegram's command menu."""
+        return [(s.name, s.description) for s in _SPECS if s.name != "start"]
+
+    async def execute(self, text: str, by: str) -> Result:
+        """Run one command line such as '/trades 5'; `by` names who asked, for the journal."""
+        name, args = parse(text)
+        spec = self.specs.get(name)
+        if spec is None:
+            shown = text.strip().split()[0] if text.strip() else "(empty)"
+            return Reply(fmt.error_doc(f"Unknown command {shown}: send /help"))
+        try:
+            return await spec.handler(self, args, by)
+        except UsageError as exc:
+            return Reply(fmt.error_doc(str(exc)))
+        except Exception as exc:  # the engine failed: say so, keep the bot alive
+            log.exception("command /%s failed", name)
+            return Reply(fmt.error_doc(f"/{name} failed: {type(exc).__name__}: {exc}"))
+
+    # --- handlers, one per command -----------------------------------------------------------
+
+    async def _help(self, args: list[str], by: str) -> Result:
+        return Reply(
+            fmt.help_doc(
+                (f"{s.name} {s.usage}".strip(), s.description, s.acting)
+                for s in _SPECS
+                if s.name != "start"
+            )
+        )
+
+    async def _status(self, args: list[str], by: str) -> Result:
+        _no_args(args, "status")
+        return Reply(fmt.status_doc(await self.control.status(), self.tz))
+
+    async def _positions(self, args: list[str], by: str) -> Result:
+        _no_args(args, "positions")
+        return Reply(fmt.positions_doc(await self.control.positions()))
+
+    async def _orders(self, args: list[str], by: str) -> Result:
+        _no_args(args, "orders")
+        return Reply(fmt.orders_doc(await self.control.orders()))
+
+    async def _trades(self, args: list[str], by: str) -> Result:
+        n = _count(args, 10, MAX_TRADES, "trades")
+        return Reply(fmt.trades_doc(await self.control.trades(n), self.tz))
+
+    async def _pnl(self, args: list[str], by: str) -> Result:
+        _no_args(args, "pnl")
+        return Reply(fmt.pnl_doc(await self.control.pnl()))
+
+    async def _risk(self, args: list[str], by: str) -> Result:
+        _no_args(args, "risk")
+        return Reply(fmt.risk_doc(await self.control.risk()))
+
+    async def _health(self, args: list[str], by: str) -> Result:
+        _no_args(args, "health")
+        report = await self.control.health()
+        if self._last_alert_delivered is not None:
+            report = replace(report, last_alert_delivered=self._last_alert_delivered())
+        return Reply(fmt.health_doc(report, self.tz))
+
+    async def _logs(self, args: list[str], by: str) -> Result:
+        n = _count(args, 20, MAX_LOGS, "logs")
+        return Reply(fmt.logs_doc(await self.control.logs(n), self.tz))
+
+    async def _quote(self, args: list[str], by: str) -> Result:
+        if len(args) != 1:
+            raise UsageError("/quote takes one symbol, e.g. /quote AAPL")
+        symbol = args[0].upper()
+        try:
+            quote = await self.control.quote(symbol)
+        except KeyError:
+            return Reply(fmt.error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
+        return Reply(fmt.quote_doc(quote, self.tz))
+
+    async def _pause(self, args: list[str], by: str) -> Result:
+        reason = " ".join(args)[:200]
+        return Reply(fmt.paused_doc(await self.control.pause(by, reason)))
+
+    async def _resume(self, args: list[str], by: str) -> Result:
+        _no_args(args, "resume")
+        return Reply(fmt.resumed_doc(await self.control.resume(by)))
+
+    async def _flatten(self, args: list[str], by: str) -> Result:
+        scope = _scope(args, "flatten")
+        what = (
+            "Cancel EVERY open order in the account (also manual ones) and close EVERY position."
+            if scope == "account"
+            else "Pause, cancel the bot's open orders and close the positions in its symbols."
+        )
+
+        async def run(progress: ProgressCallback) -> Doc:
+            return fmt.flatten_doc(await self.control.flatten(by, scope, progress))
+
+        action = "flatten all" if scope == "account" else "flatten"
+        return Confirm(action, what, "flattening", run)
+
+    async def _cancelall(self, args: list[str], by: str) -> Result:
+        scope = _scope(args, "cancelall")
+        what = (
+            "Cancel EVERY open order in the account, also those placed by hand."
+            if scope == "account"
+            else "Cancel the bot's open orders in its symbols."
+        )
+
+        async def run(progress: ProgressCallback) -> Doc:
+            return fmt.cancel_doc(await self.control.cancel_all(by, scope))
+
+        action = "cancelall all" if scope == "account" else "cancelall"
+        return Confirm(action, what, "cancelling", run)
+
+    async def _chart(self, args: list[str], by: str) -> Result:
+        if len(args) > 1:
+            raise UsageError("/chart takes at most one symbol, e.g. /chart AAPL")
+        symbol = args[0].upper() if args else None
+        try:
+            data = await self.control.chart_data(symbol)
+        except KeyError:
+            return Reply(fmt.error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
+        if not data.times:
+            return Reply(fmt.error_doc(f"No chart data for {symbol or 'equity'} yet"))
+        png = await charts.chart_png(data, self.tz, self.control.mode)
+        title = f"{symbol}: price, indicators and trades" if symbol else "Equity curve"
+        return Photo(png, Doc(title, icon="📈"))
+
+
+_SPECS: tuple[CommandSpec, ...] = (
+    CommandSpec("start", "", "what the bot does", False, Commands._help),
+    CommandSpec("help", "", "what each command does", False, Commands._help),
+    CommandSpec(
+        "status", "", "engine state, connection, equity, last bars", False, Commands._status
+    ),
+    CommandSpec("positions", "", "open positions", False, Commands._positions),
+    CommandSpec("orders", "", "open orders", False, Commands._orders),
+    CommandSpec("trades", "[n]", "the last n fills (10)", False, Commands._trades),
+    CommandSpec("pnl", "", "today's profit and loss", False, Commands._pnl),
+    CommandSpec("risk", "", "risk limits and what is left of them", False, Commands._risk),
+    CommandSpec(
+        "health", "", "connection, data freshness, loop lag, alerts", False, Commands._health
+    ),
+    CommandSpec("logs", "[n]", "recent warnings and errors (20)", False, Commands._logs),
+    CommandSpec("quote", "SYMBOL", "bid, ask and last", False, Commands._quote),
+    CommandSpec(
+        "chart", "[SYMBOL]", "price chart with trades, or the equity curve", False, Commands._chart
+    ),
+    CommandSpec("pause", "[reason]", "stop new entries", True, Commands._pause),
+    CommandSpec("resume", "", "lift a pause", True, Commands._resume),
+    CommandSpec(
+        "flatten", "[all]", "KILL SWITCH: cancel orders, close positions", True, Commands._flatten
+    ),
+    CommandSpec("cancelall", "[all]", "cancel open orders", True, Commands._cancelall),
+)
