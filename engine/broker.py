@@ -1,0 +1,646 @@
+"""The broker adapter: the only module that owns the ib_async `IB` object.
+
+It connects (and reconnects with backoff), refuses a live account unless live trading is
+enabled, and turns ib_async's objects and events into the engine's domain types, delivered to
+a `BrokerListener`. Nothing else in the engine imports ib_async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from ib_async import (
+    IB,
+    Contract,
+    ContractDetails,
+    Crypto,
+    ExecutionFilter,
+    Forex,
+    Future,
+    Stock,
+    Trade,
+)
+from ib_async import Fill as IBFill
+from ib_async import Order as IBOrder
+from ib_async import Position as IBPosition
+from ib_async.objects import CommissionReport, RealTimeBarList
+from ib_async.util import UNSET_DOUBLE
+
+from engine.domain import (
+    Bar,
+    Fill,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    Side,
+)
+from engine.hours import ALWAYS_OPEN, TradingHours
+
+log = logging.getLogger(__name__)
+
+ORDER_REF_PREFIX = "tb-"
+
+_STATUS = {
+    "PendingSubmit": OrderStatus.PENDING,
+    "ApiPending": OrderStatus.PENDING,
+    "PreSubmitted": OrderStatus.SUBMITTED,
+    "Submitted": OrderStatus.SUBMITTED,
+    "PendingCancel": OrderStatus.SUBMITTED,
+    "ValidationError": OrderStatus.SUBMITTED,
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELLED,
+    "ApiCancelled": OrderStatus.CANCELLED,
+    "Inactive": OrderStatus.REJECTED,
+}
+
+
+class LiveTradingRefused(Exception):
+    """The gateway offers a live account and TRADING_MODE is not `live`."""
+
+
+class AccountNotFound(Exception):
+    """IB_ACCOUNT is not among the gateway's managed accounts."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContractInfo:
+    instrument: Instrument
+    con_id: int
+    min_tick: float
+    time_zone: str
+    liquid_hours: TradingHours
+    trading_hours: TradingHours
+    long_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    """An order as the broker knows it (ours or anyone's), for reconciliation."""
+
+    order_ref: str
+    ib_order_id: int
+    perm_id: int
+    client_id: int
+    symbol: str
+    side: Side
+    quantity: float
+    filled: float
+    status: OrderStatus
+    order_type: str
+    limit_price: float | None
+    stop_price: float | None
+    avg_price: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSnapshot:
+    open_orders: tuple[BrokerOrder, ...]
+    completed_orders: tuple[BrokerOrder, ...]
+    fills: tuple[Fill, ...]
+    positions: tuple[Position, ...]
+
+
+class BrokerListener(Protocol):
+    """What the engine hears from the broker, already in domain types."""
+
+    async def on_connected(self, account: str, reconnect: bool) -> None: ...
+    def on_disconnected(self, reason: str) -> None: ...
+    def on_connect_failed(self, error: str, retry_in: float) -> None: ...
+    def on_order_update(self, update: OrderUpdate, symbol: str) -> None: ...
+    def on_fill(self, fill: Fill) -> None: ...
+    def on_commission(
+        self, exec_id: str, commission: float, realized_pnl: float | None
+    ) -> None: ...
+    def on_error(self, code: int, message: str, req_id: int, order_ref: str | None) -> None: ...
+    def on_realtime_bar(self, bar: Bar) -> None: ...
+    def on_position(self, position: Position) -> None: ...
+    def on_account_value(self, tag: str, value: str, currency: str) -> None: ...
+
+
+def _price(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or value == UNSET_DOUBLE or value >= 1e300:
+        return None
+    return value
+
+
+def make_contract(instrument: Instrument) -> Contract:
+    if instrument.sec_type == "CASH":
+        return Forex(instrument.symbol, exchange=instrument.exchange)
+    if instrument.sec_type == "CRYPTO":
+        return Crypto(instrument.symbol, instrument.exchange, instrument.currency)
+    if instrument.sec_type == "FUT":
+        return Future(instrument.symbol, exchange=instrument.exchange,
+                      currency=instrument.currency)
+    return Stock(instrument.symbol, instrument.exchange, instrument.currency)
+
+
+def history_duration(bars_needed: int, bar_seconds: int) -> str:
+    """An IB duration string covering `bars_needed` bars, with room for nights and weekends."""
+    if bar_seconds < 60:
+        return f"{min(max(bars_needed * bar_seconds * 4, 3600), 86400)} S"
+    regular_session = 6.5 * 3600
+    days = math.ceil(bars_needed * bar_seconds / regular_session) + 3
+    return f"{days} D"
+
+
+class IBBroker:
+    """Connection, orders, market data and account data through ib_async."""
+
+    def __init__(
+        self,
+        listener: BrokerListener,
+        host: str,
+        port: int,
+        client_id: int,
+        account: str = "",
+        allow_live: bool = False,
+        connect_timeout: float = 10.0,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.ib = IB()
+        self.ib.RaiseRequestErrors = True
+        self._listener = listener
+        self.host, self.port, self.client_id = host, port, client_id
+        self._account_setting = account
+        self._allow_live = allow_live
+        self._connect_timeout = connect_timeout
+        self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
+        self.account = ""
+        self.contracts: dict[str, Contract] = {}
+        self.contract_info: dict[str, ContractInfo] = {}
+        self._symbol_by_con_id: dict[int, str] = {}
+        self._trades: dict[str, Trade] = {}  # order_ref -> the live Trade of this session
+        self._bar_subscriptions: dict[str, RealTimeBarList] = {}
+        self._disconnected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.connected_once = False
+        self._wire()
+
+    # --- connection ---------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        ib = self.ib
+        ib.disconnectedEvent += self._on_disconnected
+        ib.orderStatusEvent += self._on_order_status
+        ib.execDetailsEvent += self._on_exec_details
+        ib.commissionReportEvent += self._on_commission
+        ib.errorEvent += self._on_error
+        ib.positionEvent += self._on_position
+        ib.accountValueEvent += self._on_account_value
+
+    @property
+    def is_connected(self) -> bool:
+        return self.ib.isConnected()
+
+    async def run(self) -> None:
+        """Connect, hand over to the listener, and reconnect after every drop until stopped.
+
+        Raises LiveTradingRefused or AccountNotFound: both are configuration errors that
+        retrying cannot fix.
+        """
+        delay = self._backoff_initial
+        while not self._stopping.is_set():
+            try:
+                await self.ib.connectAsync(
+                    self.host,
+                    self.port,
+                    clientId=self.client_id,
+                    timeout=self._connect_timeout,
+                    account=self._account_setting,
+                )
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                self.ib.disconnect()
+                retry_in = delay * random.uniform(0.8, 1.2)
+                self._listener.on_connect_failed(str(exc) or type(exc).__name__, retry_in)
+                await self._sleep_unless_stopped(retry_in)
+                delay = min(delay * 2, self._backoff_max)
+                continue
+            self._disconnected.clear()
+            self.account = self._choose_account()
+            reconnect = self.connected_once
+            self.connected_once = True
+            delay = self._backoff_initial
+            await self._listener.on_connected(self.account, reconnect)
+            stop = asyncio.ensure_future(self._stopping.wait())
+            drop = asyncio.ensure_future(self._disconnected.wait())
+            await asyncio.wait({stop, drop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            drop.cancel()
+            if not self._stopping.is_set():
+                # A fresh socket with the same client id can be refused for a moment (326).
+                await self._sleep_unless_stopped(self._backoff_initial * random.uniform(0.8, 1.2))
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    def _choose_account(self) -> str:
+        accounts = self.ib.managedAccounts()
+        if self._account_setting:
+            if self._account_setting not in accounts:
+                self.ib.disconnect()
+                raise AccountNotFound(
+                    f"IB_ACCOUNT {self._account_setting} is not among the gateway's accounts "
+                    f"({', '.join(accounts) or 'none'})"
+                )
+            account = self._account_setting
+        else:
+            account = accounts[0] if accounts else ""
+        if not account.startswith("DU") and not self._allow_live:
+            self.ib.disconnect()
+            raise LiveTradingRefused(
+                f"account {account} is a live account; set TRADING_MODE=live to trade real money"
+            )
+        return account
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.ib.disconnect()
+
+    def _on_disconnected(self) -> None:
+        if self._disconnected.is_set():
+            return  # ib_async has been seen firing this twice
+        self._disconnected.set()
+        # Trade objects die with the connection; fresh ones come with the re-sync.
+        self._trades.clear()
+        self._bar_subscriptions.clear()
+        self._listener.on_disconnected("connection to the gateway lost")
+
+    async def current_time(self) -> datetime:
+        return (await self.ib.reqCurrentTimeAsync()).astimezone(UTC)
+
+    # --- contracts and market data -------------------------------------------------------
+
+    async def qualify(self, instruments: tuple[Instrument, ...]) -> list[str]:
+        """Qualify every instrument; return the symbols IB does not know."""
+        contracts = [make_contract(instrument) for instrument in instruments]
+        qualified = await self.ib.qualifyContractsAsync(*contracts)
+        unknown = []
+        for instrument, contract in zip(instruments, qualified, strict=True):
+            if contract is None:
+                unknown.append(instrument.symbol)
+                continue
+            self.contracts[instrument.symbol] = contract
+            self._symbol_by_con_id[contract.conId] = instrument.symbol
+            details = await self._details(contract)
+            self.contract_info[instrument.symbol] = self._info(instrument, contract, details)
+        return unknown
+
+    async def _details(self, contract: Contract) -> ContractDetails | None:
+        found = await self.ib.reqContractDetailsAsync(contract)
+        return found[0] if found else None
+
+    @staticmethod
+    def _info(
+        instrument: Instrument, contract: Contract, details: ContractDetails | None
+    ) -> ContractInfo:
+        if details is None:
+            return ContractInfo(instrument, contract.conId, 0.01, "UTC", ALWAYS_OPEN, ALWAYS_OPEN)
+        zone = details.timeZoneId or "UTC"
+        return ContractInfo(
+            instrument=instrument,
+            con_id=contract.conId,
+            min_tick=details.minTick or 0.01,
+            time_zone=zone,
+            liquid_hours=TradingHours.parse(details.liquidHours, zone),
+            trading_hours=TradingHours.parse(details.tradingHours, zone),
+            long_name=details.longName,
+        )
+
+    def _what_to_show(self, symbol: str) -> str:
+        return "MIDPOINT" if self.contracts[symbol].secType == "CASH" else "TRADES"
+
+    async def history(
+        self, symbol: str, bar_size: str, bar_seconds: int, bars_needed: int, use_rth: bool
+    ) -> list[Bar]:
+        contract = self.contracts[symbol]
+        bars = await self.ib.reqHistoricalDataAsync(
+            contract,
+            endDateTime="",
+            durationStr=history_duration(bars_needed, bar_seconds),
+            barSizeSetting=bar_size,
+            whatToShow=self._what_to_show(symbol),
+            useRTH=use_rth,
+            formatDate=2,
+        )
+        result = []
+        for bar in bars:
+            moment = bar.date
+            if not isinstance(moment, datetime):  # daily bars come as dates
+                moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+            result.append(
+                Bar(symbol, moment.astimezone(UTC), bar.open, bar.high, bar.low, bar.close,
+                    max(bar.volume, 0.0))
+            )
+        return result
+
+    def subscribe_bars(self, symbol: str, use_rth: bool) -> None:
+        """Stream 5-second bars for `symbol` to the listener (again after a reconnect)."""
+        self.unsubscribe_bars(symbol)
+        bars = self.ib.reqRealTimeBars(
+            self.contracts[symbol], 5, self._what_to_show(symbol), use_rth
+        )
+
+        def on_update(bar_list: RealTimeBarList, has_new_bar: bool) -> None:
+            if has_new_bar and bar_list:
+                last = bar_list[-1]
+                self._listener.on_realtime_bar(
+                    Bar(symbol, last.time.astimezone(UTC), last.open_, last.high, last.low,
+                        last.close, last.volume)
+                )
+                # Keep memory flat over weeks of streaming.
+                if len(bar_list) > 100:
+                    del bar_list[:-10]
+
+        bars.updateEvent += on_update
+        self._bar_subscriptions[symbol] = bars
+
+    def unsubscribe_bars(self, symbol: str) -> None:
+        bars = self._bar_subscriptions.pop(symbol, None)
+        if bars is not None and self.is_connected:
+            self.ib.cancelRealTimeBars(bars)
+
+    async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
+        """Bid, ask and last from a market-data snapshot."""
+        tickers = await self.ib.reqTickersAsync(self.contracts[symbol])
+        if not tickers:
+            return None, None, None
+        ticker = tickers[0]
+        return _price(ticker.bid), _price(ticker.ask), _price(ticker.last)
+
+    # --- orders -------------------------------------------------------------------------
+
+    def place(
+        self,
+        order: Order,
+        *,
+        parent_id: int = 0,
+        transmit: bool = True,
+        oca_group: str = "",
+        outside_rth: bool = False,
+    ) -> int:
+        """Send a new order; return IB's order id. Raises ConnectionError when not connected."""
+        if not self.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        ib_order = IBOrder(
+            action=order.side.value,
+            totalQuantity=order.quantity,
+            orderType=order.order_type.value,
+            lmtPrice=order.limit_price if order.limit_price is not None else UNSET_DOUBLE,
+            auxPrice=order.stop_price if order.stop_price is not None else UNSET_DOUBLE,
+            orderRef=order.order_ref,
+            account=self.account,
+            tif="GTC" if parent_id else "DAY",
+            transmit=transmit,
+            parentId=parent_id,
+            ocaGroup=oca_group,
+            ocaType=1 if oca_group else 0,
+            outsideRth=outside_rth,
+        )
+        trade = self.ib.placeOrder(self.contracts[order.symbol], ib_order)
+        self._trades[order.order_ref] = trade
+        return trade.order.orderId
+
+    def modify(
+        self,
+        order_ref: str,
+        quantity: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> bool:
+        trade = self._trade(order_ref)
+        if trade is None or trade.isDone():
+            return False
+        if quantity is not None:
+            trade.order.totalQuantity = quantity
+        if limit_price is not None:
+            trade.order.lmtPrice = limit_price
+        if stop_price is not None:
+            trade.order.auxPrice = stop_price
+        self.ib.placeOrder(trade.contract, trade.order)
+        return True
+
+    def cancel(self, order_ref: str) -> bool:
+        trade = self._trade(order_ref)
+        if trade is None or trade.isDone():
+            return False
+        self.ib.cancelOrder(trade.order)
+        return True
+
+    def global_cancel(self) -> None:
+        self.ib.reqGlobalCancel()
+
+    def _trade(self, order_ref: str) -> Trade | None:
+        trade = self._trades.get(order_ref)
+        if trade is None:
+            for candidate in self.ib.openTrades():
+                if candidate.order.orderRef == order_ref:
+                    self._trades[order_ref] = trade = candidate
+                    break
+        return trade
+
+    def working_orders(self) -> list[BrokerOrder]:
+        """This client's open orders as ib_async tracks them now."""
+        return [self._broker_order(trade) for trade in self.ib.openTrades()]
+
+    # --- snapshot for reconciliation -------------------------------------------------------
+
+    async def snapshot(self) -> BrokerSnapshot:
+        """Everything the broker knows: all open orders, completed orders, executions,
+        positions — the inputs of reconciliation."""
+        open_trades = await self.ib.reqAllOpenOrdersAsync()
+        completed = await self.ib.reqCompletedOrdersAsync(False)
+        ib_fills = await self.ib.reqExecutionsAsync(ExecutionFilter())
+        for trade in open_trades:
+            ref = trade.order.orderRef
+            if ref and trade.order.clientId == self.client_id:
+                # ib_async's own Trade for this client's order carries live updates.
+                live = next(
+                    (t for t in self.ib.openTrades() if t.order.orderRef == ref), trade
+                )
+                self._trades[ref] = live
+        fills = []
+        for ib_fill in ib_fills:
+            fill = self._fill(ib_fill)
+            if ib_fill.commissionReport.execId:
+                fill = _with_commission(fill, ib_fill.commissionReport)
+            fills.append(fill)
+        return BrokerSnapshot(
+            open_orders=tuple(self._broker_order(trade) for trade in open_trades),
+            completed_orders=tuple(self._broker_order(trade) for trade in completed),
+            fills=tuple(fills),
+            positions=tuple(self.positions()),
+        )
+
+    def positions(self) -> list[Position]:
+        portfolio = {item.contract.conId: item for item in self.ib.portfolio(self.account)}
+        result = []
+        for position in self.ib.positions(self.account):
+            item = portfolio.get(position.contract.conId)
+            result.append(
+                Position(
+                    symbol=self._symbol(position.contract),
+                    quantity=position.position,
+                    avg_cost=position.avgCost,
+                    market_price=_price(item.marketPrice) if item else None,
+                    unrealized_pnl=_price(item.unrealizedPNL) if item else None,
+                    realized_pnl=_price(item.realizedPNL) if item else None,
+                    sec_type=position.contract.secType,
+                )
+            )
+        return result
+
+    def account_values(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        for value in self.ib.accountValues(self.account):
+            if value.currency in ("USD", "BASE", "") and value.tag not in values:
+                try:
+                    values[value.tag] = float(value.value)
+                except ValueError:
+                    continue
+        return values
+
+    async def close_position_contract(self, symbol: str) -> Contract | None:
+        """The contract of a position in a symbol the bot does not trade (for flatten all)."""
+        for position in self.ib.positions(self.account):
+            if self._symbol(position.contract) == symbol:
+                contract = position.contract
+                if not contract.exchange:
+                    contract.exchange = "SMART" if contract.secType == "STK" else (
+                        contract.primaryExchange or "SMART"
+                    )
+                self.contracts.setdefault(symbol, contract)
+                return contract
+        return None
+
+    # --- event translation --------------------------------------------------------------
+
+    def _symbol(self, contract: Contract) -> str:
+        known = self._symbol_by_con_id.get(contract.conId)
+        if known:
+            return known
+        if contract.secType == "CASH":
+            return f"{contract.symbol}{contract.currency}"
+        return contract.symbol
+
+    def _broker_order(self, trade: Trade) -> BrokerOrder:
+        order, status = trade.order, trade.orderStatus
+        return BrokerOrder(
+            order_ref=order.orderRef or "",
+            ib_order_id=order.orderId,
+            perm_id=order.permId,
+            client_id=order.clientId,
+            symbol=self._symbol(trade.contract),
+            side=Side(order.action),
+            quantity=float(order.totalQuantity),
+            filled=float(status.filled or trade.filled()),
+            status=self._status(trade),
+            order_type=order.orderType,
+            limit_price=_price(order.lmtPrice),
+            stop_price=_price(order.auxPrice),
+            avg_price=status.avgFillPrice or 0.0,
+        )
+
+    @staticmethod
+    def _status(trade: Trade) -> OrderStatus:
+        status = _STATUS.get(trade.orderStatus.status, OrderStatus.UNKNOWN)
+        if status is OrderStatus.CANCELLED and trade.log and trade.log[-1].errorCode == 201:
+            return OrderStatus.REJECTED
+        if status is OrderStatus.SUBMITTED and trade.orderStatus.filled > 0:
+            return OrderStatus.PARTIAL
+        return status
+
+    def _on_order_status(self, trade: Trade) -> None:
+        ref = trade.order.orderRef
+        if not ref or not ref.startswith(ORDER_REF_PREFIX):
+            return
+        status = trade.orderStatus
+        message = trade.log[-1].message if trade.log else ""
+        update = OrderUpdate(
+            order_ref=ref,
+            status=self._status(trade),
+            filled=float(status.filled),
+            remaining=float(status.remaining),
+            avg_price=float(status.avgFillPrice or 0.0),
+            time=datetime.now(UTC),
+            message=message,
+            ib_order_id=trade.order.orderId,
+            perm_id=trade.order.permId or status.permId or None,
+        )
+        self._listener.on_order_update(update, self._symbol(trade.contract))
+
+    def _fill(self, ib_fill: IBFill) -> Fill:
+        execution = ib_fill.execution
+        return Fill(
+            exec_id=execution.execId,
+            order_ref=execution.orderRef or "",
+            perm_id=execution.permId,
+            time=execution.time.astimezone(UTC),
+            symbol=self._symbol(ib_fill.contract),
+            side=Side.BUY if execution.side == "BOT" else Side.SELL,
+            quantity=float(execution.shares),
+            price=float(execution.price),
+        )
+
+    def _on_exec_details(self, trade: Trade, ib_fill: IBFill) -> None:
+        if (ib_fill.execution.orderRef or "").startswith(ORDER_REF_PREFIX):
+            self._listener.on_fill(self._fill(ib_fill))
+
+    def _on_commission(self, trade: Trade, ib_fill: IBFill, report: CommissionReport) -> None:
+        if (ib_fill.execution.orderRef or "").startswith(ORDER_REF_PREFIX):
+            self._listener.on_commission(
+                report.execId, float(report.commission), _price(report.realizedPNL)
+            )
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Contract | None) -> None:
+        order_ref = None
+        if req_id > 0:
+            trade = self.ib.wrapper.trades.get((self.client_id, req_id))
+            if trade is not None:
+                order_ref = trade.order.orderRef or None
+        self._listener.on_error(code, message, req_id, order_ref)
+
+    def _on_position(self, position: IBPosition) -> None:
+        if self.account and position.account != self.account:
+            return
+        self._listener.on_position(
+            Position(
+                symbol=self._symbol(position.contract),
+                quantity=position.position,
+                avg_cost=position.avgCost,
+                sec_type=position.contract.secType,
+            )
+        )
+
+    def _on_account_value(self, value: object) -> None:
+        tag = getattr(value, "tag", "")
+        self._listener.on_account_value(
+            tag, getattr(value, "value", ""), getattr(value, "currency", "")
+        )
+
+
+def _with_commission(fill: Fill, report: CommissionReport) -> Fill:
+    return Fill(
+        exec_id=fill.exec_id,
+        order_ref=fill.order_ref,
+        perm_id=fill.perm_id,
+        time=fill.time,
+        symbol=fill.symbol,
+        side=fill.side,
+        quantity=fill.quantity,
+        price=fill.price,
+        commission=float(report.commission),
+        realized_pnl=_price(report.realizedPNL),
+    )
+

@@ -1,0 +1,51 @@
+"""Trading hours from IB contract details (`liquidHours` / `tradingHours`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TradingHours:
+    """Open intervals in UTC; an empty schedule means "unknown", treated as always open."""
+
+    intervals: tuple[tuple[datetime, datetime], ...]
+
+    @classmethod
+    def parse(cls, text: str, time_zone: str) -> TradingHours:
+        """Parse IB's `20261123:0930-20261123:1600;20261124:CLOSED` in the contract's zone."""
+        if not text:
+            return cls(())
+        zone = ZoneInfo(time_zone or "UTC")
+        intervals = []
+        for part in text.split(";"):
+            if not part or "CLOSED" in part or "-" not in part:
+                continue
+            start_text, end_text = part.split("-", 1)
+            start = datetime.strptime(start_text, "%Y%m%d:%H%M").replace(tzinfo=zone)
+            end = datetime.strptime(end_text, "%Y%m%d:%H%M").replace(tzinfo=zone)
+            intervals.append((start.astimezone(UTC), end.astimezone(UTC)))
+        return cls(tuple(sorted(intervals)))
+
+    @property
+    def known(self) -> bool:
+        return bool(self.intervals)
+
+    def is_open(self, moment: datetime) -> bool:
+        if not self.intervals:
+            return True
+        return any(start <= moment < end for start, end in self.intervals)
+
+
+ALWAYS_OPEN = TradingHours(())
+
+
+def trading_day(moment: datetime, time_zone: str) -> str:
+    """The trading day (ISO date) of `moment` in the exchange's time zone."""
+    return moment.astimezone(ZoneInfo(time_zone or "UTC")).date().isoformat()
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
