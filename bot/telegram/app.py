@@ -1,0 +1,278 @@
+"""Build and run the Telegram front-end inside the engine's event loop.
+
+`TelegramFrontEnd.start()` starts the alert pipeline at once (alerts are journaled in the outbox
+even while Telegram is unreachable), then connects: initialize (getMe, retried with backoff; a
+wrong token fails `start()` with InvalidToken) → setMyCommands → start → start_polling. A
+watchdog restarts polling when getUpdates has not answered for `watchdog_factor` × the poll
+timeout. `stop()` stops polling, lets a running flatten finish, flushes alerts, shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import BotCommand
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
+
+from bot.alerts import AlertPump, BurstMerger
+from bot.commands import Commands
+from bot.telegram import handlers as handlers_module
+from bot.telegram.auth import Gate
+from bot.telegram.confirm import ConfirmFlow
+from bot.telegram.delivery import AlertDelivery
+from bot.telegram.ports import Outbox
+from engine.control import ControlAPI
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramTuning:
+    """Timings and bounds; the defaults are the production values, tests shorten them."""
+
+    poll_timeout: float = 30.0
+    watchdog_factor: float = 2.0
+    stale_after: float = 60.0
+    confirm_ttl: float = 60.0
+    edit_interval: float = 1.0
+    queue_bound: int = 1000
+    read_timeout: float = 10.0
+    connect_timeout: float = 10.0
+    rate_limit_retries: int = 1
+    connect_backoff: float = 1.0
+    max_backoff: float = 30.0
+    delivery_backoff: float = 0.5
+    burst_limit: int = 5
+    burst_window: float = 60.0
+    digest_delay: float = 10.0
+    fill_grace: float = 3.0
+    stop_grace: float = 10.0
+
+
+def file_url_for(base_url: str) -> str:
+    """PTB's base_file_url for a base_url: '.../bot' → '.../file/bot'."""
+    return base_url[: -len("/bot")] + "/file/bot" if base_url.endswith("/bot") else base_url
+
+
+class _PollRequest(HTTPXRequest):
+    """The getUpdates connection, noting when the server last answered (for the watchdog)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_answer = time.monotonic()
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        answer = await super().do_request(*args, **kwargs)
+        self.last_answer = time.monotonic()
+        return answer
+
+
+class TelegramFrontEnd:
+    """Alerts to the allowed chats and commands from them, for one `ControlAPI`.
+
+    token: the bot token (never logged). allowed_chat_ids: chats served, all others refused.
+    operator_ids: user ids allowed to act (pause, resume, flatten, cancelall); empty means
+    every allowed user. base_url: PTB's base URL ('https://api.telegram.org/bot' or a
+    self-hosted Bot API server). alert_levels: kind → 'on' | 'silent' | 'off'.
+    outbox: the journal (see `ports.Outbox`).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        allowed_chat_ids: set[int],
+        control: ControlAPI,
+        outbox: Outbox,
+        operator_ids: set[int] | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        alert_levels: Mapping[str, str] | None = None,
+        daily_summary_time: dtime | None = None,
+        display_tz: ZoneInfo | None = None,
+        tuning: TelegramTuning | None = None,
+    ) -> None:
+        if not allowed_chat_ids:
+            raise ValueError("TELEGRAM_ALLOWED_CHAT_IDS is empty: the bot would serve nobody")
+        for noisy in ("httpx", "httpcore"):  # they log request URLs, which hold the token
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        self.control = control
+        self.tuning = t = tuning or TelegramTuning()
+        tz = display_tz or ZoneInfo("UTC")
+        self.delivery = AlertDelivery(
+            outbox,
+            allowed_chat_ids,
+            lambda: control.mode,
+            tz,
+            bound=t.queue_bound,
+            initial_backoff=t.delivery_backoff,
+            max_backoff=t.max_backoff,
+        )
+        self.pump = AlertPump(
+            control,
+            self.delivery.submit,
+            alert_levels,
+            tz,
+            daily_summary_time,
+            BurstMerger(t.burst_limit, t.burst_window, t.digest_delay),
+            t.fill_grace,
+        )
+        self.commands = Commands(control, tz, lambda: self.delivery.last_delivered)
+        self.confirm = ConfirmFlow(
+            self.delivery, lambda: control.mode, t.confirm_ttl, t.edit_interval
+        )
+        self.gate = Gate(
+            set(allowed_chat_ids),
+            set(operator_ids or ()),
+            self.commands.is_acting,
+            outbox,
+            self.pump.publish,
+            lambda: control.mode,
+            tz,
+            t.stale_after,
+        )
+        self._poll_request = _PollRequest(
+            connect_timeout=t.connect_timeout,
+            read_timeout=t.read_timeout,
+            connection_pool_size=2,
+        )
+        self.app: Application = (  # type: ignore[type-arg]
+            ApplicationBuilder()
+            .token(token)
+            .base_url(base_url)
+            .base_file_url(file_url_for(base_url))
+            .request(
+                HTTPXRequest(
+                    connect_timeout=t.connect_timeout,
+                    read_timeout=t.read_timeout,
+                    write_timeout=t.read_timeout,
+                    connection_pool_size=16,
+                )
+            )
+            .get_updates_request(self._poll_request)
+            .rate_limiter(AIORateLimiter(max_retries=t.rate_limit_retries))
+            .build()
+        )
+        handlers = handlers_module.Handlers(self.commands, self.confirm, lambda: control.mode)
+        for handler, group in handlers_module.build(self.gate, handlers):
+            self.app.add_handler(handler, group)
+        self.app.add_error_handler(handlers.on_error)
+        self.online = asyncio.Event()
+        self.polling_restarts = 0
+        self._connector: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start alerts, then connect. Raises InvalidToken for a wrong token; if Telegram is
+        unreachable, returns and keeps connecting in the background."""
+        restored = await self.delivery.restore()
+        if restored:
+            log.info("%d undelivered alerts from the last run queued", restored)
+        await self.delivery.start()
+        await self.pump.start()
+        first_attempt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._connector = asyncio.create_task(self._connect(first_attempt), name="telegram:connect")
+        try:
+            await first_attempt
+        except InvalidToken:
+            await self.stop()
+            raise
+
+    async def _connect(self, first_attempt: asyncio.Future[None]) -> None:
+        delay = self.tuning.connect_backoff
+        while True:
+            try:
+                await self.app.initialize()
+                break
+            except InvalidToken as exc:
+                log.error("Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)")
+                if not first_attempt.done():
+                    first_attempt.set_exception(exc)
+                return
+            except NetworkError as exc:
+                log.warning("cannot reach Telegram (%s); retrying in %.0f s", exc.message, delay)
+                if not first_attempt.done():
+                    first_attempt.set_result(None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.tuning.max_backoff)
+        if not first_attempt.done():
+            first_attempt.set_result(None)
+        await self._set_commands()
+        await self.app.start()
+        await self._start_polling()
+        self.delivery.attach(self.app.bot)
+        self._watchdog = asyncio.create_task(self._watch_polling(), name="telegram:watchdog")
+        self.online.set()
+        log.info("Telegram bot @%s online", self.app.bot.username)
+
+    async def _set_commands(self) -> None:
+        menu = [BotCommand(name, text) for name, text in self.commands.menu()]
+        try:
+            await self.app.bot.set_my_commands(menu)
+        except TelegramError as exc:  # only the menu is missing; commands still work
+            log.warning("setMyCommands failed: %s", exc.message)
+
+    async def _start_polling(self) -> None:
+        self._poll_request.last_answer = time.monotonic()
+        await self.app.updater.start_polling(  # type: ignore[union-attr]
+            timeout=int(self.tuning.poll_timeout),
+            allowed_updates=ALLOWED_UPDATES,
+            bootstrap_retries=-1,
+            error_callback=self._polling_error,
+        )
+
+    @staticmethod
+    def _polling_error(error: TelegramError) -> None:
+        log.warning("polling Telegram failed: %s: %s", type(error).__name__, error.message)
+
+    async def _watch_polling(self) -> None:
+        limit = self.tuning.watchdog_factor * max(self.tuning.poll_timeout, 1.0)
+        while True:
+            await asyncio.sleep(limit / 4)
+            silent_for = time.monotonic() - self._poll_request.last_answer
+            if silent_for > limit:
+                log.warning("getUpdates silent for %.0f s; restarting polling", silent_for)
+                await self._restart_polling()
+
+    async def _restart_polling(self) -> None:
+        self.polling_restarts += 1
+        updater = self.app.updater
+        assert updater is not None
+        try:
+            await asyncio.wait_for(updater.stop(), timeout=self.tuning.read_timeout)
+        except TimeoutError:
+            log.warning("stopping the hung poll timed out; starting a new one anyway")
+        except RuntimeError:  # it was not running
+            pass
+        await self._start_polling()
+
+    async def stop(self) -> None:
+        """Stop taking commands, let a running flatten finish, flush alerts, disconnect."""
+        for task in (self._watchdog, self._connector):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        updater = self.app.updater
+        if updater is not None and updater.running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(updater.stop(), timeout=self.tuning.read_timeout)
+        await self.confirm.stop(self.tuning.stop_grace)
+        await self.pump.stop()
+        await self.delivery.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+        self.online.clear()

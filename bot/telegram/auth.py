@@ -1,0 +1,174 @@
+"""The single gate every update passes before any handler: deny by default.
+
+Runs as `TypeHandler(Update, gate)` in group -1, so it covers messages and button presses alike
+(chat/user filters do not apply to callback queries). It stops:
+- strangers: a chat not in the allowed list, or a user who is not that private chat's owner.
+  They get at most a neutral "not authorized", the attempt is journaled, and the operators
+  get one alert per stranger per hour;
+- acting commands and confirm buttons from read-only users (when operator ids are set);
+- commands older than `stale_after` seconds (queued while the bot was down): not executed,
+  and the user is told so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, tzinfo
+
+from telegram import Chat, Message, Update, User
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot import format as fmt
+from bot.alerts import Alert
+from bot.commands import parse
+from bot.telegram.ports import Outbox
+
+log = logging.getLogger(__name__)
+
+CONFIRM_PREFIX = "confirm:"  # callback data of the acting confirm/cancel buttons
+_GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
+STRANGER_ALERT_INTERVAL = 3600.0
+
+
+def command_of(message: Message | None) -> str | None:
+    """The command name of a message that starts with a bot command entity, else None."""
+    if message is None or not message.text or not message.entities:
+        return None
+    first = message.entities[0]
+    if first.type != "bot_command" or first.offset != 0:
+        return None
+    return parse(message.text)[0]
+
+
+def who(user: User | None) -> str:
+    """How the journal names a Telegram user: 'telegram:42 @alice'."""
+    if user is None:
+        return "telegram:unknown"
+    return f"telegram:{user.id}" + (f" @{user.username}" if user.username else "")
+
+
+class Gate:
+    """Authorization and the stale-command rule; see the module docstring."""
+
+    def __init__(
+        self,
+        allowed_chat_ids: set[int],
+        operator_ids: set[int],
+        is_acting: Callable[[str], bool],
+        journal: Outbox,
+        alert: Callable[[Alert], Awaitable[None]],
+        mode: Callable[[], str],
+        display_tz: tzinfo = UTC,
+        stale_after: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.allowed_chat_ids = frozenset(allowed_chat_ids)
+        self.operator_ids = frozenset(operator_ids)
+        self.is_acting = is_acting
+        self.journal = journal
+        self.alert = alert
+        self.mode = mode
+        self.tz = display_tz
+        self.stale_after = stale_after
+        self.clock = clock
+        self._stranger_last_alert: dict[tuple[int | None, int | None], float] = {}
+        self.strangers_refused = 0
+
+    def is_allowed(self, chat: Chat | None, user: User | None) -> bool:
+        if chat is None or user is None or user.is_bot or chat.id not in self.allowed_chat_ids:
+            return False
+        # In a private chat only its owner may talk; in an allowed group, its members.
+        return chat.type in _GROUP_TYPES or user.id == chat.id
+
+    def may_act(self, user: User) -> bool:
+        return not self.operator_ids or user.id in self.operator_ids
+
+    async def __call__(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not isinstance(update, Update):
+            raise ApplicationHandlerStop
+        chat, user = update.effective_chat, update.effective_user
+        if not self.is_allowed(chat, user):
+            await self._refuse_stranger(update, context)
+            raise ApplicationHandlerStop
+        assert user is not None
+        if update.callback_query is not None:
+            query = update.callback_query
+            if (query.data or "").startswith(CONFIRM_PREFIX) and not self.may_act(user):
+                await query.answer("read-only access: an operator must confirm", show_alert=True)
+                raise ApplicationHandlerStop
+            return
+        message = update.message
+        if message is None:  # edited messages, channel posts...: nothing to do
+            raise ApplicationHandlerStop
+        command = command_of(message)
+        if command is None:
+            return
+        age = (datetime.now(UTC) - message.date).total_seconds()
+        if age > self.stale_after:
+            await self._ignore_stale(message, command, user, age)
+            raise ApplicationHandlerStop
+        if self.is_acting(command) and not self.may_act(user):
+            await self._reply(message, fmt.read_only_doc(f"/{command}"))
+            raise ApplicationHandlerStop
+
+    async def _ignore_stale(self, message: Message, command: str, user: User, age: float) -> None:
+        log.warning("ignored stale /%s from %s (%.0f s old)", command, who(user), age)
+        await self._journal(
+            "warning",
+            "stale_command",
+            f"ignored /{command} from {who(user)}: {age:.0f} s old",
+            {"command": command, "age_seconds": round(age)},
+        )
+        await self._reply(message, fmt.stale_command_doc(f"/{command}", message.date, self.tz, age))
+
+    async def _refuse_stranger(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self.strangers_refused += 1
+        chat, user = update.effective_chat, update.effective_user
+        text = ""
+        if update.effective_message is not None and update.effective_message.text:
+            text = update.effective_message.text
+        if update.callback_query is not None:
+            text = f"(button) {update.callback_query.data or ''}"
+        user_text = who(user) + (f" ({user.full_name})" if user is not None else "")
+        chat_text = f"{chat.id} ({chat.type})" if chat is not None else "none"
+        log.warning("refused stranger %s in chat %s", user_text, chat_text)
+        await self._journal(
+            "warning", "stranger", f"refused {user_text} in chat {chat_text}", {"text": text[:200]}
+        )
+        key = (chat.id if chat else None, user.id if user else None)
+        now = self.clock()
+        last = self._stranger_last_alert.get(key)
+        if last is not None and now - last < STRANGER_ALERT_INTERVAL:
+            if update.callback_query is not None:
+                await self._answer_quietly(update)
+            return
+        self._stranger_last_alert[key] = now
+        await self.alert(Alert("security", fmt.stranger_doc(user_text, chat_text, text)))
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer("not authorized")
+            elif update.effective_message is not None and chat is not None:
+                await context.bot.send_message(chat.id, "not authorized")
+        except TelegramError as exc:
+            log.info("could not tell a stranger they are not authorized: %s", exc.message)
+
+    async def _answer_quietly(self, update: Update) -> None:
+        assert update.callback_query is not None
+        try:
+            await update.callback_query.answer()
+        except TelegramError as exc:
+            log.info("could not answer a stranger's button press: %s", exc.message)
+
+    async def _reply(self, message: Message, doc: fmt.Doc) -> None:
+        for part in fmt.to_html(doc, self.mode()):
+            await message.reply_text(part, parse_mode=ParseMode.HTML)
+
+    async def _journal(self, level: str, kind: str, text: str, details: dict[str, object]) -> None:
+        try:
+            await self.journal.log_event(level, kind, text, details)
+        except Exception:  # journal down: the log line already says it
+            log.exception("could not journal %s", kind)

@@ -1,0 +1,210 @@
+"""The inline confirm/cancel flow for acting commands (/flatten, /cancelall).
+
+A prompt with two buttons is valid for `ttl` seconds and for one press. On "yes" the action
+starts at once, before any Telegram I/O, so a slow Telegram cannot delay the kill switch;
+progress lines are shown by editing the prompt (coalesced, at most one edit per
+`edit_interval`), and the final report replaces it. If that last edit fails, the report goes
+through the reliable alert delivery instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot import format as fmt
+from bot.commands import Confirm
+from bot.format import Doc
+from bot.telegram.auth import CONFIRM_PREFIX, who
+from bot.telegram.delivery import AlertDelivery
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Pending:
+    confirm: Confirm
+    chat_id: int
+    message_id: int
+    expires_at: float
+    expiry: asyncio.Task[None] | None = None
+
+
+class _ProgressMessage:
+    """Edits one message with the latest progress without ever making the action wait."""
+
+    def __init__(
+        self, bot: Bot, chat_id: int, message_id: int, working: str, mode: str, interval: float
+    ) -> None:
+        self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
+        self.working, self.mode, self.interval = working, mode, interval
+        self.lines: list[str] = []
+        self._dirty = asyncio.Event()
+        self._dirty.set()  # the first edit removes the buttons
+        self._shown = ""
+        self._task = asyncio.create_task(self._run(), name="telegram:progress")
+
+    async def add(self, line: str) -> None:
+        self.lines.append(line)
+        self._dirty.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._edit(fmt.progress_doc(self.working, self.lines))
+            await asyncio.sleep(self.interval)
+
+    async def _edit(self, doc: Doc) -> bool:
+        text = fmt.to_html(doc, self.mode)[0]
+        if text == self._shown:
+            return True
+        try:
+            await self.bot.edit_message_text(
+                text, chat_id=self.chat_id, message_id=self.message_id, parse_mode=ParseMode.HTML
+            )
+        except TelegramError as exc:
+            log.warning("could not edit the progress message: %s", exc.message)
+            return False
+        self._shown = text
+        return True
+
+    async def finish(self, doc: Doc, delivery: AlertDelivery) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        parts = fmt.to_html(doc, self.mode)
+        first_ok = len(parts) == 1 and await self._edit(doc)
+        if not first_ok:
+            await delivery.send_doc(self.chat_id, doc, kind="report")
+
+
+class ConfirmFlow:
+    """Prompts, button presses, expiry, and running the confirmed action."""
+
+    def __init__(
+        self,
+        delivery: AlertDelivery,
+        mode: Callable[[], str],
+        ttl: float = 60.0,
+        edit_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.delivery = delivery
+        self.mode = mode
+        self.ttl = ttl
+        self.edit_interval = edit_interval
+        self.clock = clock
+        self._pending: dict[str, _Pending] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def ask(self, bot: Bot, chat_id: int, confirm: Confirm) -> None:
+        token = secrets.token_urlsafe(6)
+        buttons = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        f"✅ Yes, {confirm.action}", callback_data=f"{CONFIRM_PREFIX}{token}:yes"
+                    ),
+                    InlineKeyboardButton("✖️ Cancel", callback_data=f"{CONFIRM_PREFIX}{token}:no"),
+                ]
+            ]
+        )
+        prompt = fmt.confirm_doc(confirm.action, confirm.question, self.ttl)
+        sent = await bot.send_message(
+            chat_id,
+            fmt.to_html(prompt, self.mode())[0],
+            parse_mode=ParseMode.HTML,
+            reply_markup=buttons,
+        )
+        pending = _Pending(confirm, chat_id, sent.message_id, self.clock() + self.ttl)
+        pending.expiry = asyncio.create_task(self._expire(bot, token, pending), name="confirm:ttl")
+        self._pending[token] = pending
+
+    async def _expire(self, bot: Bot, token: str, pending: _Pending) -> None:
+        await asyncio.sleep(self.ttl)
+        if self._pending.pop(token, None) is None:
+            return
+        await self._edit(bot, pending, fmt.expired_doc(pending.confirm.action))
+
+    async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None or not query.data.startswith(CONFIRM_PREFIX):
+            return
+        token, _, answer = query.data.removeprefix(CONFIRM_PREFIX).partition(":")
+        pending = self._pending.pop(token, None)
+        chat = update.effective_chat
+        if pending is None or chat is None or pending.chat_id != chat.id:
+            if pending is not None:  # a token from another chat: leave it to its owner
+                self._pending[token] = pending
+            await self._answer(query, "this confirmation is no longer valid")
+            return
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+        action = pending.confirm.action
+        if self.clock() > pending.expires_at:
+            await self._answer(query, "expired: nothing was done")
+            await self._edit(context.bot, pending, fmt.expired_doc(action))
+            return
+        if answer != "yes":
+            await self._answer(query, "cancelled")
+            await self._edit(context.bot, pending, fmt.cancelled_doc(action))
+            return
+        log.warning("%s confirmed by %s", action, who(update.effective_user))
+        progress = _ProgressMessage(
+            context.bot,
+            pending.chat_id,
+            pending.message_id,
+            pending.confirm.working,
+            self.mode(),
+            self.edit_interval,
+        )
+        task = asyncio.create_task(self._run(pending, progress), name=f"confirm:{action}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        await self._answer(query, f"{pending.confirm.working}…")
+
+    async def _run(self, pending: _Pending, progress: _ProgressMessage) -> None:
+        try:
+            doc = await pending.confirm.run(progress.add)
+        except Exception as exc:  # tell the user; the kill switch failing must be loud
+            log.exception("%s failed", pending.confirm.action)
+            doc = fmt.error_doc(f"{pending.confirm.action} FAILED: {type(exc).__name__}: {exc}")
+        await progress.finish(doc, self.delivery)
+
+    async def _edit(self, bot: Bot, pending: _Pending, doc: Doc) -> None:
+        try:
+            await bot.edit_message_text(
+                fmt.to_html(doc, self.mode())[0],
+                chat_id=pending.chat_id,
+                message_id=pending.message_id,
+                parse_mode=ParseMode.HTML,
+            )
+        except TelegramError as exc:
+            log.warning("could not edit the confirmation message: %s", exc.message)
+
+    @staticmethod
+    async def _answer(query: CallbackQuery, text: str) -> None:
+        try:
+            await query.answer(text)
+        except TelegramError as exc:
+            log.info("could not answer a button press: %s", exc.message)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Drop open prompts; let a running flatten finish (for at most `grace` seconds)."""
+        for pending in self._pending.values():
+            if pending.expiry is not None:
+                pending.expiry.cancel()
+        self._pending.clear()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)

@@ -1,0 +1,344 @@
+"""Alert delivery: a bounded queue drained by one sender task; the engine never waits for Telegram.
+
+`submit` writes the alert to the journal's outbox and queues it; it never awaits Telegram. The
+sender task sends messages one at a time (through PTB's AIORateLimiter), waits out 429s, backs
+off on network errors, merges a backlog into fewer messages, and marks each alert done in the
+outbox once Telegram accepted it. Alerts still in the outbox after a crash are sent on the next
+start. Permanent refusals (403: the user blocked the bot; 400) are journaled, not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from telegram import Bot, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from bot import format as fmt
+from bot.alerts import Alert
+from bot.format import Doc
+from bot.telegram.ports import Outbox
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+_BATCH = 50  # queued messages merged per round when Telegram falls behind
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One message part for one chat, as stored in the outbox."""
+
+    chat_id: int
+    html: str
+    plain: str
+    kind: str
+    silent: bool
+    created: datetime
+    outbox_id: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "chat_id": self.chat_id,
+                "html": self.html,
+                "plain": self.plain,
+                "kind": self.kind,
+                "silent": self.silent,
+                "created": self.created.isoformat(),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, outbox_id: int, payload: str) -> Envelope:
+        data = json.loads(payload)
+        return cls(
+            chat_id=int(data["chat_id"]),
+            html=str(data["html"]),
+            plain=str(data.get("plain", "")),
+            kind=str(data.get("kind", "")),
+            silent=bool(data.get("silent", False)),
+            created=datetime.fromisoformat(data["created"]),
+            outbox_id=outbox_id,
+        )
+
+
+@dataclass(slots=True)
+class _Message:
+    """What one sendMessage carries: one or more envelopes for the same chat."""
+
+    chat_id: int
+    html: str
+    plain: str
+    silent: bool
+    envelopes: list[Envelope] = field(default_factory=list)
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    """`RetryAfter.retry_after` in seconds, whether PTB returns an int or a timedelta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class AlertDelivery:
+    """The sender side of alerts. Call `attach(bot)` once the bot is initialized."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        chat_ids: Iterable[int],
+        mode: Callable[[], str],
+        display_tz: tzinfo = UTC,
+        bound: int = 1000,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        delayed_after: float = 60.0,
+    ) -> None:
+        self.outbox = outbox
+        self.chat_ids = tuple(sorted(set(chat_ids)))
+        self.mode = mode
+        self.tz = display_tz
+        self.bound = bound
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.delayed_after = delayed_after
+        self._queue: asyncio.Queue[Envelope] = asyncio.Queue(bound)
+        self._bot: Bot | None = None
+        self._attached = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._dropped: Counter[str] = Counter()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.last_delivered: datetime | None = None
+        self.delivered = 0  # alert parts Telegram accepted
+        self.failed = 0  # alert parts refused for good
+        self.retries = 0
+
+    # --- producer side: never awaits Telegram --------------------------------------------
+
+    async def submit(self, alert: Alert) -> None:
+        """Persist and queue an alert for every chat; drops (and counts) when the queue is full."""
+        parts = fmt.to_html(alert.doc, self.mode())
+        plain = fmt.to_plain(alert.doc, self.mode())[: fmt.TELEGRAM_LIMIT]
+        for chat_id in self.chat_ids:
+            for part in parts:
+                await self._enqueue(
+                    Envelope(
+                        chat_id,
+                        part,
+                        plain if len(parts) == 1 else "",
+                        alert.kind,
+                        alert.silent,
+                        alert.time,
+                    )
+                )
+
+    async def send_doc(self, chat_id: int, doc: Doc, kind: str = "reply") -> None:
+        """Reliably deliver a doc to one chat (e.g. a flatten report whose edit failed)."""
+        for part in fmt.to_html(doc, self.mode()):
+            await self._enqueue(Envelope(chat_id, part, "", kind, False, datetime.now(UTC)))
+
+    async def _enqueue(self, envelope: Envelope) -> None:
+        if self._queue.full():
+            self._dropped[envelope.kind] += 1
+            return
+        try:
+            envelope.outbox_id = await self.outbox.outbox_add(CHANNEL, envelope.to_json())
+        except Exception:  # the journal failing must not cost the alert
+            log.exception("could not write an alert to the outbox; sending it anyway")
+        try:
+            self._queue.put_nowait(envelope)
+            self._idle.clear()
+        except asyncio.QueueFull:
+            self._dropped[envelope.kind] += 1
+            await self._done(envelope)
+
+    async def restore(self) -> int:
+        """Queue alerts left in the outbox by a previous run; returns how many."""
+        restored = 0
+        for outbox_id, payload in await self.outbox.outbox_pending(CHANNEL, self.bound):
+            try:
+                envelope = Envelope.from_json(outbox_id, payload)
+            except (ValueError, KeyError, TypeError):
+                log.warning("outbox entry %d is unreadable; dropping it", outbox_id)
+                await self.outbox.outbox_done(outbox_id)
+                continue
+            if envelope.chat_id not in self.chat_ids or self._queue.full():
+                await self.outbox.outbox_done(outbox_id)
+                continue
+            self._queue.put_nowait(envelope)
+            self._idle.clear()
+            restored += 1
+        return restored
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def dropped(self) -> int:
+        return sum(self._dropped.values())
+
+    # --- the sender task -----------------------------------------------------------------
+
+    def attach(self, bot: Bot) -> None:
+        self._bot = bot
+        self._attached.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="telegram:delivery")
+
+    async def stop(self, drain_timeout: float = 2.0) -> None:
+        """Give queued alerts a moment to go out; the rest stay in the outbox for next time."""
+        if self._task is None:
+            return
+        if self._attached.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain_timeout)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def wait_idle(self) -> None:
+        """Until everything queued so far was delivered or given up (for tests and shutdown)."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        await self._attached.wait()
+        while True:
+            if self._queue.empty() and not self._dropped:
+                self._idle.set()
+            batch = [await self._queue.get()] if not self._dropped else []
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            for message in self._merge(batch):
+                await self._deliver(message)
+            if self._dropped:
+                counts, self._dropped = dict(self._dropped), Counter()
+                doc = fmt.dropped_doc(counts, "the alert queue was full (Telegram unreachable?)")
+                for chat_id in self.chat_ids:
+                    for part in fmt.to_html(doc, self.mode()):
+                        await self._deliver(_Message(chat_id, part, "", False))
+
+    def _merge(self, batch: list[Envelope]) -> list[_Message]:
+        """Consecutive alerts for one chat share a message while they fit in 4,096 chars."""
+        now = datetime.now(UTC)
+        open_by_chat: dict[int, _Message] = {}
+        messages: list[_Message] = []
+        for envelope in batch:
+            text = envelope.html
+            if (now - envelope.created).total_seconds() > self.delayed_after:
+                text = fmt.delayed_note(envelope.created, self.tz) + text
+            current = open_by_chat.get(envelope.chat_id)
+            if current is not None and (
+                fmt.telegram_length(current.html) + 2 + fmt.telegram_length(text)
+                <= fmt.TELEGRAM_LIMIT
+            ):
+                current.html += "\n\n" + text
+                current.plain = ""
+                current.silent = current.silent and envelope.silent
+                current.envelopes.append(envelope)
+                continue
+            current = _Message(envelope.chat_id, text, envelope.plain, envelope.silent, [envelope])
+            open_by_chat[envelope.chat_id] = current
+            messages.append(current)
+        return messages
+
+    async def _deliver(self, message: _Message) -> None:
+        assert self._bot is not None
+        backoff = self.initial_backoff
+        as_plain = False
+        while True:
+            try:
+                if as_plain:
+                    await self._bot.send_message(
+                        message.chat_id, message.plain, disable_notification=message.silent
+                    )
+                else:
+                    await self._bot.send_message(
+                        message.chat_id,
+                        message.html,
+                        parse_mode=ParseMode.HTML,
+                        disable_notification=message.silent,
+                        link_preview_options=LinkPreviewOptions(is_disabled=True),
+                    )
+            except RetryAfter as exc:
+                self.retries += 1
+                await asyncio.sleep(retry_after_seconds(exc))
+                continue
+            except Forbidden as exc:
+                await self._give_up(message, f"Telegram refused it (403: {exc.message})")
+                return
+            except ChatMigrated as exc:
+                await self._give_up(message, f"the chat moved to id {exc.new_chat_id}")
+                return
+            except BadRequest as exc:
+                if not as_plain and message.plain and "parse" in exc.message.lower():
+                    as_plain = True  # our HTML was refused; the words still matter
+                    continue
+                await self._give_up(message, f"Telegram refused it (400: {exc.message})")
+                return
+            except (InvalidToken, NetworkError) as exc:
+                # 5xx, timeouts, connection refused, a revoked token: keep trying; the
+                # alerts are safe in the outbox meanwhile.
+                self.retries += 1
+                log.warning(
+                    "alert delivery failed (%s); retrying in %.1f s", type(exc).__name__, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            except TelegramError as exc:
+                await self._give_up(message, f"Telegram error: {exc.message}")
+                return
+            self.delivered += len(message.envelopes)
+            self.last_delivered = datetime.now(UTC)
+            for envelope in message.envelopes:
+                await self._done(envelope)
+            return
+
+    async def _give_up(self, message: _Message, reason: str) -> None:
+        self.failed += len(message.envelopes)
+        kinds = sorted({e.kind for e in message.envelopes})
+        text = f"alert to chat {message.chat_id} not delivered: {reason}"
+        log.error("%s", text)
+        try:
+            await self.outbox.log_event(
+                "error",
+                "telegram_delivery",
+                text,
+                {"kinds": kinds, "parts": len(message.envelopes)},
+            )
+        except Exception:  # journal down too: the log line above is all we can do
+            log.exception("could not journal a delivery failure")
+        for envelope in message.envelopes:
+            await self._done(envelope)
+
+    async def _done(self, envelope: Envelope) -> None:
+        if envelope.outbox_id is None:
+            return
+        try:
+            await self.outbox.outbox_done(envelope.outbox_id)
+        except Exception:  # it may be sent again after a restart: a duplicate, not a loss
+            log.exception("could not mark outbox entry %d done", envelope.outbox_id)

@@ -1,0 +1,83 @@
+"""Thin PTB handlers: read the update, run the shared command, send the result back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot import format as fmt
+from bot.commands import Commands, Confirm, Photo, Reply
+from bot.telegram.auth import CONFIRM_PREFIX, Gate, who
+from bot.telegram.confirm import ConfirmFlow
+
+log = logging.getLogger(__name__)
+
+
+class Handlers:
+    def __init__(self, commands: Commands, confirm: ConfirmFlow, mode: Callable[[], str]) -> None:
+        self.commands = commands
+        self.confirm = confirm
+        self.mode = mode
+
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or message.text is None:
+            return
+        result = await self.commands.execute(message.text, by=who(update.effective_user))
+        chat_id = message.chat_id
+        match result:
+            case Reply(doc=doc):
+                for part in fmt.to_html(doc, self.mode()):
+                    await context.bot.send_message(chat_id, part, parse_mode=ParseMode.HTML)
+            case Photo(png=png, caption=caption):
+                await context.bot.send_photo(
+                    chat_id,
+                    png,
+                    caption=fmt.to_html(caption, self.mode(), limit=1024)[0],
+                    parse_mode=ParseMode.HTML,
+                    filename="chart.png",
+                )
+            case Confirm():
+                await self.confirm.ask(context.bot, chat_id, result)
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None:
+            doc = fmt.Doc("I only understand commands: send /help")
+            await message.reply_text(fmt.to_html(doc, self.mode())[0], parse_mode=ParseMode.HTML)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        log.error(
+            "error while handling an update: %s: %s",
+            type(error).__name__,
+            error,
+            exc_info=not isinstance(error, TelegramError),
+        )
+
+
+def build(gate: Gate, handlers: Handlers) -> list[tuple[BaseHandler, int]]:  # type: ignore[type-arg]
+    """(handler, group) pairs; the gate runs first, in group -1, for every update."""
+    return [
+        (TypeHandler(Update, gate), -1),
+        (MessageHandler(filters.COMMAND, handlers.on_command, block=False), 0),
+        (MessageHandler(filters.TEXT & ~filters.COMMAND, handlers.on_text, block=False), 0),
+        (
+            CallbackQueryHandler(
+                handlers.confirm.on_press, pattern=f"^{CONFIRM_PREFIX}", block=False
+            ),
+            0,
+        ),
+    ]

@@ -1,0 +1,357 @@
+"""A fake Telegram Bot API server (aiohttp on 127.0.0.1:0) for tests and benchmarks.
+
+It answers the methods the bot uses the way Telegram does (real status codes for errors), holds
+getUpdates open on an asyncio.Event until an update is injected, records every request, and
+can be told to fail: 429 with retry_after, 502, 403, or hang (never answer) for a while.
+
+    async with FakeBotAPI() as api:
+        front_end = TelegramFrontEnd(token=api.token, base_url=api.base_url, ...)
+        api.inject_command("/status", chat_id=42)
+        request = await api.wait_for("sendMessage")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Trade Bot", "username": "trade_test_bot"}
+
+
+@dataclass(slots=True)
+class Request:
+    """One request as the server saw it; params are the raw form values."""
+
+    method: str
+    params: dict[str, str]
+    files: dict[str, bytes]
+    at: float  # time.monotonic() on arrival
+    status: int = 0  # what the server answered (0: never answered)
+
+    def int(self, name: str) -> int:
+        return int(self.params[name])
+
+    def json(self, name: str) -> Any:
+        return json.loads(self.params[name])
+
+    @property
+    def text(self) -> str:
+        return self.params.get("text", "")
+
+
+@dataclass(slots=True)
+class Fault:
+    """Answer `method` (None: every method but getUpdates) with a failure.
+
+    kind: "429", "502", "403", "400" or "hang" (hold the request, never answer). It applies
+    to the next `count` matching requests, or to all of them until `until` (monotonic)."""
+
+    kind: str
+    method: str | None = None
+    count: int | None = None
+    until: float | None = None
+    retry_after: int = 1
+
+    def matches(self, method: str, now: float) -> bool:
+        if self.method is None and method == "getUpdates":
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        if self.until is not None and now >= self.until:
+            return False
+        return self.count is None or self.count > 0
+
+
+@dataclass(slots=True)
+class _Update:
+    update_id: int
+    payload: dict[str, Any]
+
+
+_ERRORS = {
+    "429": (429, "Too Many Requests: retry after {retry_after}"),
+    "502": (502, "Bad Gateway"),
+    "403": (403, "Forbidden: bot was blocked by the user"),
+    "400": (400, "Bad Request: chat not found"),
+}
+
+
+@dataclass
+class FakeBotAPI:
+    token: str = "123456:TEST-token-do-not-log"
+    host: str = "127.0.0.1"
+    requests: list[Request] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._updates: list[_Update] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._callback_ids = itertools.count(1)
+        self._new_update = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> FakeBotAPI:
+        app = web.Application(client_max_size=20 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        self._closing.set()
+        self._new_update.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeBotAPI:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/bot"
+
+    # --- injecting updates ---------------------------------------------------------------
+
+    def inject_update(self, payload: dict[str, Any]) -> int:
+        update_id = next(self._update_ids)
+        self._updates.append(_Update(update_id, payload))
+        self._new_update.set()
+        self._new_update = asyncio.Event()
+        return update_id
+
+    def inject_message(
+        self,
+        text: str,
+        chat_id: int = 42,
+        user_id: int | None = None,
+        date: int | None = None,
+        chat_type: str = "private",
+        command: bool = False,
+    ) -> int:
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()) if date is None else date,
+            "chat": {"id": chat_id, "type": chat_type},
+            "from": {
+                "id": chat_id if user_id is None else user_id,
+                "is_bot": False,
+                "first_name": "User",
+                "username": f"user{user_id or chat_id}",
+            },
+            "text": text,
+        }
+        if command:
+            length = len(text.split()[0])
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        return self.inject_update({"message": message})
+
+    def inject_command(self, text: str, chat_id: int = 42, **kwargs: Any) -> int:
+        return self.inject_message(text, chat_id, command=True, **kwargs)
+
+    def press_button(
+        self,
+        data: str,
+        chat_id: int = 42,
+        message_id: int | None = None,
+        user_id: int | None = None,
+        chat_type: str = "private",
+    ) -> int:
+        message = self.messages.get((chat_id, message_id or 0)) or {
+            "message_id": message_id or 1,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": chat_type},
+            "from": BOT_USER,
+            "text": "?",
+        }
+        return self.inject_update(
+            {
+                "callback_query": {
+                    "id": str(next(self._callback_ids)),
+                    "from": {
+                        "id": chat_id if user_id is None else user_id,
+                        "is_bot": False,
+                        "first_name": "User",
+                    },
+                    "chat_instance": "ci",
+                    "data": data,
+                    "message": message,
+                }
+            }
+        )
+
+    # --- faults --------------------------------------------------------------------------
+
+    def fail(
+        self,
+        kind: str,
+        method: str | None = None,
+        *,
+        count: int | None = None,
+        seconds: float | None = None,
+        retry_after: int = 1,
+    ) -> Fault:
+        until = time.monotonic() + seconds if seconds is not None else None
+        fault = Fault(kind, method, count, until, retry_after)
+        self.faults.append(fault)
+        return fault
+
+    def heal(self) -> None:
+        self.faults.clear()
+
+    # --- looking at what happened --------------------------------------------------------
+
+    def calls(
+        self, method: str, predicate: Callable[[Request], bool] | None = None
+    ) -> list[Request]:
+        return [
+            r for r in self.requests if r.method == method and (predicate is None or predicate(r))
+        ]
+
+    def sent(self, chat_id: int | None = None) -> list[Request]:
+        """sendMessage requests that succeeded, optionally for one chat."""
+        return self.calls(
+            "sendMessage",
+            lambda r: r.status == 200 and (chat_id is None or r.int("chat_id") == chat_id),
+        )
+
+    async def wait_for(
+        self,
+        method: str,
+        predicate: Callable[[Request], bool] | None = None,
+        count: int = 1,
+        timeout: float = 5.0,
+        answered: bool = True,
+    ) -> Request:
+        """The `count`-th request to `method` matching `predicate` (answered with 200 unless
+        `answered` is False); waits on a condition, never sleeps."""
+
+        def found() -> list[Request]:
+            return [r for r in self.calls(method, predicate) if not answered or r.status == 200]
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(found()) >= count), timeout)
+        return found()[count - 1]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- the server ----------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, str] = {}
+        files: dict[str, bytes] = {}
+        if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            for key, value in (await request.post()).items():
+                if isinstance(value, str):
+                    params[key] = value
+                else:
+                    files[key] = value.file.read()
+        recorded = Request(method, params, files, time.monotonic())
+        self.requests.append(recorded)
+        await self._notify()
+        response = await self._respond(request.match_info["token"], method, recorded)
+        recorded.status = response.status
+        await self._notify()
+        return response
+
+    async def _respond(self, token: str, method: str, request: Request) -> web.Response:
+        if token != self.token:
+            return _error(401, "Unauthorized")
+        now = time.monotonic()
+        for fault in self.faults:
+            if fault.matches(method, now):
+                if fault.count is not None:
+                    fault.count -= 1
+                if fault.kind == "hang":
+                    await self._closing.wait()
+                    return _error(504, "Gateway Timeout")
+                status, text = _ERRORS[fault.kind]
+                parameters = {"retry_after": fault.retry_after} if fault.kind == "429" else None
+                return _error(status, text.format(retry_after=fault.retry_after), parameters)
+        handler = getattr(self, f"_m_{method}", None)
+        if handler is None:
+            return _error(404, "Not Found: method not found")
+        return _ok(await handler(request))
+
+    async def _m_getMe(self, request: Request) -> Any:
+        return BOT_USER
+
+    async def _m_deleteWebhook(self, request: Request) -> Any:
+        return True
+
+    async def _m_setMyCommands(self, request: Request) -> Any:
+        return True
+
+    async def _m_answerCallbackQuery(self, request: Request) -> Any:
+        return True
+
+    async def _m_getUpdates(self, request: Request) -> Any:
+        offset = int(request.params.get("offset", "0") or 0)
+        timeout = float(request.params.get("timeout", "0") or 0)
+        if offset:
+            self._updates = [u for u in self._updates if u.update_id >= offset]
+        if not self._updates and timeout > 0 and not self._closing.is_set():
+            try:
+                await asyncio.wait_for(self._new_update.wait(), timeout)
+            except TimeoutError:
+                pass
+        return [{"update_id": u.update_id, **u.payload} for u in self._updates]
+
+    def _message(self, request: Request, **extra: Any) -> dict[str, Any]:
+        chat_id = request.int("chat_id")
+        message_id = int(request.params.get("message_id") or next(self._message_ids))
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "from": BOT_USER,
+            **extra,
+        }
+        if "reply_markup" in request.params:
+            message["reply_markup"] = request.json("reply_markup")
+        self.messages[(chat_id, message_id)] = message
+        return message
+
+    async def _m_sendMessage(self, request: Request) -> Any:
+        return self._message(request, text=request.text)
+
+    async def _m_editMessageText(self, request: Request) -> Any:
+        return self._message(request, text=request.text, edit_date=int(time.time()))
+
+    async def _m_sendPhoto(self, request: Request) -> Any:
+        photo = {"file_id": "photo1", "file_unique_id": "u1", "width": 800, "height": 450}
+        return self._message(request, photo=[photo], caption=request.params.get("caption", ""))
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
