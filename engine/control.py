@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
-from engine.domain import Fill, Order
-from engine.events import Subscription
+from engine.domain import EngineState, Fill, Order, OrderStatus, Position, Side
+from engine.events import CommandEvent, Subscription
 from engine.reports import (
     CancelReport,
     ChartData,
+    ChartMarker,
+    ClosedPosition,
     FlattenReport,
     HealthReport,
     JournalEntry,
@@ -18,7 +23,11 @@ from engine.reports import (
     Quote,
     RiskReport,
     StatusReport,
+    SymbolHealth,
 )
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
 
 ProgressCallback = Callable[[str], Awaitable[None]]
 
@@ -46,3 +55,282 @@ class ControlAPI(Protocol):
     async def cancel_all(self, by: str, scope: str = "bot") -> CancelReport: ...
     async def chart_data(self, symbol: str | None) -> ChartData: ...
     def subscribe(self, maxsize: int = 1000) -> Subscription: ...
+
+
+class Control:
+    """The engine's control API: what front-ends may ask; each acting call is journaled."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._flatten_lock = asyncio.Lock()
+        self.last_alert_delivered: datetime | None = None
+
+    @property
+    def mode(self) -> str:
+        return self._engine.mode
+
+    async def _journal_command(self, command: str, by: str, **args: object) -> None:
+        engine = self._engine
+        await engine.journal.log_event(
+            "info", "command", f"{command} by {by}", {"by": by, **args}
+        )
+        engine.bus.publish(CommandEvent(command, by, engine.clock.now(), dict(args)))
+
+    # --- read-only ------------------------------------------------------------------------
+
+    async def status(self) -> StatusReport:
+        engine = self._engine
+        params = engine.settings.strategy_params
+        return StatusReport(
+            connection=engine.connection,
+            mode=self.mode,
+            account=engine.account,
+            state=engine.risk.state,
+            pause_reason=engine.risk.pause_reason,
+            strategy=engine.settings.strategy,
+            strategy_params=asdict(params),
+            symbols=tuple(engine.symbols),
+            last_bar_time={s: st.last_bar.time if st.last_bar else None
+                           for s, st in engine.symbols.items()},
+            equity=engine.portfolio.net_liquidation(),
+            today_pnl=engine.today_pnl(),
+            uptime_seconds=engine.uptime(),
+            broker_time=engine.clock.now() if engine.clock.synced else None,
+        )
+
+    async def positions(self) -> PositionsReport:
+        engine = self._engine
+        positions = []
+        for position in engine.portfolio.positions.values():
+            price = engine.portfolio.last_price.get(position.symbol, position.market_price)
+            unrealized = (
+                (price - position.avg_cost) * position.quantity
+                if price is not None else position.unrealized_pnl
+            )
+            positions.append(replace(position, market_price=price, unrealized_pnl=unrealized))
+        return PositionsReport(tuple(positions), tuple(engine.symbols))
+
+    async def orders(self) -> list[Order]:
+        return self._engine.orders.working()
+
+    async def trades(self, n: int = 10) -> list[Fill]:
+        return await self._engine.journal.recent_fills(limit=n)
+
+    async def pnl(self) -> PnlReport:
+        engine = self._engine
+        portfolio = engine.portfolio
+        return PnlReport(
+            realized_today=portfolio.realized_today,
+            unrealized=portfolio.unrealized(),
+            today=portfolio.today_pnl(),
+            commissions_today=portfolio.commissions_today,
+            net_liquidation=portfolio.net_liquidation(),
+            trading_day=engine.trading_day(),
+            per_symbol=dict(portfolio.realized_by_symbol),
+        )
+
+    async def risk(self) -> RiskReport:
+        engine = self._engine
+        limits = engine.risk.limits
+        now = engine.clock.now()
+        today = engine.today_pnl()
+        outside = tuple(
+            symbol for symbol in engine.symbols
+            if (info := engine.contract_info(symbol)) and not info.liquid_hours.is_open(now)
+        )
+        return RiskReport(
+            state=engine.risk.state,
+            pause_reason=engine.risk.pause_reason,
+            max_position=limits.max_position,
+            max_notional=limits.max_notional,
+            max_daily_loss=limits.max_daily_loss,
+            max_orders_per_minute=limits.max_orders_per_minute,
+            orders_last_minute=engine.risk.orders_last_minute(now),
+            today_pnl=today,
+            loss_remaining=limits.max_daily_loss + min(today, 0.0),
+            stale_symbols=tuple(s for s in engine.symbols if engine.is_stale(s)),
+            outside_hours_symbols=outside,
+            recent_refusals=tuple(engine.recent_refusals),
+        )
+
+    async def health(self) -> HealthReport:
+        engine = self._engine
+        now = engine.clock.now()
+        symbols = []
+        for symbol, state in engine.symbols.items():
+            last = state.last_bar.time if state.last_bar else None
+            age = (now - last).total_seconds() if last else None
+            symbols.append(SymbolHealth(symbol, last, age, engine.is_stale(symbol)))
+        lags = sorted(engine.loop_lag_samples) or [0.0]
+        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+        return HealthReport(
+            connection=engine.connection,
+            connected_since=engine.connected_since,
+            disconnects=engine.disconnects,
+            symbols=tuple(symbols),
+            loop_lag_ms_p99=p99 * 1000,
+            loop_lag_ms_max=lags[-1] * 1000,
+            last_alert_delivered=self.last_alert_delivered,
+        )
+
+    async def logs(self, n: int = 20) -> list[JournalEntry]:
+        rows = await self._engine.journal.recent_events(limit=n, levels=("warning", "error"))
+        return [JournalEntry(row.at, row.level, row.kind, row.message) for row in rows]
+
+    async def quote(self, symbol: str) -> Quote:
+        engine = self._engine
+        symbol = symbol.upper()
+        if symbol not in engine.broker.contracts:
+            raise KeyError(symbol)
+        if not engine.broker.is_connected:
+            last = engine.portfolio.last_price.get(symbol)
+            return Quote(symbol, None, None, last, None)
+        bid, ask, last = await engine.broker.quote(symbol)
+        if last is None:
+            last = engine.portfolio.last_price.get(symbol)
+        return Quote(symbol, bid, ask, last, engine.clock.now())
+
+    async def chart_data(self, symbol: str | None) -> ChartData:
+        engine = self._engine
+        if symbol is None:
+            curve = await engine.journal.equity_curve()
+            return ChartData(None, tuple(t for t, _ in curve), tuple(v for _, v in curve))
+        state = engine.symbols.get(symbol.upper())
+        if state is None:
+            raise KeyError(symbol)
+        bars = list(state.bars)
+        rows = list(state.indicators)[-len(bars):] if bars else []
+        names = sorted({name for row in rows for name in row})
+        indicators = {name: tuple(row.get(name) for row in rows) for name in names}
+        since = bars[0].time if bars else None
+        fills = await engine.journal.recent_fills(limit=500, since=since)
+        markers = tuple(
+            ChartMarker(f.time, f.price, f.side.value) for f in fills if f.symbol == state.symbol
+        )
+        return ChartData(
+            state.symbol,
+            tuple(bar.time for bar in bars),
+            tuple(bar.close for bar in bars),
+            indicators,
+            markers,
+        )
+
+    def subscribe(self, maxsize: int = 1000) -> Subscription:
+        return self._engine.bus.subscribe(maxsize)
+
+    # --- acting ---------------------------------------------------------------------------
+
+    async def pause(self, by: str, reason: str = "") -> StatusReport:
+        await self._journal_command("pause", by, reason=reason)
+        if self._engine.risk.state is not EngineState.HALTED:
+            await self._engine.set_state(EngineState.PAUSED, reason or f"paused by {by}", by)
+        return await self.status()
+
+    async def resume(self, by: str) -> StatusReport:
+        await self._journal_command("resume", by)
+        engine = self._engine
+        if engine.fatal is None:
+            await engine.set_state(EngineState.RUNNING, "", by)
+        return await self.status()
+
+    async def cancel_all(self, by: str, scope: str = "bot") -> CancelReport:
+        _check_scope(scope)
+        await self._journal_command("cancel_all", by, scope=scope)
+        return await self._cancel(scope)
+
+    async def _cancel(self, scope: str) -> CancelReport:
+        engine = self._engine
+        working = engine.orders.working()
+        if scope == "account":
+            if engine.broker.is_connected:
+                engine.broker.global_cancel()
+            refs = [order.order_ref for order in working]
+        else:
+            refs = [order.order_ref for order in working if engine.orders.cancel(order.order_ref)]
+        await engine.orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS)
+        cancelled = tuple(
+            f"{o.symbol} {o.side.value} {o.quantity:g} {o.order_type.value} ({o.order_ref})"
+            for o in working if o.status.is_done
+        )
+        failed = tuple(
+            f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): still {o.status.value}"
+            for o in working if not o.status.is_done
+        )
+        return CancelReport(scope, cancelled, failed)
+
+    async def flatten(
+        self, by: str, scope: str = "bot", progress: ProgressCallback | None = None
+    ) -> FlattenReport:
+        """Pause; cancel the orders; close the positions with market orders; wait for fills.
+
+        Calling it again while it runs waits for the same run; calling it when flat is harmless.
+        """
+        _check_scope(scope)
+        await self._journal_command("flatten", by, scope=scope)
+        async with self._flatten_lock:
+            self._engine.flattening = True
+            try:
+                return await self._flatten(by, scope, progress)
+            finally:
+                self._engine.flattening = False
+
+    async def _flatten(
+        self, by: str, scope: str, progress: ProgressCallback | None
+    ) -> FlattenReport:
+        engine = self._engine
+
+        async def say(text: str) -> None:
+            if progress is not None:
+                await progress(text)
+
+        if engine.risk.state is EngineState.RUNNING:
+            await engine.set_state(EngineState.PAUSED, f"flatten by {by}", by)
+        if not engine.broker.is_connected:
+            return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
+        cancel = await self._cancel(scope)
+        if cancel.cancelled:
+            await say(f"cancelled {len(cancel.cancelled)} order(s)")
+        # A fill that raced the cancel must show in the positions before they are closed.
+        await engine.wait_positions_settled(POSITION_SETTLE_SECONDS)
+        positions = [
+            p for p in engine.broker.positions()
+            if p.quantity != 0 and (scope == "account" or p.symbol in engine.symbols)
+        ]
+        if not positions and not cancel.cancelled and not cancel.failed:
+            return FlattenReport(scope, (), (), (), flat=True, already_flat=True)
+        closing: list[tuple[Position, Order]] = []
+        not_closed = list(cancel.failed)
+        for position in positions:
+            if position.symbol not in engine.broker.contracts:
+                await engine.broker.close_position_contract(position.symbol)
+            side = Side.SELL if position.quantity > 0 else Side.BUY
+            order = await engine.orders.submit(
+                position.symbol, side, abs(position.quantity), f"flatten by {by}",
+                outside_rth=True,
+            )
+            if order.status.is_done:
+                not_closed.append(f"{position.symbol} {position.quantity:g}: {order.message}")
+            else:
+                closing.append((position, order))
+        if closing:
+            await say("closing " + ", ".join(f"{p.symbol} {p.quantity:g}" for p, _ in closing))
+        await engine.orders.wait_done([o.order_ref for _, o in closing], FLATTEN_WAIT_SECONDS)
+        closed = []
+        for position, order in closing:
+            if order.status is OrderStatus.FILLED:
+                closed.append(ClosedPosition(position.symbol, position.quantity, order.avg_price))
+            else:
+                detail = order.message or order.status.value
+                not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
+        return FlattenReport(scope, cancel.cancelled, tuple(closed), tuple(not_closed),
+                             flat=not not_closed)
+
+
+CANCEL_WAIT_SECONDS = 10.0
+POSITION_SETTLE_SECONDS = 2.0
+FLATTEN_WAIT_SECONDS = 30.0
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in ("bot", "account"):
+        raise ValueError(f"scope must be 'bot' or 'account', not {scope!r}")

@@ -1,0 +1,745 @@
+"""The trading engine: bars → strategy → risk → orders, reconciled with the broker.
+
+The engine listens to the broker adapter (domain types only), keeps the per-symbol market
+state, asks each symbol's strategy what it wants at every closed bar, checks risk, and places
+orders through the order manager. Everything a person should know is published on the event
+bus; every decision is journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from engine import strategies
+from engine.bars import REALTIME_BAR_SECONDS, BarBuilder, bad_bar_reason, bar_start
+from engine.broker import BrokerSnapshot, ContractInfo, IBBroker
+from engine.clock import BrokerClock
+from engine.config import Settings
+from engine.domain import (
+    Bar,
+    ConnectionState,
+    EngineState,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    Side,
+    Signal,
+)
+from engine.events import (
+    BrokerErrorEvent,
+    ConnectionEvent,
+    DataEvent,
+    EventBus,
+    FillEvent,
+    Level,
+    LifecycleEvent,
+    ReconcileEvent,
+    RiskEvent,
+)
+from engine.hours import ALWAYS_OPEN, trading_day
+from engine.ib_errors import ErrorAction, classify
+from engine.journal import Journal
+from engine.orders import JournalWriter, OrderManager
+from engine.portfolio import Portfolio
+from engine.risk import OrderRequest, RiskLimits, RiskManager
+from engine.strategies.base import Strategy
+
+log = logging.getLogger(__name__)
+
+# How long a fill waits for its commission report before it is announced without it.
+COMMISSION_WAIT_SECONDS = 2.0
+# A symbol with no 5-second bar for this long (broker time, trading hours) is resubscribed.
+QUIET_SECONDS = 60.0
+# Bad bars are alerted once per burst: again only after this long without one.
+BAD_BAR_BURST_SECONDS = 300.0
+CHART_BARS = 500
+
+
+@dataclass(slots=True)
+class SymbolState:
+    """Everything the engine keeps about one traded symbol."""
+
+    symbol: str
+    strategy: Strategy
+    builder: BarBuilder
+    last_bar: Bar | None = None
+    last_small_bar: Bar | None = None
+    last_small_wall: float = 0.0
+    warm: bool = False
+    bars: deque[Bar] = field(default_factory=lambda: deque(maxlen=CHART_BARS))
+    indicators: deque[dict[str, float | None]] = field(
+        default_factory=lambda: deque(maxlen=CHART_BARS)
+    )
+    last_bad_bar_alert: float = -math.inf
+    bad_bars_in_burst: int = 0
+    awaiting_position: bool = False
+
+
+class Engine:
+    """One trading engine, from connect to shutdown. Implements BrokerListener."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        journal: Journal,
+        bus: EventBus | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        mode: str | None = None,
+        clock_speed: float = 1.0,
+        backoff_initial: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.bus = bus or EventBus()
+        self.mode = mode or settings.trading_mode
+        self.clock = BrokerClock(clock_speed)
+        self.broker = IBBroker(
+            self,
+            host=host or settings.ib_host or "127.0.0.1",
+            port=port or settings.ib_port,
+            client_id=settings.ib_client_id,
+            account=settings.ib_account,
+            allow_live=settings.trading_mode == "live",
+            backoff_initial=backoff_initial,
+        )
+        self.writer = JournalWriter()
+        self.orders = OrderManager(self.broker, journal, self.writer, self.bus, self.clock)
+        self.portfolio = Portfolio()
+        self.risk = RiskManager(
+            RiskLimits(
+                max_position=settings.max_position,
+                max_notional=settings.max_notional,
+                max_daily_loss=settings.max_daily_loss,
+                max_orders_per_minute=settings.max_orders_per_minute,
+                bar_seconds=settings.bar_seconds,
+                outside_rth=settings.outside_rth,
+            )
+        )
+        self.symbols: dict[str, SymbolState] = {
+            instrument.symbol: SymbolState(
+                instrument.symbol,
+                strategies.create(
+                    settings.strategy,
+                    instrument.symbol,
+                    settings.strategy_params,
+                    settings.order_quantity,
+                ),
+                BarBuilder(instrument.symbol, settings.bar_seconds),
+            )
+            for instrument in settings.symbols
+        }
+        self.connection = ConnectionState.DISCONNECTED
+        self.connected_since: datetime | None = None
+        self.disconnected_at: float | None = None
+        self.disconnects = 0
+        self.account = ""
+        self.started_wall = time.monotonic()
+        self.recent_refusals: deque[str] = deque(maxlen=10)
+        self.ready = asyncio.Event()  # connected, reconciled and warmed up
+        self.fatal: BaseException | None = None
+        self._stopped = asyncio.Event()
+        self._pending_fills: dict[str, tuple[Fill, asyncio.TimerHandle]] = {}
+        self._signal_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_equity_at: datetime | None = None
+        self._exchange_tz = "America/New_York"
+        self.loop_lag_samples: deque[float] = deque(maxlen=600)
+        self.flattening = False  # while true the strategy places nothing
+        self._positions_settled = asyncio.Event()
+        self._positions_settled.set()
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Restore the persisted state and start connecting (returns at once)."""
+        state = await self.journal.get_state("engine_state", EngineState.RUNNING.value)
+        reason = await self.journal.get_state("pause_reason", "") or ""
+        if state == EngineState.PAUSED.value:
+            self.risk.pause(reason or "paused before the restart")
+        elif state == EngineState.HALTED.value:
+            self.risk.halt(reason or "halted before the restart")
+        self.writer.start()
+        self._spawn(self._run_broker(), "broker")
+        self._spawn(self._watchdog(), "watchdog")
+        self._spawn(self._measure_loop_lag(), "loop-lag")
+
+    def _spawn(self, coroutine: object, name: str) -> None:
+        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        task.set_name(name)
+        self._tasks.append(task)
+
+    async def _run_broker(self) -> None:
+        try:
+            await self.broker.run()
+        except Exception as exc:  # configuration errors the engine cannot trade past
+            self.fatal = exc
+            self.risk.halt(str(exc))
+            await self.journal.log_event("error", "fatal", str(exc))
+            self.bus.publish(RiskEvent("halted", str(exc), self.clock.now(),
+                                       state=EngineState.HALTED))
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Stop new orders, flush the journal, disconnect."""
+        self.risk.halt("shutting down")
+        for fill, timer in list(self._pending_fills.values()):
+            timer.cancel()
+            self._announce_fill(fill)
+        self.broker.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writer.stop()
+        self._stopped.set()
+
+    async def set_state(self, state: EngineState, reason: str, by: str) -> None:
+        if state is EngineState.RUNNING:
+            self.risk.resume()
+        elif state is EngineState.PAUSED:
+            self.risk.pause(reason)
+        else:
+            self.risk.halt(reason)
+        await self.journal.set_state("engine_state", state.value)
+        await self.journal.set_state("pause_reason", reason)
+        await self.journal.log_event("info", "state", f"{state.value} by {by}: {reason}")
+
+    # --- BrokerListener: connection --------------------------------------------------------
+
+    async def on_connected(self, account: str, reconnect: bool) -> None:
+        downtime = (
+            time.monotonic() - self.disconnected_at if self.disconnected_at is not None else None
+        )
+        self.account = account
+        self.connection = ConnectionState.CONNECTED
+        self.connected_since = datetime.now(UTC)
+        try:
+            self.clock.sync(await self.broker.current_time())
+            if not self.broker.contracts:
+                await self._qualify()
+            await self.reconcile()
+            await self._warm_up(backfill=reconnect)
+            for symbol in self.symbols:
+                self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
+                self.symbols[symbol].last_small_wall = time.monotonic()
+        except (ConnectionError, TimeoutError) as exc:
+            log.warning("lost the connection while setting up: %s", exc)
+            return
+        await self.journal.log_event(
+            "info", "connection", f"connected to {self.broker.host}:{self.broker.port}",
+            {"account": account, "reconnect": reconnect, "downtime": downtime},
+        )
+        self.bus.publish(
+            ConnectionEvent(ConnectionState.CONNECTED, self.clock.now(),
+                            downtime if reconnect else None,
+                            f"account {account}")
+        )
+        if not self.ready.is_set():
+            self.ready.set()
+            self.bus.publish(
+                LifecycleEvent(
+                    "startup",
+                    self.clock.now(),
+                    {
+                        "mode": self.mode,
+                        "account": account,
+                        "symbols": list(self.symbols),
+                        "strategy": self.settings.strategy,
+                        "state": self.risk.state.value,
+                    },
+                )
+            )
+
+    def on_disconnected(self, reason: str) -> None:
+        if self.connection is ConnectionState.DISCONNECTED:
+            return
+        self.connection = ConnectionState.DISCONNECTED
+        self.disconnects += 1
+        self.disconnected_at = time.monotonic()
+        self.writer.write(lambda: self.journal.log_event("warning", "connection", reason))
+        self.bus.publish(ConnectionEvent(ConnectionState.DISCONNECTED, self.clock.now(),
+                                         detail=reason))
+        for order in self.orders.working():
+            if order.status is OrderStatus.INTENT or order.status is OrderStatus.PENDING:
+                # Sent, but no answer: its outcome is unknown until reconciliation.
+                order.status = OrderStatus.UNKNOWN
+
+    def on_connect_failed(self, error: str, retry_in: float) -> None:
+        self.connection = ConnectionState.CONNECTING
+        log.warning(
+            "cannot connect to %s:%s (%s); retrying in %.1fs",
+            self.broker.host, self.broker.port, error, retry_in,
+        )
+
+    async def _qualify(self) -> None:
+        unknown = await self.broker.qualify(tuple(self.settings.symbols))
+        for symbol in unknown:
+            message = f"{symbol}: the gateway does not know this contract (error 200); not traded"
+            await self.journal.log_event("error", "config", message)
+            self.bus.publish(BrokerErrorEvent(200, message, classify(200).meaning, Level.ERROR,
+                                              self.clock.now()))
+            self.symbols.pop(symbol, None)
+        if self.symbols:
+            first = next(iter(self.symbols))
+            self._exchange_tz = self.broker.contract_info[first].time_zone
+
+    def contract_info(self, symbol: str) -> ContractInfo | None:
+        return self.broker.contract_info.get(symbol)
+
+    # --- reconciliation -----------------------------------------------------------------
+
+    async def reconcile(self) -> list[str]:
+        """Match the journal with the broker: adopt orders, recover fills, close unknowns."""
+        snapshot: BrokerSnapshot = await self.broker.snapshot()
+        self.portfolio.replace_positions(list(snapshot.positions))
+        self.portfolio.account_values.update(self.broker.account_values())
+        differences: list[str] = []
+        open_by_ref = {o.order_ref: o for o in snapshot.open_orders if o.order_ref}
+        done_by_ref = {o.order_ref: o for o in snapshot.completed_orders if o.order_ref}
+        fills_by_ref: dict[str, list[Fill]] = {}
+        for fill in snapshot.fills:
+            fills_by_ref.setdefault(fill.order_ref, []).append(fill)
+
+        adopted = 0
+        journal_open = {o.order_ref: o for o in await self.journal.open_orders()}
+        # One object per order: the one in memory (this run's) wins over the journal's copy.
+        candidates = {
+            **journal_open,
+            **{ref: o for ref, o in self.orders.orders.items() if not o.status.is_done},
+        }
+        for ref, order in candidates.items():
+            if ref in open_by_ref:
+                found = open_by_ref[ref]
+                order.status, order.filled = found.status, found.filled
+                order.ib_order_id, order.perm_id = found.ib_order_id, found.perm_id
+                adopted += 1
+            elif ref in done_by_ref:
+                found = done_by_ref[ref]
+                order.status, order.filled = found.status, found.filled
+                order.perm_id = found.perm_id or order.perm_id
+                differences.append(f"{ref} {order.symbol}: {found.status.value} while away")
+            elif ref in fills_by_ref:
+                order.status = OrderStatus.FILLED
+                order.filled = sum(f.quantity for f in fills_by_ref[ref])
+                differences.append(f"{ref} {order.symbol}: filled while away")
+            else:
+                # No open order, no completed order, no execution: it is not at the broker.
+                order.status = OrderStatus.CANCELLED
+                order.message = "no trace at the broker; not working"
+                differences.append(f"{ref} {order.symbol}: no trace at the broker")
+            await self.journal.update_order(
+                ref, order.status, ib_order_id=order.ib_order_id, perm_id=order.perm_id
+            )
+            self.orders.adopt(order)
+
+        for ref, found in open_by_ref.items():
+            if (
+                ref.startswith("tb-")
+                and ref not in candidates
+                and await self.journal.order(ref) is None
+            ):
+                order = Order(
+                    order_ref=ref, symbol=found.symbol, side=found.side,
+                    quantity=found.quantity, order_type=OrderType(found.order_type)
+                    if found.order_type in OrderType._value2member_map_ else OrderType.MARKET,
+                    limit_price=found.limit_price, stop_price=found.stop_price,
+                    reason="adopted from the broker", status=found.status,
+                    ib_order_id=found.ib_order_id, perm_id=found.perm_id,
+                    created_at=self.clock.now(),
+                )
+                await self.journal.insert_order(order)
+                self.orders.adopt(order)
+                adopted += 1
+                differences.append(f"{ref} {found.symbol}: open at the broker, not journaled")
+
+        recovered = 0
+        for fill in snapshot.fills:
+            if not fill.order_ref.startswith("tb-"):
+                continue
+            self.orders.mark_seen(fill.exec_id)
+            if await self.journal.record_fill(fill):
+                recovered += 1
+                if fill.commission is not None:
+                    self.portfolio.add_realized(fill.symbol, fill.realized_pnl, fill.commission)
+        if recovered:
+            differences.append(f"{recovered} fill(s) recovered from the broker")
+
+        await self.journal.log_event(
+            "warning" if differences else "info", "reconcile",
+            f"reconciled: {adopted} order(s) adopted, {len(differences)} difference(s)",
+            {"differences": differences},
+        )
+        if differences:
+            self.bus.publish(ReconcileEvent(tuple(differences), adopted, self.clock.now()))
+        return differences
+
+    # --- market data --------------------------------------------------------------------
+
+    async def _warm_up(self, backfill: bool) -> None:
+        settings = self.settings
+        for symbol, state in self.symbols.items():
+            needed = state.strategy.warmup_bars + 2
+            history = await self.broker.history(
+                symbol, settings.bar_size, settings.bar_seconds, needed,
+                use_rth=not settings.outside_rth,
+            )
+            now = self.clock.now()
+            step = timedelta(seconds=settings.bar_seconds)
+            complete = [bar for bar in history if bar.time + step <= now]
+            partial = [bar for bar in history if bar.time + step > now]
+            if backfill and state.last_bar is not None:
+                last = state.last_bar.time
+                complete = [bar for bar in complete if bar.time > last]
+            for bar in complete[-max(needed, CHART_BARS):] if not backfill else complete:
+                self._on_bar(state, bar, trade=False)
+            if partial:
+                state.builder.seed(partial[-1])
+            state.warm = True
+            await self.journal.log_event(
+                "info", "warmup",
+                f"{symbol}: {len(complete)} historical bars"
+                + (" (backfill)" if backfill else ""),
+            )
+
+    def on_realtime_bar(self, bar: Bar) -> None:
+        state = self.symbols.get(bar.symbol)
+        if state is None:
+            return
+        self.clock.sync(bar.time + timedelta(seconds=REALTIME_BAR_SECONDS))
+        reason = bad_bar_reason(bar, state.last_small_bar)
+        if reason is not None:
+            self._bad_bar(state, bar, reason)
+            return
+        state.last_small_bar = bar
+        state.last_small_wall = time.monotonic()
+        self.portfolio.last_price[bar.symbol] = bar.close
+        for closed in state.builder.add(bar):
+            self._on_bar(state, closed, trade=state.warm)
+
+    def _bad_bar(self, state: SymbolState, bar: Bar, reason: str) -> None:
+        message = f"{bar.symbol}: bad bar at {bar.time.isoformat()} dropped ({reason})"
+        details = {"symbol": bar.symbol, "time": bar.time.isoformat(), "reason": reason,
+                   "bar": [bar.open, bar.high, bar.low, bar.close, bar.volume]}
+        self.writer.write(lambda: self.journal.log_event("warning", "bad_bar", message, details))
+        now = time.monotonic()
+        state.bad_bars_in_burst += 1
+        if now - state.last_bad_bar_alert >= self.clock.wall_seconds(BAD_BAR_BURST_SECONDS):
+            self.bus.publish(DataEvent("bad_bar", bar.symbol, message, self.clock.now(),
+                                       state.bad_bars_in_burst))
+            state.bad_bars_in_burst = 0
+        state.last_bad_bar_alert = now
+
+    def _on_bar(self, state: SymbolState, bar: Bar, trade: bool) -> None:
+        reason = bad_bar_reason(bar, state.last_bar)
+        if reason is not None:
+            self._bad_bar(state, bar, reason)
+            return
+        previous = state.last_bar
+        if previous is not None and trade:
+            missing = int((bar.time - previous.time).total_seconds()
+                          // self.settings.bar_seconds) - 1
+            info = self.contract_info(bar.symbol)
+            hours = info.trading_hours if info else ALWAYS_OPEN
+            gap_start = previous.time + timedelta(seconds=self.settings.bar_seconds)
+            if missing > 0 and hours.is_open(gap_start):
+                message = f"{bar.symbol}: {missing} bar(s) missing before {bar.time.isoformat()}"
+                self.writer.write(lambda: self.journal.log_event(
+                    "warning", "gap", message, {"symbol": bar.symbol, "missing": missing}))
+        state.last_bar = bar
+        state.bars.append(bar)
+        position = self.portfolio.position(bar.symbol)
+        signal = state.strategy.on_bar(bar, position)
+        state.indicators.append(state.strategy.indicator_values())
+        if trade:
+            self._maybe_snapshot_equity()
+            self._check_daily_loss()
+            if signal is not None:
+                self._spawn_signal(state, signal)
+
+    def _spawn_signal(self, state: SymbolState, signal: Signal) -> None:
+        task = asyncio.ensure_future(self._act_on_signal(state, signal))
+        task.add_done_callback(_log_task_failure)
+
+    async def _act_on_signal(self, state: SymbolState, signal: Signal) -> Order | None:
+        """Turn a strategy's target into at most one order."""
+        async with self._signal_lock:
+            symbol = signal.symbol
+            self.writer.write(lambda: self.journal.add_signal(signal))
+            if self.flattening:
+                self._refuse(symbol, "flatten in progress")
+                return None
+            if self.connection is not ConnectionState.CONNECTED:
+                self._refuse(symbol, "not connected to the gateway")
+                return None
+            if self.orders.has_working(symbol):
+                self._refuse(symbol, "an order for this symbol is still working")
+                return None
+            if state.awaiting_position:
+                self._refuse(symbol, "waiting for the broker to confirm the position")
+                return None
+            position = self.portfolio.position(symbol)
+            delta = signal.target - position
+            if abs(delta) < 1e-9:
+                return None
+            side = Side.BUY if delta > 0 else Side.SELL
+            request = OrderRequest(symbol, side, abs(delta), self.portfolio.last_price.get(symbol),
+                                   position)
+            info = self.contract_info(symbol)
+            decision = self.risk.check(
+                request, self.clock.now(), state.last_bar.time if state.last_bar else None,
+                info.liquid_hours if info else ALWAYS_OPEN,
+            )
+            if not decision.allowed:
+                self._refuse(symbol, decision.reason)
+                return None
+            self.risk.record_order(self.clock.now())
+            order = await self.orders.submit(
+                symbol, side, abs(delta), signal.reason,
+                outside_rth=self.settings.outside_rth,
+                transmit=not self._wants_bracket(request),
+            )
+            if self._wants_bracket(request) and order.ib_order_id:
+                await self._protect(order, request)
+            return order
+
+    def _wants_bracket(self, request: OrderRequest) -> bool:
+        settings = self.settings
+        return not request.is_exit and request.position == 0 and bool(
+            settings.stop_loss_pct or settings.take_profit_pct
+        )
+
+    async def _protect(self, parent: Order, request: OrderRequest) -> None:
+        """Attach stop-loss / take-profit children to an entry (sent with the last child)."""
+        price = request.reference_price
+        info = self.contract_info(parent.symbol)
+        tick = info.min_tick if info else 0.01
+        if price is None:
+            return
+        direction = parent.side.sign
+        children: list[tuple[OrderType, float | None, float | None]] = []
+        if self.settings.take_profit_pct:
+            target = _round_tick(price * (1 + direction * self.settings.take_profit_pct / 100),
+                                 tick)
+            children.append((OrderType.LIMIT, target, None))
+        if self.settings.stop_loss_pct:
+            stop = _round_tick(price * (1 - direction * self.settings.stop_loss_pct / 100), tick)
+            children.append((OrderType.STOP, None, stop))
+        oca = f"oca-{parent.order_ref}"
+        for index, (order_type, limit, stop) in enumerate(children):
+            await self.orders.submit(
+                parent.symbol, parent.side.opposite, parent.quantity,
+                f"protective {order_type.value} for {parent.order_ref}",
+                order_type, limit, stop, parent=parent,
+                transmit=index == len(children) - 1, oca_group=oca,
+                outside_rth=self.settings.outside_rth,
+            )
+
+    def _refuse(self, symbol: str, reason: str) -> None:
+        message = f"{symbol}: order refused: {reason}"
+        self.recent_refusals.append(f"{self.clock.now():%H:%M:%S} {message}")
+        self.writer.write(lambda: self.journal.log_event("info", "risk", message,
+                                                         {"symbol": symbol}))
+        self.bus.publish(RiskEvent("refused", message, self.clock.now(), symbol=symbol))
+
+    # --- BrokerListener: orders, fills, account ---------------------------------------------
+
+    def on_order_update(self, update: OrderUpdate, symbol: str) -> None:
+        self.orders.on_update(update, symbol)
+
+    def on_fill(self, fill: Fill) -> None:
+        if not self.orders.on_fill(fill):
+            return
+        state = self.symbols.get(fill.symbol)
+        if state is not None:
+            state.awaiting_position = True
+            self._positions_settled.clear()
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(COMMISSION_WAIT_SECONDS, self._commission_timeout, fill.exec_id)
+        self._pending_fills[fill.exec_id] = (fill, timer)
+
+    def on_commission(self, exec_id: str, commission: float, realized_pnl: float | None) -> None:
+        self.orders.on_commission(exec_id, commission, realized_pnl)
+        pending = self._pending_fills.pop(exec_id, None)
+        if pending is None:
+            return
+        fill, timer = pending
+        timer.cancel()
+        completed = Fill(
+            fill.exec_id, fill.order_ref, fill.perm_id, fill.time, fill.symbol, fill.side,
+            fill.quantity, fill.price, commission, realized_pnl,
+        )
+        self.portfolio.add_realized(fill.symbol, realized_pnl, commission)
+        self._announce_fill(completed)
+        self._check_daily_loss()
+
+    def _commission_timeout(self, exec_id: str) -> None:
+        pending = self._pending_fills.pop(exec_id, None)
+        if pending is not None:
+            self._announce_fill(pending[0])
+
+    def _announce_fill(self, fill: Fill) -> None:
+        expected = self.portfolio.position(fill.symbol)
+        state = self.symbols.get(fill.symbol)
+        if state is not None and state.awaiting_position:
+            expected += fill.side.sign * fill.quantity
+        self.bus.publish(FillEvent(fill, expected))
+
+    def on_position(self, position: Position) -> None:
+        self.portfolio.set_position(position)
+        state = self.symbols.get(position.symbol)
+        if state is not None:
+            state.awaiting_position = False
+            if not any(s.awaiting_position for s in self.symbols.values()):
+                self._positions_settled.set()
+
+    async def wait_positions_settled(self, timeout: float) -> None:
+        """Wait (bounded) until every fill seen has shown up in the broker's positions."""
+        try:
+            await asyncio.wait_for(self._positions_settled.wait(), timeout)
+        except TimeoutError:
+            log.warning("positions not confirmed by the broker within %.1fs", timeout)
+
+    def on_account_value(self, tag: str, value: str, currency: str) -> None:
+        if currency not in ("USD", "BASE", ""):
+            return
+        try:
+            self.portfolio.account_values[tag] = float(value)
+        except ValueError:
+            return
+
+    def on_error(self, code: int, message: str, req_id: int, order_ref: str | None) -> None:
+        info = classify(code)
+        action = info.action
+        if action is ErrorAction.INFO:
+            return
+        level = Level.WARNING if action in (
+            ErrorAction.WARNING, ErrorAction.DATA_STALE, ErrorAction.RESTORED,
+            ErrorAction.RESTORED_DATA_LOST, ErrorAction.ORDER_CANCELLED,
+        ) else Level.ERROR
+        details = {"code": code, "req_id": req_id, "order_ref": order_ref}
+        self.writer.write(lambda: self.journal.log_event(level.value, "ib_error",
+                                                         f"{code}: {message}", details))
+        if action is ErrorAction.ORDER_CANCELLED or (
+            action is ErrorAction.ORDER_REJECTED and order_ref
+        ):
+            return  # the order's own status update carries it to the front-ends
+        now = self.clock.now()
+        if action is ErrorAction.DEGRADED:
+            self.connection = ConnectionState.DEGRADED
+            self.bus.publish(ConnectionEvent(ConnectionState.DEGRADED, now, detail=message))
+            return
+        if action in (ErrorAction.RESTORED, ErrorAction.RESTORED_DATA_LOST):
+            self.connection = ConnectionState.CONNECTED
+            self.bus.publish(ConnectionEvent(ConnectionState.CONNECTED, now, detail=message))
+            self._spawn(self._after_restore(action is ErrorAction.RESTORED_DATA_LOST),
+                        "restore")
+            return
+        self.bus.publish(BrokerErrorEvent(code, message, info.meaning, level, now, req_id))
+
+    async def _after_restore(self, data_lost: bool) -> None:
+        await self.reconcile()
+        if data_lost:
+            for symbol in self.symbols:
+                self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        """Close bars whose interval ended, and resubscribe symbols gone quiet."""
+        interval = min(max(self.clock.wall_seconds(REALTIME_BAR_SECONDS) / 2, 0.02), 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            if self.connection is not ConnectionState.CONNECTED or not self.ready.is_set():
+                continue
+            now = self.clock.now()
+            for state in list(self.symbols.values()):
+                # Allow one 5-second bar of slack for the last bar of the interval to arrive.
+                closed = state.builder.flush(now - timedelta(seconds=REALTIME_BAR_SECONDS))
+                if closed is not None:
+                    self._on_bar(state, closed, trade=state.warm)
+                self._check_quiet(state, now)
+
+    def _check_quiet(self, state: SymbolState, now: datetime) -> None:
+        info = self.contract_info(state.symbol)
+        if info is not None and not info.trading_hours.is_open(now):
+            return
+        quiet_wall = time.monotonic() - state.last_small_wall
+        if quiet_wall * self.clock.speed < QUIET_SECONDS:
+            return
+        message = f"{state.symbol}: no market data for {QUIET_SECONDS:.0f}s; resubscribed"
+        state.last_small_wall = time.monotonic()
+        self.broker.subscribe_bars(state.symbol, use_rth=not self.settings.outside_rth)
+        self.writer.write(lambda: self.journal.log_event("warning", "quiet", message))
+        self.bus.publish(DataEvent("quiet", state.symbol, message, now))
+
+    async def _measure_loop_lag(self) -> None:
+        period = 0.05
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(period)
+            self.loop_lag_samples.append(max(time.perf_counter() - before - period, 0.0))
+
+    def _maybe_snapshot_equity(self) -> None:
+        now = self.clock.now()
+        day = trading_day(now, self._exchange_tz)
+        if self.portfolio.start_day(day):
+            self.writer.write(lambda: self.journal.set_state("trading_day", day))
+        interval = timedelta(minutes=self.settings.equity_snapshot_minutes)
+        if self._last_equity_at is not None and now - self._last_equity_at < interval:
+            return
+        self._last_equity_at = now
+        net = self.portfolio.net_liquidation()
+        realized = self.portfolio.realized_today
+        unrealized = self.portfolio.unrealized()
+        self.writer.write(lambda: self.journal.add_equity(now, net, realized, unrealized))
+
+    def _check_daily_loss(self) -> None:
+        if self.risk.state is not EngineState.RUNNING:
+            return
+        pnl = self.portfolio.today_pnl()
+        if not self.risk.daily_loss_breached(pnl):
+            return
+        reason = (f"daily loss limit: today's PnL {pnl:,.2f} reached "
+                  f"-{self.settings.max_daily_loss:,.2f}")
+        self.risk.pause(reason)
+        self.writer.write(lambda: self.set_state(EngineState.PAUSED, reason, "risk"))
+        self.bus.publish(RiskEvent("paused", reason, self.clock.now(), state=EngineState.PAUSED))
+
+    def today_pnl(self) -> float:
+        return self.portfolio.today_pnl()
+
+    def trading_day(self) -> str:
+        return trading_day(self.clock.now(), self._exchange_tz)
+
+    def is_stale(self, symbol: str) -> bool:
+        state = self.symbols.get(symbol)
+        return self.risk.is_stale(state.last_bar.time if state and state.last_bar else None,
+                                  self.clock.now())
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_wall
+
+    def bar_start(self, moment: datetime) -> datetime:
+        return bar_start(moment, self.settings.bar_seconds)
+
+
+def _round_tick(price: float, tick: float) -> float:
+    return round(round(price / tick) * tick, 10)
+
+
+def _log_task_failure(task: asyncio.Future[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("signal handling failed", exc_info=task.exception())

@@ -1,0 +1,261 @@
+"""Order management: write-ahead journaling, one order per intent, broker answers applied.
+
+Every order gets an `orderRef` (`tb-` + a unique id) and is journaled as an intent before
+placeOrder goes out. Broker answers update the in-memory order at once and are journaled in
+arrival order by the journal writer. An order whose outcome is unknown is never re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from engine.broker import ORDER_REF_PREFIX, IBBroker
+from engine.clock import BrokerClock
+from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side
+from engine.events import EventBus, OrderEvent
+from engine.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+def new_order_ref() -> str:
+    return f"{ORDER_REF_PREFIX}{uuid.uuid4().hex[:16]}"
+
+
+class JournalWriter:
+    """Applies journal writes in the order they were asked for, off the caller's path."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Callable[[], Awaitable[object]] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="journal-writer")
+
+    def write(self, make: Callable[[], Awaitable[object]]) -> None:
+        self._queue.put_nowait(make)
+
+    async def flush(self) -> None:
+        """Wait until every write asked for so far is on disk."""
+        done = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            done.set_result(None)
+
+        self._queue.put_nowait(mark)
+        await done
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        await self.flush()
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _run(self) -> None:
+        while (make := await self._queue.get()) is not None:
+            try:
+                await make()
+            except Exception:  # a failed write must not stop the writes after it
+                log.exception("journal write failed")
+
+
+class OrderManager:
+    def __init__(
+        self,
+        broker: IBBroker,
+        journal: Journal,
+        writer: JournalWriter,
+        bus: EventBus,
+        clock: BrokerClock,
+    ) -> None:
+        self._broker = broker
+        self._journal = journal
+        self._writer = writer
+        self._bus = bus
+        self._clock = clock
+        self.orders: dict[str, Order] = {}  # every order of this run, and adopted ones
+        self._done_events: dict[str, asyncio.Event] = {}
+        self._seen_exec_ids: set[str] = set()
+        self.on_fill_hook: Callable[[Fill], None] | None = None
+
+    # --- queries ------------------------------------------------------------------------
+
+    def working(self, symbol: str | None = None) -> list[Order]:
+        return [
+            order
+            for order in self.orders.values()
+            if not order.status.is_done and (symbol is None or order.symbol == symbol)
+        ]
+
+    def has_working(self, symbol: str) -> bool:
+        return any(
+            not order.status.is_done and order.symbol == symbol and order.parent_ref is None
+            for order in self.orders.values()
+        )
+
+    # --- placing ------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: float,
+        reason: str,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        *,
+        parent: Order | None = None,
+        transmit: bool = True,
+        oca_group: str = "",
+        outside_rth: bool = False,
+    ) -> Order:
+        """Journal the intent, then send it. The returned order is tracked from then on."""
+        order = Order(
+            order_ref=new_order_ref(),
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            order_type=order_type,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            reason=reason,
+            status=OrderStatus.INTENT,
+            parent_ref=parent.order_ref if parent else None,
+            created_at=self._clock.now(),
+        )
+        self.orders[order.order_ref] = order
+        await self._journal.insert_order(order)  # write-ahead: the intent is on disk first
+        try:
+            order.ib_order_id = self._broker.place(
+                order,
+                parent_id=parent.ib_order_id or 0 if parent else 0,
+                transmit=transmit,
+                oca_group=oca_group,
+                outside_rth=outside_rth,
+            )
+        except ConnectionError as exc:
+            # Nothing left this process: the order is known not to be at the broker.
+            order.status = OrderStatus.CANCELLED
+            order.message = f"not sent: {exc}"
+            self._writer.write(
+                lambda: self._journal.update_order(order.order_ref, OrderStatus.CANCELLED)
+            )
+            self._bus.publish(OrderEvent(order, "rejected", order.message))
+            return order
+        order.status = OrderStatus.PENDING
+        ib_order_id = order.ib_order_id
+        self._writer.write(
+            lambda: self._journal.update_order(
+                order.order_ref, OrderStatus.PENDING, ib_order_id=ib_order_id
+            )
+        )
+        return order
+
+    def cancel(self, order_ref: str) -> bool:
+        return self._broker.cancel(order_ref)
+
+    def modify(
+        self,
+        order_ref: str,
+        quantity: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> bool:
+        order = self.orders.get(order_ref)
+        if order is None or order.status.is_done:
+            return False
+        if not self._broker.modify(order_ref, quantity, limit_price, stop_price):
+            return False
+        if quantity is not None:
+            order.quantity = quantity
+        if limit_price is not None:
+            order.limit_price = limit_price
+        if stop_price is not None:
+            order.stop_price = stop_price
+        self._writer.write(
+            lambda: self._journal.update_order(
+                order_ref, order.status, quantity=quantity, limit_price=limit_price,
+                stop_price=stop_price,
+            )
+        )
+        return True
+
+    async def wait_done(self, order_refs: list[str], timeout: float) -> bool:
+        """Wait until every order is filled, cancelled or rejected; False on timeout."""
+        waits = [
+            self._done_event(ref).wait()
+            for ref in order_refs
+            if ref in self.orders and not self.orders[ref].status.is_done
+        ]
+        if not waits:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _done_event(self, order_ref: str) -> asyncio.Event:
+        return self._done_events.setdefault(order_ref, asyncio.Event())
+
+    # --- broker answers -----------------------------------------------------------------
+
+    def adopt(self, order: Order) -> None:
+        """Track an order found in the journal or at the broker after a (re)connect."""
+        self.orders[order.order_ref] = order
+        if order.status.is_done:
+            self._done_event(order.order_ref).set()
+
+    def on_update(self, update: OrderUpdate, symbol: str) -> None:
+        order = self.orders.get(update.order_ref)
+        if order is None:
+            log.warning("status for unknown order %s (%s)", update.order_ref, symbol)
+            return
+        previous = order.status
+        if previous.is_done and update.status is not previous:
+            # A late or repeated status after the final one changes nothing.
+            return
+        order.status = update.status
+        order.filled = max(order.filled, update.filled)
+        order.avg_price = update.avg_price or order.avg_price
+        order.ib_order_id = update.ib_order_id or order.ib_order_id
+        order.perm_id = update.perm_id or order.perm_id
+        order.updated_at = update.time
+        order.message = update.message
+        if update.status is previous and update.status is not OrderStatus.PARTIAL:
+            return
+        self._writer.write(lambda: self._journal.add_order_event(update))
+        self._writer.write(
+            lambda: self._journal.update_order(
+                update.order_ref, update.status, ib_order_id=update.ib_order_id,
+                perm_id=update.perm_id,
+            )
+        )
+        if update.status is OrderStatus.REJECTED:
+            self._bus.publish(OrderEvent(order, "rejected", update.message))
+        elif update.status is OrderStatus.CANCELLED:
+            self._bus.publish(OrderEvent(order, "cancelled", update.message))
+        if update.status.is_done:
+            self._done_event(order.order_ref).set()
+
+    def on_fill(self, fill: Fill) -> bool:
+        """Journal a fill once; return False for an exec_id already seen."""
+        if fill.exec_id in self._seen_exec_ids:
+            return False
+        self._seen_exec_ids.add(fill.exec_id)
+        self._writer.write(lambda: self._journal.record_fill(fill))
+        return True
+
+    def on_commission(self, exec_id: str, commission: float, realized_pnl: float | None) -> None:
+        self._writer.write(
+            lambda: self._journal.set_fill_commission(exec_id, commission, realized_pnl)
+        )
+
+    def mark_seen(self, exec_id: str) -> None:
+        self._seen_exec_ids.add(exec_id)
+
