@@ -34,6 +34,7 @@ class Request:
     files: dict[str, bytes]
     at: float  # time.monotonic() on arrival
     status: int = 0  # what the server answered (0: never answered)
+    result: Any = None  # the "result" of a successful answer
 
     def int(self, name: str) -> int:
         return int(self.params[name])
@@ -168,6 +169,15 @@ class FakeBotAPI:
 
     def inject_command(self, text: str, chat_id: int = 42, **kwargs: Any) -> int:
         return self.inject_message(text, chat_id, command=True, **kwargs)
+
+    def buttons(self, request: Request) -> list[tuple[str, str]]:
+        """(text, callback_data) of the inline buttons a sendMessage carried."""
+        markup = request.json("reply_markup") if "reply_markup" in request.params else {}
+        return [
+            (b["text"], b["callback_data"])
+            for row in markup.get("inline_keyboard", [])
+            for b in row
+        ]
 
     def press_button(
         self,
@@ -333,6 +343,7 @@ class FakeBotAPI:
         if "reply_markup" in request.params:
             message["reply_markup"] = request.json("reply_markup")
         self.messages[(chat_id, message_id)] = message
+        request.result = message
         return message
 
     async def _m_sendMessage(self, request: Request) -> Any:

@@ -139,7 +139,7 @@ class TelegramFrontEnd:
             self.commands.is_acting,
             outbox,
             self.pump.publish,
-            lambda: control.mode,
+            self.delivery.reply,
             tz,
             t.stale_after,
         )
@@ -165,7 +165,9 @@ class TelegramFrontEnd:
             .rate_limiter(AIORateLimiter(max_retries=t.rate_limit_retries))
             .build()
         )
-        handlers = handlers_module.Handlers(self.commands, self.confirm, lambda: control.mode)
+        handlers = handlers_module.Handlers(
+            self.commands, self.confirm, self.delivery, lambda: control.mode
+        )
         for handler, group in handlers_module.build(self.gate, handlers):
             self.app.add_handler(handler, group)
         self.app.add_error_handler(handlers.on_error)

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
 
 from telegram import Chat, Message, Update, User
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
@@ -61,7 +60,7 @@ class Gate:
         is_acting: Callable[[str], bool],
         journal: Outbox,
         alert: Callable[[Alert], Awaitable[None]],
-        mode: Callable[[], str],
+        reply: Callable[[int, fmt.Doc], Awaitable[None]],
         display_tz: tzinfo = UTC,
         stale_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -71,7 +70,7 @@ class Gate:
         self.is_acting = is_acting
         self.journal = journal
         self.alert = alert
-        self.mode = mode
+        self.reply = reply
         self.tz = display_tz
         self.stale_after = stale_after
         self.clock = clock
@@ -112,7 +111,7 @@ class Gate:
             await self._ignore_stale(message, command, user, age)
             raise ApplicationHandlerStop
         if self.is_acting(command) and not self.may_act(user):
-            await self._reply(message, fmt.read_only_doc(f"/{command}"))
+            await self.reply(message.chat_id, fmt.read_only_doc(f"/{command}"))
             raise ApplicationHandlerStop
 
     async def _ignore_stale(self, message: Message, command: str, user: User, age: float) -> None:
@@ -123,7 +122,8 @@ class Gate:
             f"ignored /{command} from {who(user)}: {age:.0f} s old",
             {"command": command, "age_seconds": round(age)},
         )
-        await self._reply(message, fmt.stale_command_doc(f"/{command}", message.date, self.tz, age))
+        doc = fmt.stale_command_doc(f"/{command}", message.date, self.tz, age)
+        await self.reply(message.chat_id, doc)
 
     async def _refuse_stranger(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.strangers_refused += 1
@@ -162,10 +162,6 @@ class Gate:
             await update.callback_query.answer()
         except TelegramError as exc:
             log.info("could not answer a stranger's button press: %s", exc.message)
-
-    async def _reply(self, message: Message, doc: fmt.Doc) -> None:
-        for part in fmt.to_html(doc, self.mode()):
-            await message.reply_text(part, parse_mode=ParseMode.HTML)
 
     async def _journal(self, level: str, kind: str, text: str, details: dict[str, object]) -> None:
         try:

@@ -92,6 +92,10 @@ class _Message:
     envelopes: list[Envelope] = field(default_factory=list)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def retry_after_seconds(error: RetryAfter) -> float:
     """`RetryAfter.retry_after` in seconds, whether PTB returns an int or a timedelta."""
     with warnings.catch_warnings():
@@ -156,7 +160,28 @@ class AlertDelivery:
     async def send_doc(self, chat_id: int, doc: Doc, kind: str = "reply") -> None:
         """Reliably deliver a doc to one chat (e.g. a flatten report whose edit failed)."""
         for part in fmt.to_html(doc, self.mode()):
-            await self._enqueue(Envelope(chat_id, part, "", kind, False, datetime.now(UTC)))
+            await self._enqueue(Envelope(chat_id, part, "", kind, False, _now()))
+
+    async def reply(self, chat_id: int, doc: Doc) -> None:
+        """Answer a command at once; if Telegram fails, the rest goes through the queue."""
+        assert self._bot is not None, "reply() before attach()"
+        parts = fmt.to_html(doc, self.mode())
+        for index, part in enumerate(parts):
+            try:
+                await self._bot.send_message(
+                    chat_id,
+                    part,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+            except (Forbidden, BadRequest, ChatMigrated) as exc:
+                log.warning("reply to chat %d refused: %s", chat_id, exc.message)
+                return
+            except TelegramError as exc:
+                log.warning("reply to chat %d failed (%s); queued for retry", chat_id, exc.message)
+                for rest in parts[index:]:
+                    await self._enqueue(Envelope(chat_id, rest, "", "reply", False, _now()))
+                return
 
     async def _enqueue(self, envelope: Envelope) -> None:
         if self._queue.full():

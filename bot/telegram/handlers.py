@@ -21,14 +21,22 @@ from bot import format as fmt
 from bot.commands import Commands, Confirm, Photo, Reply
 from bot.telegram.auth import CONFIRM_PREFIX, Gate, who
 from bot.telegram.confirm import ConfirmFlow
+from bot.telegram.delivery import AlertDelivery
 
 log = logging.getLogger(__name__)
 
 
 class Handlers:
-    def __init__(self, commands: Commands, confirm: ConfirmFlow, mode: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        commands: Commands,
+        confirm: ConfirmFlow,
+        delivery: AlertDelivery,
+        mode: Callable[[], str],
+    ) -> None:
         self.commands = commands
         self.confirm = confirm
+        self.delivery = delivery
         self.mode = mode
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -39,24 +47,26 @@ class Handlers:
         chat_id = message.chat_id
         match result:
             case Reply(doc=doc):
-                for part in fmt.to_html(doc, self.mode()):
-                    await context.bot.send_message(chat_id, part, parse_mode=ParseMode.HTML)
+                await self.delivery.reply(chat_id, doc)
             case Photo(png=png, caption=caption):
-                await context.bot.send_photo(
-                    chat_id,
-                    png,
-                    caption=fmt.to_html(caption, self.mode(), limit=1024)[0],
-                    parse_mode=ParseMode.HTML,
-                    filename="chart.png",
-                )
+                try:
+                    await context.bot.send_photo(
+                        chat_id,
+                        png,
+                        caption=fmt.to_html(caption, self.mode(), limit=1024)[0],
+                        parse_mode=ParseMode.HTML,
+                        filename="chart.png",
+                    )
+                except TelegramError as exc:
+                    log.warning("could not send a chart: %s", exc.message)
+                    await self.delivery.reply(chat_id, fmt.error_doc("The chart could not be sent"))
             case Confirm():
                 await self.confirm.ask(context.bot, chat_id, result)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is not None:
-            doc = fmt.Doc("I only understand commands: send /help")
-            await message.reply_text(fmt.to_html(doc, self.mode())[0], parse_mode=ParseMode.HTML)
+            await self.delivery.reply(message.chat_id, fmt.Doc("I understand commands: send /help"))
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error

@@ -1,0 +1,118 @@
+"""Deny by default: strangers (chat or user) get nothing, stale commands do not run."""
+
+from __future__ import annotations
+
+import time
+
+from bot.telegram import TelegramFrontEnd
+from tests.bot.fake_control import FakeControl
+from tests.bot.harness import OPERATOR, READER, STRANGER, MemoryOutbox, running_front_end
+from tests.fakebotapi import FakeBotAPI
+
+
+def _never_leaked(api: FakeBotAPI, chat_id: int) -> None:
+    for request in api.requests:
+        if request.params.get("chat_id") == str(chat_id):
+            assert request.method == "sendMessage"
+            assert request.text == "not authorized"
+
+
+async def test_stranger_chat_gets_nothing_and_operators_hear_once(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    since = time.monotonic()
+    api.inject_command("/positions", chat_id=STRANGER)
+    refusal = await api.wait_for("sendMessage", lambda r: r.int("chat_id") == STRANGER)
+    assert refusal.text == "not authorized"
+    alert = await api.wait_for(
+        "sendMessage", lambda r: r.int("chat_id") == OPERATOR and r.at >= since
+    )
+    assert "Unauthorized access attempt" in alert.text and "666" in alert.text
+    assert "/positions" in alert.text
+    # A second attempt within the hour: journaled, but no new alert and no new reply.
+    api.inject_command("/flatten all", chat_id=STRANGER)
+    api.inject_command("/status", chat_id=OPERATOR)
+    await api.wait_for("sendMessage", lambda r: "Status" in r.text)
+    assert (
+        len(
+            api.calls(
+                "sendMessage", lambda r: "Unauthorized" in r.text and r.int("chat_id") == OPERATOR
+            )
+        )
+        == 1
+    )
+    assert len(api.calls("sendMessage", lambda r: r.int("chat_id") == STRANGER)) == 1
+    assert outbox.kinds().count("stranger") == 2
+    assert control.called("positions") == [] and control.called("flatten") == []
+    _never_leaked(api, STRANGER)
+
+
+async def test_stranger_button_press_is_refused(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    # A forged press in the operator's own chat, by another user, and one from a stranger chat.
+    api.press_button("confirm:whatever:yes", chat_id=OPERATOR, user_id=STRANGER)
+    answer = await api.wait_for("answerCallbackQuery")
+    assert answer.params.get("text") == "not authorized"
+    api.press_button("confirm:whatever:yes", chat_id=STRANGER)
+    await api.wait_for("answerCallbackQuery", count=2)
+    assert control.called("flatten") == []
+    assert outbox.kinds().count("stranger") == 2
+
+
+async def test_stranger_user_in_private_chat_is_refused(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl
+) -> None:
+    api.inject_command("/status", chat_id=OPERATOR, user_id=STRANGER)
+    await api.wait_for("sendMessage", lambda r: "Unauthorized" in r.text)
+    assert control.called("status") == []
+
+
+async def test_group_members_may_read_but_only_operators_act(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    group = -100
+    async with running_front_end(api, control, outbox, {group}, {OPERATOR}):
+        api.inject_command("/status", chat_id=group, user_id=READER, chat_type="group")
+        await api.wait_for("sendMessage", lambda r: "Status" in r.text)
+        api.inject_command("/pause", chat_id=group, user_id=READER, chat_type="group")
+        await api.wait_for("sendMessage", lambda r: "needs an operator" in r.text)
+        api.inject_command("/pause", chat_id=group, user_id=OPERATOR, chat_type="group")
+        await api.wait_for("sendMessage", lambda r: "Paused" in r.text)
+    assert [by for by, _ in control.called("pause")] == ["telegram:42 @user42"]
+
+
+async def test_stale_flatten_is_not_executed(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    last_night = int(time.time()) - 8 * 3600
+    api.inject_command("/flatten all", chat_id=OPERATOR, date=last_night)
+    reply = await api.wait_for("sendMessage", lambda r: "Ignored" in r.text)
+    assert "/flatten" in reply.text and "older than 60 s" in reply.text
+    assert "reply_markup" not in reply.params  # no confirm button either
+    api.inject_command("/status", chat_id=OPERATOR)
+    await api.wait_for("sendMessage", lambda r: "Status" in r.text)
+    assert control.called("flatten") == []
+    assert "stale_command" in outbox.kinds()
+
+
+async def test_fresh_command_with_a_slightly_old_date_still_runs(
+    api: FakeBotAPI, bot: TelegramFrontEnd
+) -> None:
+    api.inject_command("/status", chat_id=OPERATOR, date=int(time.time()) - 30)
+    await api.wait_for("sendMessage", lambda r: "Status" in r.text)
+
+
+async def test_token_never_in_messages_or_logs(
+    api: FakeBotAPI, bot: TelegramFrontEnd, caplog: object
+) -> None:
+    import logging
+
+    assert isinstance(caplog, __import__("pytest").LogCaptureFixture)
+    caplog.set_level(logging.DEBUG)
+    api.fail("502", "sendMessage", count=1)
+    api.inject_command("/status", chat_id=OPERATOR)
+    await api.wait_for("sendMessage", lambda r: "Status" in r.text)
+    secret = api.token.split(":", 1)[1]
+    assert all(secret not in r.getMessage() for r in caplog.records)
+    assert all(secret not in r.text for r in api.requests)
