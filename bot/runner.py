@@ -1,11 +1,121 @@
-"""`tradebot run`: wires settings, journal, gateway, engine and front-end together."""
+"""`tradebot run`: settings → journal → gateway → engine → front-end, until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
 from engine.config import Settings
+from engine.control import Control
+from engine.engine import Engine
+from engine.journal import Journal
+from engine.logs import setup_logging
+
+log = logging.getLogger("tradebot")
+
+SHUTDOWN_SECONDS = 4.0
+EXIT_FATAL = 1
+
+SIMULATED_BANNER = """
+  ************************************************************************
+  *  SIMULATED GATEWAY: prices are synthetic and no real orders are sent. *
+  *  Set IB_HOST (and IB_PORT) in .env to trade on a real IB Gateway/TWS. *
+  ************************************************************************"""
 
 
 def run(settings: Settings) -> int:
-    print("tradebot: the trading engine is not built yet; settings are valid:")
-    print(f"  symbols {', '.join(map(str, settings.symbols))}, strategy {settings.strategy}")
+    token = settings.telegram_bot_token.get_secret_value()
+    setup_logging(settings.log_level, settings.log_dir, secrets=[token] if token else [])
+    try:
+        return asyncio.run(serve(settings))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 0
+
+
+def sim_state_path(settings: Settings) -> Path:
+    """Where the embedded gateway keeps its account, so a restart finds its orders again."""
+    return settings.db_path.with_name(settings.db_path.name + ".ibsim.json")
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        journal = await Journal.open(settings.db_path)
+        stack.push_async_callback(journal.close)
+        if settings.simulated:
+            from ibsim import SimGateway
+
+            gateway = await stack.enter_async_context(
+                SimGateway(
+                    seed=settings.sim_seed,
+                    speed=settings.sim_speed,
+                    symbols=[instrument.symbol for instrument in settings.symbols],
+                    state_file=sim_state_path(settings),
+                )
+            )
+            print(SIMULATED_BANNER, file=sys.stderr, flush=True)
+            log.warning(
+                "simulated gateway on 127.0.0.1:%s (speed %gx, seed %s)",
+                gateway.port,
+                settings.sim_speed,
+                settings.sim_seed,
+            )
+            engine = Engine(
+                settings,
+                journal,
+                host="127.0.0.1",
+                port=gateway.port,
+                mode="sim",
+                clock_speed=settings.sim_speed,
+            )
+        else:
+            engine = Engine(settings, journal)
+        control = Control(engine)
+        front_end = _front_end(settings, control, journal)
+        await front_end.start()
+        stack.push_async_callback(front_end.stop)
+        await engine.start()
+        stopped = asyncio.ensure_future(engine.wait_stopped())
+        asked = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stopped, asked}, return_when=asyncio.FIRST_COMPLETED)
+        asked.cancel()
+        stopped.cancel()
+        log.info("shutting down")
+        try:
+            await asyncio.wait_for(engine.stop(), SHUTDOWN_SECONDS)
+        except TimeoutError:
+            log.error("engine did not stop within %.0fs", SHUTDOWN_SECONDS)
+        if engine.fatal is not None:
+            print(f"tradebot: {engine.fatal}", file=sys.stderr)
+            return EXIT_FATAL
     return 0
+
+
+def _front_end(settings: Settings, control: Control, journal: Journal):  # noqa: ANN202
+    token = settings.telegram_bot_token.get_secret_value()
+    if token:
+        from bot.telegram.app import TelegramFrontEnd
+
+        return TelegramFrontEnd(
+            token=token,
+            allowed_chat_ids=set(settings.telegram_allowed_chat_ids),
+            operator_ids=set(settings.telegram_operator_ids),
+            base_url=settings.telegram_api_base_url,
+            alert_levels=settings.alert_levels,
+            daily_summary_time=settings.daily_summary_time,
+            display_tz=settings.tz,
+            control=control,
+            outbox=journal,
+        )
+    from bot.console import ConsoleFrontEnd
+
+    return ConsoleFrontEnd(control, alert_levels=settings.alert_levels, display_tz=settings.tz)
