@@ -9,6 +9,7 @@ import signal
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Protocol
 
 from engine.config import Settings
 from engine.control import Control
@@ -17,6 +18,11 @@ from engine.journal import Journal
 from engine.logs import setup_logging
 
 log = logging.getLogger("tradebot")
+
+class FrontEnd(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
 
 SHUTDOWN_SECONDS = 4.0
 EXIT_FATAL = 1
@@ -100,7 +106,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-def _front_end(settings: Settings, control: Control, journal: Journal):  # noqa: ANN202
+def _front_end(settings: Settings, control: Control, journal: Journal) -> FrontEnd:
     token = settings.telegram_bot_token.get_secret_value()
     if token:
         from bot.telegram.app import TelegramFrontEnd
