@@ -232,10 +232,12 @@ class FakeBotAPI:
     # --- looking at what happened --------------------------------------------------------
 
     def calls(
-        self, method: str, predicate: Callable[[Request], bool] | None = None
+        self, method: str | tuple[str, ...], predicate: Callable[[Request], bool] | None = None
     ) -> list[Request]:
+        """Requests to `method` (or any of several) matching `predicate`."""
+        methods = (method,) if isinstance(method, str) else method
         return [
-            r for r in self.requests if r.method == method and (predicate is None or predicate(r))
+            r for r in self.requests if r.method in methods and (predicate is None or predicate(r))
         ]
 
     def sent(self, chat_id: int | None = None) -> list[Request]:
@@ -247,7 +249,7 @@ class FakeBotAPI:
 
     async def wait_for(
         self,
-        method: str,
+        method: str | tuple[str, ...],
         predicate: Callable[[Request], bool] | None = None,
         count: int = 1,
         timeout: float = 5.0,
