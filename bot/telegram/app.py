@@ -229,7 +229,7 @@ class TelegramFrontEnd:
     async def _start_polling(self) -> None:
         self._poll_request.last_answer = time.monotonic()
         await self.app.updater.start_polling(  # type: ignore[union-attr]
-            timeout=int(self.tuning.poll_timeout),
+            timeout=max(int(self.tuning.poll_timeout), 1),  # Telegram wants whole seconds
             allowed_updates=ALLOWED_UPDATES,
             bootstrap_retries=-1,
             error_callback=self._polling_error,

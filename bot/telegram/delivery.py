@@ -137,6 +137,7 @@ class AlertDelivery:
         self.delivered = 0  # alert parts Telegram accepted
         self.failed = 0  # alert parts refused for good
         self.retries = 0
+        self.dropped_total = 0  # alert parts dropped because the queue was full
 
     # --- producer side: never awaits Telegram --------------------------------------------
 
@@ -185,7 +186,7 @@ class AlertDelivery:
 
     async def _enqueue(self, envelope: Envelope) -> None:
         if self._queue.full():
-            self._dropped[envelope.kind] += 1
+            self._count_dropped(envelope)
             return
         try:
             envelope.outbox_id = await self.outbox.outbox_add(CHANNEL, envelope.to_json())
@@ -195,8 +196,12 @@ class AlertDelivery:
             self._queue.put_nowait(envelope)
             self._idle.clear()
         except asyncio.QueueFull:
-            self._dropped[envelope.kind] += 1
+            self._count_dropped(envelope)
             await self._done(envelope)
+
+    def _count_dropped(self, envelope: Envelope) -> None:
+        self._dropped[envelope.kind] += 1
+        self.dropped_total += 1
 
     async def restore(self) -> int:
         """Queue alerts left in the outbox by a previous run; returns how many."""
