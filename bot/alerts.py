@@ -297,4 +297,5 @@ def seconds_until(at: dtime, tz: ZoneInfo, now: datetime | None = None) -> float
     target = datetime.combine(now.date(), at, tzinfo=tz)
     if target <= now:
         target = datetime.combine(now.date() + timedelta(days=1), at, tzinfo=tz)
-    return max((target - now).total_seconds(), 0.0)
+    # Same-tzinfo subtraction is wall-clock time; through UTC it is real time (DST-safe).
+    return max((target.astimezone(UTC) - now.astimezone(UTC)).total_seconds(), 0.0)
