@@ -1,0 +1,529 @@
+"""The simulated broker: order validation, the order book, matching against the market,
+brackets, OCA groups, and fills booked into the accounts.
+
+The broker speaks domain types only. Everything the clients must be told goes out through
+a ``BrokerListener`` (implemented by the gateway, which turns it into wire messages).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Protocol
+
+from .account import Account, commission_for
+from .clock import SimClock
+from .contracts import ContractSpec, Universe
+from .market import Market
+from .orders import (
+    CANCELLED,
+    FILLED,
+    ORDER_TYPES,
+    PRE_SUBMITTED,
+    SUBMITTED,
+    TIFS,
+    Execution,
+    SimOrder,
+)
+from .pricepath import STEP
+from .requests import PlaceOrder
+from .sessions import next_session
+
+_EPS = 1e-9
+NO_SECURITY = "No security definition has been found for the request"
+
+
+class BrokerListener(Protocol):
+    def order_changed(self, order: SimOrder, open_order: bool) -> None:
+        """Tell the owner: openOrder (when ``open_order``) then orderStatus."""
+
+    def order_filled(self, order: SimOrder, execution: Execution) -> None:
+        """Tell the owner: execDetails, orderStatus, commissionReport; refresh accounts."""
+
+    def order_error(self, client_id: int, order_id: int, code: int, message: str) -> None:
+        """Send an error about one order to its client."""
+
+
+class OrderRejected(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Broker:
+    def __init__(
+        self,
+        universe: Universe,
+        market: Market,
+        clock: SimClock,
+        accounts: dict[str, Account],
+        listener: BrokerListener,
+    ) -> None:
+        self.universe = universe
+        self.market = market
+        self.clock = clock
+        self.accounts = accounts
+        self.listener = listener
+        self.orders: dict[int, SimOrder] = {}  # by permId
+        self.by_key: dict[tuple[int, int], int] = {}  # (clientId, orderId) -> permId
+        self.executions: list[Execution] = []
+        self.next_perm_id = 1_000_001
+        self.next_exec_seq = 1
+        self.next_order_ids: dict[int, int] = {}
+        self._working: dict[int, set[int]] = {}  # conId -> permIds that may trade
+        self.reject_next: str | None = None  # fault: reject the next order with this reason
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def next_order_id(self, client_id: int) -> int:
+        return self.next_order_ids.get(client_id, 1)
+
+    def get(self, client_id: int, order_id: int) -> SimOrder | None:
+        perm = self.by_key.get((client_id, order_id))
+        return self.orders.get(perm) if perm is not None else None
+
+    def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
+        """Transmitted, not finished orders (of one client, or all)."""
+        return [
+            o
+            for o in self.orders.values()
+            if not o.is_done and not o.staged and (client_id is None or o.client_id == client_id)
+        ]
+
+    def completed_orders(self) -> list[SimOrder]:
+        done = [o for o in self.orders.values() if o.is_done and not o.staged]
+        return sorted(done, key=lambda o: (o.completed_at, o.perm_id))
+
+    def working_con_ids(self) -> list[int]:
+        return [c for c, perms in self._working.items() if perms]
+
+    # --- placing, modifying, cancelling ----------------------------------------------------------
+
+    def place(self, client_id: int, req: PlaceOrder) -> None:
+        """Handle placeOrder: a new order, or a modification when the id is known."""
+        self.next_order_ids[client_id] = max(self.next_order_id(client_id), req.order_id + 1)
+        existing = self.get(client_id, req.order_id)
+        try:
+            if self.reject_next is not None:
+                reason, self.reject_next = self.reject_next, None
+                raise OrderRejected(201, f"Order rejected - reason:{reason}")
+            if existing is not None:
+                self._modify(existing, req)
+            else:
+                self._new(client_id, req)
+        except OrderRejected as rej:
+            self.listener.order_error(client_id, req.order_id, rej.code, rej.message)
+
+    def _new(self, client_id: int, req: PlaceOrder) -> None:
+        spec = self.universe.resolve(req.contract)
+        if spec is None:
+            raise OrderRejected(200, NO_SECURITY)
+        account = req.account or next(iter(self.accounts))
+        if account not in self.accounts:
+            raise OrderRejected(201, f"Order rejected - reason:Account {account} is not managed")
+        self.validate(spec, req)
+        if req.parent_id and self.get(client_id, req.parent_id) is None:
+            raise OrderRejected(
+                201, f"Order rejected - reason:Parent order {req.parent_id} was not found"
+            )
+        order = SimOrder(
+            perm_id=self.next_perm_id,
+            client_id=client_id,
+            order_id=req.order_id,
+            account=account,
+            con_id=spec.con_id,
+            route_exchange=req.contract.exchange or spec.exchange,
+            action=req.action,
+            total_quantity=req.total_quantity,
+            order_type=req.order_type,
+        )
+        self.next_perm_id += 1
+        self._apply_fields(order, req)
+        self.orders[order.perm_id] = order
+        self.by_key[order.key] = order.perm_id
+        if not req.transmit:
+            order.staged = True
+            return
+        self._transmit(order)
+
+    def _apply_fields(self, order: SimOrder, req: PlaceOrder) -> None:
+        order.total_quantity = req.total_quantity
+        order.order_type = req.order_type
+        order.lmt_price = req.lmt_price
+        order.aux_price = req.aux_price
+        order.tif = req.tif or "DAY"
+        order.oca_group = req.oca_group
+        order.oca_type = req.oca_type
+        order.order_ref = req.order_ref
+        order.transmit = req.transmit
+        order.parent_id = req.parent_id
+        order.outside_rth = req.outside_rth
+        order.trail_stop_price = req.trail_stop_price
+        order.trailing_percent = req.trailing_percent
+
+    def validate(self, spec: ContractSpec, req: PlaceOrder) -> None:
+        def reject(reason: str) -> OrderRejected:
+            return OrderRejected(201, f"Order rejected - reason:{reason}")
+
+        if req.action not in ("BUY", "SELL"):
+            raise reject(f"Invalid action '{req.action}' (must be BUY or SELL)")
+        if not req.total_quantity or req.total_quantity <= 0:
+            raise reject(f"The order quantity must be positive (got {req.total_quantity:g})")
+        steps = req.total_quantity / spec.size_increment
+        if abs(steps - round(steps)) > 1e-6:
+            raise reject(
+                f"The order quantity {req.total_quantity:g} is not a multiple of the size "
+                f"increment {spec.size_increment:g}"
+            )
+        if req.order_type not in ORDER_TYPES:
+            raise reject(f"Unsupported order type '{req.order_type}'")
+        if (req.tif or "DAY") not in TIFS:
+            raise reject(f"Unsupported time in force '{req.tif}'")
+        if req.order_type in ("LMT", "STP LMT") and req.lmt_price is None:
+            raise reject("Missing limit price")
+        if req.order_type in ("STP", "STP LMT") and req.aux_price is None:
+            raise reject("Missing stop price")
+        if req.order_type == "TRAIL" and req.aux_price is None and req.trailing_percent is None:
+            raise reject("Missing trailing amount or trailing percent")
+        for name, price in (("limit", req.lmt_price), ("stop", req.aux_price)):
+            if price is None:
+                continue
+            if price <= 0 and not (req.order_type == "TRAIL" and name == "stop"):
+                raise reject(f"The {name} price must be positive")
+            if req.order_type in ("MKT",) and name == "limit":
+                continue
+            if not spec.on_tick_grid(price):
+                raise reject(
+                    "The price does not conform to the minimum price variation for this "
+                    f"contract ({name} price {price:g}, minimum tick {spec.min_tick:g})"
+                )
+
+    def _modify(self, order: SimOrder, req: PlaceOrder) -> None:
+        if order.is_done:
+            raise OrderRejected(104, f"Cannot modify a {order.status.lower()} order")
+        spec = self.universe.get(order.con_id)
+        assert spec is not None
+        self.validate(spec, req)
+        if req.total_quantity < order.filled - _EPS:
+            raise OrderRejected(
+                201, "Order rejected - reason:The quantity is below the filled quantity"
+            )
+        self._apply_fields(order, req)
+        if order.staged:
+            if req.transmit:
+                self._transmit(order)
+            return
+        if order.remaining <= _EPS:
+            self._finish(order, FILLED)
+            self.listener.order_changed(order, True)
+            return
+        self.listener.order_changed(order, True)
+        self._try_now(order)
+
+    def _transmit(self, order: SimOrder) -> None:
+        """Release an order and everything staged with it (a bracket's parent and children)."""
+        root = self.get(order.client_id, order.parent_id) if order.parent_id else order
+        if root is None:
+            root = order
+        group = [root] + [
+            o
+            for o in self.orders.values()
+            if o.client_id == root.client_id and o.parent_id == root.order_id and o is not root
+        ]
+        released = [o for o in group if o.staged or o is order]
+        for o in released:
+            o.staged = False
+            self._activate(o)
+        for o in released:
+            if not o.is_done and o.status == SUBMITTED:
+                self._try_now(o)
+                if o.tif == "IOC" and not o.is_done:
+                    self.cancel_order(o, "IOC order's unfilled quantity cancelled")
+
+    def _activate(self, order: SimOrder) -> None:
+        now = self.clock.now()
+        spec = self.universe.get(order.con_id)
+        assert spec is not None
+        order.placed_at = now
+        if order.tif == "DAY":
+            order.expires_at = next_session(spec.schedule, now, False).end
+        parent = self.get(order.client_id, order.parent_id) if order.parent_id else None
+        if parent is not None and parent.status != FILLED:
+            order.status = PRE_SUBMITTED
+            order.why_held = "child"
+        else:
+            order.status = SUBMITTED
+        if order.order_type == "TRAIL":
+            order.trail_extreme = self.market.price_ticks(spec, now) * spec.min_tick
+        self._working.setdefault(order.con_id, set()).add(order.perm_id)
+        self.listener.order_changed(order, True)
+
+    def cancel(self, client_id: int, order_id: int) -> None:
+        """cancelOrder from a client."""
+        order = self.get(client_id, order_id)
+        if order is None:
+            self.listener.order_error(
+                client_id, order_id, 10147,
+                f"OrderId {order_id} that needs to be cancelled is not found.",
+            )  # fmt: skip
+            return
+        if order.is_done:
+            self.listener.order_error(
+                client_id, order_id, 10148,
+                f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
+                f"state: {order.status}.",
+            )  # fmt: skip
+            return
+        self.cancel_order(order, "")
+
+    def global_cancel(self) -> None:
+        for order in sorted(self.orders.values(), key=lambda o: o.perm_id):
+            if not order.is_done:
+                self.cancel_order(order, "Global Cancel")
+
+    def cancel_order(self, order: SimOrder, reason: str) -> None:
+        if order.is_done:
+            return
+        was_staged = order.staged
+        order.staged = False
+        self._finish(order, CANCELLED)
+        if not was_staged:
+            self.listener.order_changed(order, False)
+        self.listener.order_error(
+            order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}"
+        )
+        # Children never outlive a parent that was cancelled before it filled.
+        for child in self._children(order):
+            if not child.is_done and order.filled <= _EPS:
+                self.cancel_order(child, "Parent order cancelled")
+
+    def expire(self, now: float) -> None:
+        """Cancel DAY orders whose session has ended."""
+        for perms in list(self._working.values()):
+            for perm in list(perms):
+                order = self.orders[perm]
+                if order.expires_at is not None and order.expires_at <= now and not order.is_done:
+                    self.cancel_order(order, "DAY order expired at the close")
+
+    # --- matching --------------------------------------------------------------------------------
+
+    def on_step(self, spec: ContractSpec, k: int) -> None:
+        """Step k (5 seconds) has completed: work resting orders against its range, then let
+        marketable orders trade at the new quote."""
+        perms = self._working.get(spec.con_id)
+        if not perms:
+            return
+        bar = self.market.step(spec, k)
+        t_bar = k * STEP
+        if bar is not None and self.market.is_open(spec, t_bar):
+            for perm in sorted(perms):
+                order = self.orders[perm]
+                if order.status == SUBMITTED:
+                    self._work_bar(order, spec, bar, k)
+        now = (k + 1) * STEP
+        for perm in sorted(self._working.get(spec.con_id, ())):
+            order = self.orders[perm]
+            if order.status == SUBMITTED:
+                self._try_now(order, now)
+
+    def _try_now(self, order: SimOrder, t: float | None = None) -> None:
+        """Trade at the current quote if the order is marketable (or its stop is hit)."""
+        spec = self.universe.get(order.con_id)
+        assert spec is not None
+        t = self.clock.now() if t is None else t
+        if order.status != SUBMITTED or not self.market.is_open(spec, t):
+            return
+        p = self.market.price_ticks(spec, t)
+        below = spec.spread_ticks // 2
+        bid, ask = p - below, p - below + spec.spread_ticks
+        tick = spec.min_tick
+        if not self._check_trigger(order, spec, p * tick, p * tick):
+            return
+        kind = self._effective_type(order)
+        if kind == "MKT":
+            price_ticks = ask if order.is_buy else bid
+        else:
+            limit = order.lmt_price / tick
+            if order.is_buy and ask <= limit + _EPS:
+                price_ticks = ask
+            elif not order.is_buy and bid >= limit - _EPS:
+                price_ticks = bid
+            else:
+                return
+        self._fill_upto(order, spec, int(t // STEP), price_ticks * tick, t)
+
+    def _work_bar(self, order: SimOrder, spec, bar, k: int) -> None:
+        tick = spec.min_tick
+        below = spec.spread_ticks // 2
+        ask_off, bid_off = spec.spread_ticks - below, -below
+        high, low, open_ = bar.high * tick, bar.low * tick, bar.open * tick
+        if not order.triggered and order.order_type in ("STP", "STP LMT", "TRAIL"):
+            trigger = self._stop_level(order, spec)
+            hit = high >= trigger - _EPS if order.is_buy else low <= trigger + _EPS
+            if order.order_type == "TRAIL":
+                # The extreme moves with the bar only after the trigger check (conservative).
+                ext = order.trail_extreme or open_
+                order.trail_extreme = max(ext, high) if not order.is_buy else min(ext, low)
+            if not hit:
+                return
+            order.triggered = True
+            at = max(trigger, open_) if order.is_buy else min(trigger, open_)
+            if order.order_type in ("STP", "TRAIL"):
+                price = at + (ask_off if order.is_buy else bid_off) * tick
+                self._fill_upto(order, spec, k, spec.round_price(price), (k + 1) * STEP)
+                return
+        if self._effective_type(order) != "LMT" or order.lmt_price is None:
+            return
+        limit = order.lmt_price
+        if (order.is_buy and low + ask_off * tick <= limit + _EPS) or (not order.is_buy and high + bid_off * tick >= limit - _EPS):
+            self._fill_upto(order, spec, k, limit, (k + 1) * STEP)
+
+    def _effective_type(self, order: SimOrder) -> str:
+        if order.order_type in ("MKT", "STP", "TRAIL"):
+            return "MKT"
+        return "LMT"
+
+    def _stop_level(self, order: SimOrder, spec: ContractSpec) -> float:
+        if order.order_type != "TRAIL":
+            assert order.aux_price is not None
+            return order.aux_price
+        ext = order.trail_extreme or 0.0
+        if order.trailing_percent is not None:
+            amount = ext * order.trailing_percent / 100.0
+        else:
+            amount = order.aux_price or 0.0
+        level = ext + amount if order.is_buy else ext - amount
+        return spec.round_price(level)
+
+    def _check_trigger(self, order: SimOrder, spec: ContractSpec, last: float, _: float) -> bool:
+        """Whether the order may trade now (stops must be triggered first)."""
+        if order.order_type not in ("STP", "STP LMT", "TRAIL") or order.triggered:
+            return True
+        if order.order_type == "TRAIL":
+            ext = order.trail_extreme if order.trail_extreme is not None else last
+            order.trail_extreme = min(ext, last) if order.is_buy else max(ext, last)
+        level = self._stop_level(order, spec)
+        if (order.is_buy and last >= level - _EPS) or (not order.is_buy and last <= level + _EPS):
+            order.triggered = True
+            return True
+        return False
+
+    def _fill_upto(self, order: SimOrder, spec: ContractSpec, k: int, price: float, t: float):
+        qty = min(order.remaining, self.market.available(spec, k))
+        lot = spec.size_increment
+        qty = math.floor(qty / lot + 1e-9) * lot
+        qty = round(qty, 8)
+        if qty <= _EPS:
+            return
+        self.market.consume(spec, k, qty)
+        self._fill(order, spec, qty, spec.round_price(price), t)
+
+    def _fill(self, order: SimOrder, spec: ContractSpec, qty: float, price: float, t: float):
+        account = self.accounts[order.account]
+        commission = commission_for(spec, qty, price)
+        signed = qty if order.is_buy else -qty
+        result = account.apply_fill(spec, signed, price, commission)
+        total_cost = order.avg_fill_price * order.filled + price * qty
+        order.filled = round(order.filled + qty, 8)
+        order.avg_fill_price = total_cost / order.filled
+        order.last_fill_price = price
+        execution = Execution(
+            exec_id=f"0000e1a7.{self.next_exec_seq:08x}.01.01",
+            perm_id=order.perm_id,
+            order_id=order.order_id,
+            client_id=order.client_id,
+            account=order.account,
+            con_id=spec.con_id,
+            exchange=_venue(spec),
+            side="BOT" if order.is_buy else "SLD",
+            shares=qty,
+            price=price,
+            time=t,
+            cum_qty=order.filled,
+            avg_price=order.avg_fill_price,
+            order_ref=order.order_ref,
+            commission=commission,
+            realized_pnl=result.realized_pnl,
+            currency=spec.currency,
+        )
+        self.next_exec_seq += 1
+        self.executions.append(execution)
+        if order.remaining <= _EPS:
+            self._finish(order, FILLED)
+        self.listener.order_filled(order, execution)
+        self._after_fill(order, qty)
+
+    def _after_fill(self, order: SimOrder, qty: float) -> None:
+        # OCA group: the first fill cancels (type 1) or reduces (types 2, 3) the others.
+        if order.oca_group:
+            for other in self._oca_peers(order):
+                if order.oca_type in (2, 3):
+                    self._reduce(other, qty)
+                else:
+                    self.cancel_order(other, f"OCA group {order.oca_group} filled")
+        # Bracket: a filled parent releases its children; a child's fill reduces its siblings.
+        if order.status == FILLED:
+            for child in self._children(order):
+                if child.status == PRE_SUBMITTED:
+                    child.status = SUBMITTED
+                    child.why_held = ""
+                    self.listener.order_changed(child, False)
+            for child in self._children(order):
+                self._try_now(child)
+        if order.parent_id:
+            parent = self.get(order.client_id, order.parent_id)
+            if parent is not None:
+                for sibling in self._children(parent):
+                    if sibling is not order and not sibling.is_done and not sibling.oca_group:
+                        self._reduce(sibling, qty)
+
+    def _reduce(self, order: SimOrder, qty: float) -> None:
+        if order.is_done:
+            return
+        order.total_quantity = round(order.total_quantity - qty, 8)
+        if order.remaining <= _EPS:
+            self.cancel_order(order, "OCA reduced to zero")
+        else:
+            self.listener.order_changed(order, True)
+
+    def _oca_peers(self, order: SimOrder) -> Iterable[SimOrder]:
+        return [
+            o
+            for o in self.orders.values()
+            if o is not order
+            and o.oca_group == order.oca_group
+            and o.account == order.account
+            and not o.is_done
+        ]
+
+    def _children(self, order: SimOrder) -> list[SimOrder]:
+        return [
+            o
+            for o in self.orders.values()
+            if o.parent_id == order.order_id and o.client_id == order.client_id
+        ]
+
+    def _finish(self, order: SimOrder, status: str) -> None:
+        order.status = status
+        order.completed_at = self.clock.now()
+        order.completed_status = status
+        perms = self._working.get(order.con_id)
+        if perms is not None:
+            perms.discard(order.perm_id)
+
+    # --- persistence -----------------------------------------------------------------------------
+
+    def restore_working(self) -> None:
+        """Rebuild the per-contract index after orders were loaded from a state file."""
+        self._working.clear()
+        for order in self.orders.values():
+            if not order.is_done and not order.staged:
+                self._working.setdefault(order.con_id, set()).add(order.perm_id)
+            self.by_key[order.key] = order.perm_id
+
+
+def _venue(spec: ContractSpec) -> str:
+    if spec.sec_type == "STK":
+        return {"NASDAQ": "ISLAND"}.get(spec.primary_exchange, spec.primary_exchange)
+    return spec.exchange

@@ -1,0 +1,106 @@
+"""Control channel: one-line JSON commands on a loopback TCP port, for faults and the clock
+of a standalone simulator. Protocol in ibsim/README.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .gateway import SimGateway
+
+log = logging.getLogger("ibsim")
+
+
+def _status(gw: SimGateway) -> dict[str, Any]:
+    return {
+        "port": gw.port,
+        "clients": gw.clients,
+        "time": gw.now.isoformat(),
+        "speed": gw.clock.speed,
+        "accounts": gw.account_names,
+        "open_orders": len(gw.open_orders),
+        "executions": len(gw.executions),
+    }
+
+
+async def _advance(gw: SimGateway, seconds: float) -> None:
+    await gw.advance(seconds)
+
+
+# command -> (callable, allowed argument names)
+_COMMANDS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "status": (_status, ()),
+    "drop_connections": (lambda gw: gw.drop_connections(), ()),
+    "refuse_connections": (lambda gw, seconds: gw.refuse_connections(seconds), ("seconds",)),
+    "connectivity_lost": (
+        lambda gw, seconds, data_maintained=True: gw.connectivity_lost(seconds, data_maintained),
+        ("seconds", "data_maintained"),
+    ),
+    "data_farm_flap": (
+        lambda gw, seconds=1.0, farm="usfarm": gw.data_farm_flap(seconds, farm),
+        ("seconds", "farm"),
+    ),
+    "reject_next_order": (
+        lambda gw, reason="Simulated rejection by ibsim": gw.reject_next_order(reason),
+        ("reason",),
+    ),
+    "pacing_violation_next": (lambda gw: gw.pacing_violation_next(), ()),
+    "delay_order_acks": (lambda gw, ms: gw.delay_order_acks(ms), ("ms",)),
+    "stall_market_data": (
+        lambda gw, symbol, seconds=None: gw.stall_market_data(symbol, seconds),
+        ("symbol", "seconds"),
+    ),
+    "resume_market_data": (lambda gw, symbol: gw.resume_market_data(symbol), ("symbol",)),
+    "competing_session": (lambda gw, seconds=1.0: gw.competing_session(seconds), ("seconds",)),
+    "advance": (_advance, ("seconds",)),
+    "set_speed": (lambda gw, speed: gw.set_speed(speed), ("speed",)),
+}
+
+
+class ControlServer:
+    def __init__(self, gw: SimGateway) -> None:
+        self.gw = gw
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._client, host, port)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                reply = await self.execute(line)
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def execute(self, line: bytes) -> dict[str, Any]:
+        try:
+            command = json.loads(line)
+            if not isinstance(command, dict):
+                raise ValueError("a command is a JSON object")
+            name = command.pop("cmd", None)
+            if name not in _COMMANDS:
+                raise ValueError(f"unknown command {name!r}; known: {sorted(_COMMANDS)}")
+            fn, allowed = _COMMANDS[name]
+            unknown = set(command) - set(allowed)
+            if unknown:
+                raise ValueError(f"{name}: unexpected arguments {sorted(unknown)}")
+            log.info("control: %s %s", name, command or "")
+            result = fn(self.gw, **command)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return {"ok": True, "result": result}
+        except (ValueError, TypeError, KeyError) as exc:
+            return {"ok": False, "error": str(exc)}

@@ -1,0 +1,482 @@
+"""Request handlers: one small function per request type, answering on the client's session.
+
+Handlers read gateway state and write messages; the order book, market and accounts do the
+work.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import messages as msg
+from . import requests as rq
+from .bars import DAY, BarRequestError, parse_bar_size, parse_duration, parse_end_time
+from .broker import NO_SECURITY, OrderRejected
+from .hooks import OrderReceived
+from .market import WHAT_TO_SHOW
+from .orders import PRE_SUBMITTED, SimOrder
+from .pricepath import STEP
+from .session import ClientSession, KeepUpSub, MktDataSub, RealTimeSub
+from .sessions import sessions_before
+from .streaming import bar_row, quote_ticks
+
+if TYPE_CHECKING:
+    from .gateway import SimGateway
+
+Handler = Callable[["SimGateway", ClientSession, Any], None]
+HANDLERS: dict[type, Handler] = {}
+
+
+def handles(req_type: type) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[req_type] = fn
+        return fn
+
+    return register
+
+
+# --- connection-level ----------------------------------------------------------------------
+
+
+@handles(rq.ReqCurrentTime)
+def _current_time(gw: SimGateway, s: ClientSession, req: rq.ReqCurrentTime) -> None:
+    s.write(msg.current_time(gw.clock.now()))
+
+
+@handles(rq.ReqManagedAccts)
+def _managed(gw: SimGateway, s: ClientSession, req: rq.ReqManagedAccts) -> None:
+    s.write(msg.managed_accounts(gw.account_names))
+
+
+@handles(rq.ReqIds)
+def _ids(gw: SimGateway, s: ClientSession, req: rq.ReqIds) -> None:
+    assert s.client_id is not None
+    s.write(msg.next_valid_id(gw.broker.next_order_id(s.client_id)))
+
+
+@handles(rq.ReqMarketDataType)
+def _md_type(gw: SimGateway, s: ClientSession, req: rq.ReqMarketDataType) -> None:
+    s.market_data_type = req.market_data_type if req.market_data_type in (1, 2, 3, 4) else 1
+
+
+@handles(rq.ReqAutoOpenOrders)
+def _auto_open(gw: SimGateway, s: ClientSession, req: rq.ReqAutoOpenOrders) -> None:
+    """Binding of manual TWS orders: ibsim has none, so there is nothing to bind."""
+
+
+@handles(rq.Unsupported)
+def _unsupported(gw: SimGateway, s: ClientSession, req: rq.Unsupported) -> None:
+    s.send_error(
+        req.req_id,
+        505,
+        f"Unsupported request {req.name} (message id {req.msg_id}): ibsim does not implement it",
+    )
+
+
+# --- contracts -----------------------------------------------------------------------------
+
+
+@handles(rq.ReqContractDetails)
+def _contract_details(gw: SimGateway, s: ClientSession, req: rq.ReqContractDetails) -> None:
+    found = gw.universe.match(req.contract)
+    if not found:
+        s.send_error(req.req_id, 200, NO_SECURITY)
+        return
+    now = gw.clock.now()
+    out = []
+    for spec in found:
+        exchanges = spec.valid_exchanges.split(",")
+        exchange = req.contract.exchange if req.contract.exchange in exchanges else spec.exchange
+        hours = gw.hours(spec, now)
+        out.append(msg.contract_data(req.req_id, spec, exchange, s.version, *hours))
+    out.append(msg.contract_data_end(req.req_id))
+    s.write_many(out)
+
+
+@handles(rq.ReqMatchingSymbols)
+def _matching(gw: SimGateway, s: ClientSession, req: rq.ReqMatchingSymbols) -> None:
+    pattern = req.pattern.upper()
+    specs = [
+        spec
+        for spec in gw.universe
+        if spec.symbol.startswith(pattern) or pattern in spec.long_name.upper()
+    ]
+    s.write(msg.symbol_samples(req.req_id, specs[:16], s.version))
+
+
+@handles(rq.ReqMarketRule)
+def _market_rule(gw: SimGateway, s: ClientSession, req: rq.ReqMarketRule) -> None:
+    ticks = sorted({spec.min_tick for spec in gw.universe if spec.market_rule_id == req.market_rule_id})
+    s.write(msg.market_rule(req.market_rule_id, [(0.0, ticks[0] if ticks else 0.01)]))
+
+
+# --- account ---------------------------------------------------------------------------------
+
+
+@handles(rq.ReqAccountUpdates)
+def _account_updates(gw: SimGateway, s: ClientSession, req: rq.ReqAccountUpdates) -> None:
+    if not req.subscribe:
+        s.subs.account_updates = None
+        return
+    account = req.account or gw.account_names[0]
+    if account not in gw.accounts:
+        s.send_error(-1, 321, f"Error validating request: account {account} is not managed")
+        return
+    s.subs.account_updates = account
+    out = gw.account_value_messages(account) + gw.portfolio_messages(account)
+    out.append(msg.update_account_time(gw.clock.now()))
+    out.append(msg.account_download_end(account))
+    s.write_many(out)
+
+
+@handles(rq.ReqAccountUpdatesMulti)
+def _account_multi(gw: SimGateway, s: ClientSession, req: rq.ReqAccountUpdatesMulti) -> None:
+    accounts = gw.account_names if req.account in ("", "All") else [req.account]
+    out = []
+    for account in accounts:
+        if account not in gw.accounts:
+            s.send_error(req.req_id, 321, f"Error validating request: unknown account {account}")
+            return
+        out += [
+            msg.account_update_multi(req.req_id, account, req.model_code, key, value, cur)
+            for key, value, cur in gw.account_value_rows(account)
+        ]
+    out.append(msg.account_update_multi_end(req.req_id))
+    s.subs.account_multi[req.req_id] = req.account
+    s.write_many(out)
+
+
+@handles(rq.CancelAccountUpdatesMulti)
+def _cancel_account_multi(gw, s: ClientSession, req: rq.CancelAccountUpdatesMulti) -> None:
+    s.subs.account_multi.pop(req.req_id, None)
+
+
+@handles(rq.ReqAccountSummary)
+def _account_summary(gw: SimGateway, s: ClientSession, req: rq.ReqAccountSummary) -> None:
+    s.subs.account_summary[req.req_id] = req.tags
+    out = gw.account_summary_messages(req.req_id, req.tags)
+    out.append(msg.account_summary_end(req.req_id))
+    s.write_many(out)
+
+
+@handles(rq.CancelAccountSummary)
+def _cancel_account_summary(gw, s: ClientSession, req: rq.CancelAccountSummary) -> None:
+    s.subs.account_summary.pop(req.req_id, None)
+
+
+@handles(rq.ReqPositions)
+def _positions(gw: SimGateway, s: ClientSession, req: rq.ReqPositions) -> None:
+    s.subs.positions = True
+    out = [
+        msg.position(account, spec, pos.quantity, pos.avg_cost)
+        for account, spec, pos in gw.position_rows()
+    ]
+    out.append(msg.position_end())
+    s.write_many(out)
+
+
+@handles(rq.CancelPositions)
+def _cancel_positions(gw: SimGateway, s: ClientSession, req: rq.CancelPositions) -> None:
+    s.subs.positions = False
+
+
+@handles(rq.ReqPositionsMulti)
+def _positions_multi(gw: SimGateway, s: ClientSession, req: rq.ReqPositionsMulti) -> None:
+    out = [
+        msg.position_multi(req.req_id, account, spec, pos.quantity, pos.avg_cost, req.model_code)
+        for account, spec, pos in gw.position_rows()
+        if req.account in ("", "All", account)
+    ]
+    out.append(msg.position_multi_end(req.req_id))
+    s.write_many(out)
+
+
+@handles(rq.CancelPositionsMulti)
+def _cancel_positions_multi(gw, s: ClientSession, req: rq.CancelPositionsMulti) -> None:
+    """Position-multi replies are one-shot here."""
+
+
+@handles(rq.ReqPnL)
+def _pnl(gw: SimGateway, s: ClientSession, req: rq.ReqPnL) -> None:
+    s.subs.pnl[req.req_id] = req.account
+    s.write(gw.pnl_message(req.req_id, req.account))
+
+
+@handles(rq.CancelPnL)
+def _cancel_pnl(gw: SimGateway, s: ClientSession, req: rq.CancelPnL) -> None:
+    s.subs.pnl.pop(req.req_id, None)
+
+
+@handles(rq.ReqPnLSingle)
+def _pnl_single(gw: SimGateway, s: ClientSession, req: rq.ReqPnLSingle) -> None:
+    s.subs.pnl_single[req.req_id] = (req.account, req.con_id)
+    s.write(gw.pnl_single_message(req.req_id, req.account, req.con_id))
+
+
+@handles(rq.CancelPnLSingle)
+def _cancel_pnl_single(gw: SimGateway, s: ClientSession, req: rq.CancelPnLSingle) -> None:
+    s.subs.pnl_single.pop(req.req_id, None)
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+
+@handles(rq.PlaceOrder)
+def _place_order(gw: SimGateway, s: ClientSession, req: rq.PlaceOrder) -> None:
+    assert s.client_id is not None
+    gw.hooks.order_received.emit(
+        OrderReceived(time.perf_counter(), gw.clock.now(), s.client_id, req.order_id, req)
+    )
+    if req.what_if:
+        gw.run_order_action(lambda: _what_if(gw, s, req))
+        return
+    gw.log_order(s.client_id, req)
+    client_id = s.client_id
+    gw.run_order_action(lambda: gw.broker.place(client_id, req))
+
+
+def _what_if(gw: SimGateway, s: ClientSession, req: rq.PlaceOrder) -> None:
+    spec = gw.universe.resolve(req.contract)
+    if spec is None:
+        s.send_error(req.order_id, 200, NO_SECURITY)
+        return
+    try:
+        gw.broker.validate(spec, req)
+    except OrderRejected as rej:
+        s.send_error(req.order_id, rej.code, rej.message)
+        return
+    price = gw.market.price_ticks(spec, gw.clock.now()) * spec.min_tick
+    notional = req.total_quantity * price * spec.multiplier_value
+    rate = {"FUT": 0.06, "CRYPTO": 1.0}.get(spec.sec_type, 0.25)
+    order = SimOrder(
+        perm_id=0, client_id=s.client_id or 0, order_id=req.order_id,
+        account=req.account or gw.account_names[0], con_id=spec.con_id,
+        route_exchange=req.contract.exchange or spec.exchange, action=req.action,
+        total_quantity=req.total_quantity, order_type=req.order_type,
+        lmt_price=req.lmt_price, aux_price=req.aux_price, status=PRE_SUBMITTED,
+    )  # fmt: skip
+    margin = notional * rate
+    s.write(msg.open_order(order, spec, s.version, (margin, margin * 0.9, 0.0)))
+
+
+@handles(rq.CancelOrder)
+def _cancel_order(gw: SimGateway, s: ClientSession, req: rq.CancelOrder) -> None:
+    assert s.client_id is not None
+    client_id = s.client_id
+    gw.run_order_action(lambda: gw.broker.cancel(client_id, req.order_id))
+
+
+@handles(rq.ReqGlobalCancel)
+def _global_cancel(gw: SimGateway, s: ClientSession, req: rq.ReqGlobalCancel) -> None:
+    gw.run_order_action(gw.broker.global_cancel)
+
+
+@handles(rq.ReqOpenOrders)
+def _open_orders(gw: SimGateway, s: ClientSession, req: rq.ReqOpenOrders) -> None:
+    s.write_many(gw.open_order_messages(s, gw.broker.open_orders(s.client_id)))
+
+
+@handles(rq.ReqAllOpenOrders)
+def _all_open_orders(gw: SimGateway, s: ClientSession, req: rq.ReqAllOpenOrders) -> None:
+    s.write_many(gw.open_order_messages(s, gw.broker.open_orders()))
+
+
+@handles(rq.ReqCompletedOrders)
+def _completed(gw: SimGateway, s: ClientSession, req: rq.ReqCompletedOrders) -> None:
+    out = []
+    for order in gw.broker.completed_orders():
+        spec = gw.universe.get(order.con_id)
+        if spec is not None:
+            out.append(msg.completed_order(order, spec, s.version))
+    out.append(msg.completed_orders_end())
+    s.write_many(out)
+
+
+@handles(rq.ReqExecutions)
+def _executions(gw: SimGateway, s: ClientSession, req: rq.ReqExecutions) -> None:
+    since = None
+    if req.time:
+        try:
+            since = parse_end_time(req.time, "US/Eastern")
+        except BarRequestError:
+            since = None
+    out = []
+    for ex in gw.broker.executions:
+        spec = gw.universe.get(ex.con_id)
+        if spec is None:
+            continue
+        if req.client_id and ex.client_id != req.client_id:
+            continue
+        if req.account and ex.account != req.account:
+            continue
+        if since is not None and ex.time < since:
+            continue
+        if req.symbol and req.symbol.upper() != spec.symbol:
+            continue
+        if req.sec_type and req.sec_type != spec.sec_type:
+            continue
+        if req.exchange and req.exchange not in (ex.exchange, spec.exchange):
+            continue
+        if req.side and {"BUY": "BOT", "SELL": "SLD"}.get(req.side.upper(), req.side) != ex.side:
+            continue
+        out.append(msg.exec_details(req.req_id, ex, spec, s.version))
+        out.append(msg.commission_report(ex))
+    out.append(msg.exec_details_end(req.req_id))
+    s.write_many(out)
+
+
+# --- market data -----------------------------------------------------------------------------
+
+
+def _resolve(gw: SimGateway, s: ClientSession, req_id: int, ref: rq.ContractRef):
+    spec = gw.universe.resolve(ref)
+    if spec is None:
+        s.send_error(req_id, 200, NO_SECURITY)
+    return spec
+
+
+@handles(rq.ReqMktData)
+def _mkt_data(gw: SimGateway, s: ClientSession, req: rq.ReqMktData) -> None:
+    spec = _resolve(gw, s, req.req_id, req.contract)
+    if spec is None:
+        return
+    now = gw.clock.now()
+    out = [msg.market_data_type(req.req_id, s.market_data_type)]
+    if not gw.faults.data_blocked(spec.con_id):
+        out += quote_ticks(req.req_id, spec, gw.market.quote(spec, now), s.market_data_type)
+    if req.snapshot or req.regulatory_snapshot:
+        out.append(msg.tick_snapshot_end(req.req_id))
+    else:
+        s.subs.mkt_data[req.req_id] = MktDataSub(spec, s.market_data_type, int(now // STEP) - 1)
+        gw.subscriptions_changed()
+    s.write_many(out)
+
+
+@handles(rq.CancelMktData)
+def _cancel_mkt_data(gw: SimGateway, s: ClientSession, req: rq.CancelMktData) -> None:
+    s.subs.mkt_data.pop(req.req_id, None)
+    gw.subscriptions_changed()
+
+
+@handles(rq.ReqRealTimeBars)
+def _real_time_bars(gw: SimGateway, s: ClientSession, req: rq.ReqRealTimeBars) -> None:
+    spec = _resolve(gw, s, req.req_id, req.contract)
+    if spec is None:
+        return
+    what = req.what_to_show.upper()
+    if req.bar_size != 5:
+        s.send_error(req.req_id, 420, "Invalid Real-time Query: only 5 second bars are supported")
+        return
+    if what not in WHAT_TO_SHOW or (what == "TRADES" and spec.sec_type == "CASH"):
+        s.send_error(
+            req.req_id, 420, f"Invalid Real-time Query: no {what} data for {spec.sec_type}"
+        )
+        return
+    last_k = int(gw.clock.now() // STEP) - 1
+    s.subs.realtime[req.req_id] = RealTimeSub(spec, what, req.use_rth, last_k)
+    gw.subscriptions_changed()
+
+
+@handles(rq.CancelRealTimeBars)
+def _cancel_rt(gw: SimGateway, s: ClientSession, req: rq.CancelRealTimeBars) -> None:
+    s.subs.realtime.pop(req.req_id, None)
+    gw.subscriptions_changed()
+
+
+_HMDS = "Historical Market Data Service error message:"
+
+
+@handles(rq.ReqHistoricalData)
+def _historical(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData) -> None:
+    if gw.faults.pacing_next:
+        gw.faults.pacing_next = False
+        s.send_error(req.req_id, 162, _HMDS + "Pacing violation")
+        return
+    spec = _resolve(gw, s, req.req_id, req.contract)
+    if spec is None:
+        return
+    what = req.what_to_show.upper()
+    now = gw.clock.now()
+    try:
+        if what == "SCHEDULE":
+            _schedule(gw, s, req, spec, now)
+            return
+        if what not in WHAT_TO_SHOW:
+            raise BarRequestError(f"Invalid what to show '{req.what_to_show}'")
+        if what == "TRADES" and spec.sec_type == "CASH":
+            raise BarRequestError(f"No historical market data for {spec.local_symbol} TRADES")
+        if req.keep_up_to_date and req.end_date_time.strip():
+            raise BarRequestError("End date not supported with live updates")
+        size = parse_bar_size(req.bar_size)
+        duration = parse_duration(req.duration)
+        end = parse_end_time(req.end_date_time, spec.time_zone)
+        end = now if end is None else min(end, now)
+        end_k = int(end // STEP)
+        bars = gw.market.history(
+            spec, end_k * STEP, duration, size, req.use_rth, req.keep_up_to_date
+        )
+    except BarRequestError as exc:
+        s.send_error(req.req_id, 162, _HMDS + str(exc))
+        return
+    if not bars:
+        s.send_error(req.req_id, 162, _HMDS + "HMDS query returned no data")
+        return
+    rows = [bar_row(gw.market, spec, b, what, req.format_date, size.intraday) for b in bars]
+    start_text, end_text = _range_text(spec, bars[0].start, end_k * STEP, req.format_date)
+    s.write(msg.historical_data(req.req_id, start_text, end_text, rows))
+    if req.keep_up_to_date:
+        last = bars[-1]
+        partial = last.end > end_k * STEP
+        s.subs.keep_up[req.req_id] = KeepUpSub(
+            spec, size, what, req.use_rth, req.format_date, end_k - 1,
+            last if partial else None, gw.streamer.bar_key(spec, size, last, req.use_rth) if partial else None,
+        )  # fmt: skip
+        gw.subscriptions_changed()
+
+
+def _range_text(spec, start: float, end: float, format_date: int) -> tuple[str, str]:
+    if format_date == 2:
+        return str(int(start)), str(int(end))
+    return msg.ib_time(start, spec.time_zone), msg.ib_time(end, spec.time_zone)
+
+
+def _schedule(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData, spec, now) -> None:
+    duration = parse_duration(req.duration)
+    end = parse_end_time(req.end_date_time, spec.time_zone) or now
+    sessions = sessions_before(spec.schedule, end, max(1, duration.count), req.use_rth)
+
+    def local(t: float) -> str:
+        return msg.ib_time(t, spec.time_zone).rsplit(" ", 1)[0].replace(" ", "-")
+
+    f = ["106", str(req.req_id), local(sessions[0].start), local(sessions[-1].end)]
+    f += [spec.time_zone, str(len(sessions))]
+    for sess in sessions:
+        f += [local(sess.start), local(sess.end), f"{sess.trade_date:%Y%m%d}"]
+    s.write(f)
+
+
+@handles(rq.CancelHistoricalData)
+def _cancel_hist(gw: SimGateway, s: ClientSession, req: rq.CancelHistoricalData) -> None:
+    s.subs.keep_up.pop(req.req_id, None)
+    gw.subscriptions_changed()
+
+
+@handles(rq.ReqHeadTimestamp)
+def _head(gw: SimGateway, s: ClientSession, req: rq.ReqHeadTimestamp) -> None:
+    spec = _resolve(gw, s, req.req_id, req.contract)
+    if spec is None:
+        return
+    t = math.ceil(gw.market.head_timestamp(spec))
+    stamp = str(t) if req.format_date == 2 else msg.ib_time(t, spec.time_zone)
+    s.write(msg.head_timestamp(req.req_id, stamp))
+
+
+@handles(rq.CancelHeadTimestamp)
+def _cancel_head(gw: SimGateway, s: ClientSession, req: rq.CancelHeadTimestamp) -> None:
+    """Head timestamps are answered at once; nothing to cancel."""
+
+
+__all__ = ["DAY", "HANDLERS"]

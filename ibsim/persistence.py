@@ -1,0 +1,87 @@
+"""State file: the simulated server side (accounts, orders, executions, ids, clock) as JSON,
+written atomically so a crash never leaves a half-written file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .account import Account, Position
+from .orders import Execution, SimOrder
+
+log = logging.getLogger("ibsim")
+FORMAT_VERSION = 1
+
+
+def snapshot(clock_time: float, accounts: dict[str, Account], broker: Any) -> dict[str, Any]:
+    return {
+        "format": FORMAT_VERSION,
+        "clock": clock_time,
+        "accounts": [
+            {
+                "name": a.name,
+                "cash": a.cash,
+                "realized_pnl": a.realized_pnl,
+                "positions": [dataclasses.asdict(p) for p in a.positions.values()],
+            }
+            for a in accounts.values()
+        ],
+        # Orders sent with transmit=False never reached IB's servers, so they are not kept.
+        "orders": [dataclasses.asdict(o) for o in broker.orders.values() if not o.staged],
+        "executions": [dataclasses.asdict(e) for e in broker.executions],
+        "next_perm_id": broker.next_perm_id,
+        "next_exec_seq": broker.next_exec_seq,
+        "next_order_ids": {str(k): v for k, v in broker.next_order_ids.items()},
+    }
+
+
+def restore(state: dict[str, Any], accounts: dict[str, Account], broker: Any) -> None:
+    known = set(broker.universe.by_con_id)
+    for item in state.get("accounts", []):
+        account = accounts.get(item["name"])
+        if account is None:
+            log.warning("state file: account %s is not configured; ignored", item["name"])
+            continue
+        account.cash = item["cash"]
+        account.realized_pnl = item["realized_pnl"]
+        account.positions = {
+            p["con_id"]: Position(**p) for p in item["positions"] if p["con_id"] in known
+        }
+    for item in state.get("orders", []):
+        if item["con_id"] in known and item["account"] in accounts:
+            order = SimOrder(**item)
+            broker.orders[order.perm_id] = order
+    broker.executions = [Execution(**e) for e in state.get("executions", [])]
+    broker.next_perm_id = state.get("next_perm_id", broker.next_perm_id)
+    broker.next_exec_seq = state.get("next_exec_seq", broker.next_exec_seq)
+    broker.next_order_ids = {int(k): v for k, v in state.get("next_order_ids", {}).items()}
+    broker.restore_working()
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    with path.open() as f:
+        state = json.load(f)
+    if state.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported state format {state.get('format')!r}")
+    return state
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

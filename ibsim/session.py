@@ -1,0 +1,206 @@
+"""One client connection: handshake, framing, and the client's live subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import messages as msg
+from .bars import BarSize, RawBar
+from .contracts import ContractSpec
+from .framing import FrameReader, FramingError, encode_frame, encode_raw_frame
+from .requests import DecodeError, StartApi, decode_request
+
+if TYPE_CHECKING:
+    from .gateway import SimGateway
+
+log = logging.getLogger("ibsim")
+
+MIN_VERSION, MAX_VERSION = 157, 178
+# ib_async reads openOrder's `duration` from 159 while TWS sends it from 158: 158 would break.
+_NEVER = {158}
+
+
+def negotiate(client_min: int, client_max: int, cap: int = MAX_VERSION) -> int | None:
+    """Highest server version both sides speak, or None."""
+    for v in range(min(client_max, cap, MAX_VERSION), MIN_VERSION - 1, -1):
+        if v >= client_min and v not in _NEVER:
+            return v
+    return None
+
+
+@dataclass(slots=True)
+class MktDataSub:
+    spec: ContractSpec
+    data_type: int
+    last_k: int
+
+
+@dataclass(slots=True)
+class RealTimeSub:
+    spec: ContractSpec
+    what: str
+    rth: bool
+    last_k: int
+
+
+@dataclass(slots=True)
+class KeepUpSub:
+    spec: ContractSpec
+    size: BarSize
+    what: str
+    rth: bool
+    format_date: int
+    last_k: int
+    bar: RawBar | None  # the bar being built (last one sent)
+    key: object = None  # which bar ``bar`` is (start time, trade date, week, month)
+
+
+@dataclass(slots=True)
+class Subscriptions:
+    mkt_data: dict[int, MktDataSub] = field(default_factory=dict)
+    realtime: dict[int, RealTimeSub] = field(default_factory=dict)
+    keep_up: dict[int, KeepUpSub] = field(default_factory=dict)
+    account_updates: str | None = None
+    account_multi: dict[int, str] = field(default_factory=dict)
+    account_summary: dict[int, str] = field(default_factory=dict)
+    positions: bool = False
+    pnl: dict[int, str] = field(default_factory=dict)
+    pnl_single: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+    def con_ids(self) -> set[int]:
+        out = {s.spec.con_id for s in self.mkt_data.values()}
+        out |= {s.spec.con_id for s in self.realtime.values()}
+        out |= {s.spec.con_id for s in self.keep_up.values()}
+        return out
+
+    def clear_market_data(self) -> None:
+        self.mkt_data.clear()
+        self.realtime.clear()
+        self.keep_up.clear()
+
+
+class ClientSession(asyncio.Protocol):
+    """The server end of one API socket."""
+
+    def __init__(self, gateway: SimGateway) -> None:
+        self.gw = gateway
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.version = 0
+        self.client_id: int | None = None
+        self.ready = False
+        self.peer = ""
+        self.subs = Subscriptions()
+        self.market_data_type = 1
+
+    # --- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if self.gw.faults.refusing:
+            transport.abort()
+            return
+        self.gw.sessions.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gw.session_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.reader.feed(data)
+        except FramingError as exc:
+            log.warning("client %s: %s; closing", self.peer, exc)
+            self.close()
+            return
+        for fields in frames:
+            if self.transport is None or self.transport.is_closing():
+                return
+            if not self.version:
+                self._handshake(fields)
+            elif not self.ready:
+                self._start_api(fields)
+            else:
+                self._request(fields)
+
+    # --- connection phases ---------------------------------------------------------------------
+
+    def _handshake(self, fields: list[str]) -> None:
+        text = fields[0] if fields else ""
+        m = re.fullmatch(r"v(\d+)(?:\.\.(\d+))?(?: .*)?", text)
+        lo, hi = (int(m.group(1)), int(m.group(2) or m.group(1))) if m else (0, 0)
+        version = negotiate(lo, hi, self.gw.max_server_version) if m else None
+        if version is None:
+            message = (
+                f"Unsupported API version range {text!r}: ibsim speaks server versions "
+                f"{MIN_VERSION}..{MAX_VERSION} (never 158)"
+            )
+            log.warning("client %s: %s", self.peer, message)
+            self.write(msg.error(-1, 530, message, 0))
+            self.close()
+            return
+        self.version = version
+        assert self.transport is not None
+        self.transport.write(encode_frame(msg.handshake(version, self.gw.clock.now())))
+
+    def _start_api(self, fields: list[str]) -> None:
+        try:
+            req = decode_request(fields, self.version)
+        except DecodeError as exc:
+            self.send_error(-1, 320, f"Error reading request: {exc}")
+            return
+        if not isinstance(req, StartApi):
+            self.send_error(-1, 321, "Error validating request: startApi expected first")
+            return
+        if self.gw.client_in_use(req.client_id):
+            log.warning("client %s: clientId %d already in use", self.peer, req.client_id)
+            self.send_error(
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. "
+                "Retry with a unique client id.",
+            )
+            self.close()
+            return
+        self.client_id = req.client_id
+        self.ready = True
+        self.gw.session_ready(self)
+
+    def _request(self, fields: list[str]) -> None:
+        try:
+            req = decode_request(fields, self.version)
+        except DecodeError as exc:
+            name = fields[0] if fields else "?"
+            self.send_error(-1, 320, f"Error reading request {name}: {exc}")
+            return
+        self.gw.handle(self, req)
+
+    # --- output --------------------------------------------------------------------------------
+
+    def write(self, fields: list[str]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode_frame(fields))
+
+    def write_many(self, messages: list[list[str]]) -> None:
+        if self.transport is not None and not self.transport.is_closing() and messages:
+            self.transport.write(b"".join(encode_frame(f) for f in messages))
+
+    def send_error(self, req_id: int, code: int, message: str) -> None:
+        self.write(msg.error(req_id, code, message, self.version))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+__all__ = ["ClientSession", "encode_raw_frame", "negotiate"]

@@ -1,0 +1,1 @@
+"""Conformance tests of ibsim with the unmodified ib_async client."""
