@@ -1,0 +1,68 @@
+"""Contract universe, reqContractDetails and qualifyContracts."""
+
+from __future__ import annotations
+
+from ib_async import IB, Contract, Crypto, Forex, Future, Stock
+
+from ibsim import SimGateway
+
+
+async def test_qualify_default_universe(gw: SimGateway, ib: IB) -> None:
+    contracts = [
+        Stock("AAPL", "SMART", "USD"),
+        Stock("SPY", "SMART", "USD"),
+        Forex("EURUSD"),
+        Crypto("BTC", "PAXOS", "USD"),
+        Future("ES", exchange="CME"),
+        Stock("NOPE", "SMART", "USD"),
+    ]
+    aapl, spy, eur, btc, es, unknown = await ib.qualifyContractsAsync(*contracts)
+    assert aapl.conId == 265598 and aapl.primaryExchange == "NASDAQ"
+    assert spy.primaryExchange == "ARCA"
+    assert eur.secType == "CASH" and eur.symbol == "EUR" and eur.currency == "USD"
+    assert eur.localSymbol == "EUR.USD"
+    assert btc.secType == "CRYPTO" and btc.exchange == "PAXOS"
+    assert es.secType == "FUT" and es.multiplier == "50"
+    assert len(es.lastTradeDateOrContractMonth) == 8 and es.lastTradeDateOrContractMonth > "20240304"
+    assert unknown is None
+
+
+async def test_contract_details_fields(gw: SimGateway, ib: IB) -> None:
+    (cd,) = await ib.reqContractDetailsAsync(Stock("AAPL", "SMART", "USD"))
+    assert cd.minTick == 0.01
+    assert cd.longName == "APPLE INC"
+    assert cd.timeZoneId == "US/Eastern"
+    assert cd.tradingHours.startswith("20240304:0930-20240304:1600;")
+    assert "20240309:CLOSED" in cd.liquidHours
+    sessions = cd.liquidSessions()
+    assert sessions[0].start.hour == 9 and sessions[0].start.minute == 30
+    assert sessions[0].end.hour == 16
+    (fx,) = await ib.reqContractDetailsAsync(Forex("EURUSD"))
+    assert fx.minTick == 0.00005
+    assert "20240303:1715-20240304:1700" in fx.tradingHours
+    (btc,) = await ib.reqContractDetailsAsync(Crypto("BTC", "PAXOS", "USD"))
+    assert "20240309:0000-20240310:0000" in btc.tradingHours
+    (es,) = await ib.reqContractDetailsAsync(Future("ES", exchange="CME"))
+    assert es.timeZoneId == "US/Central" and es.contractMonth
+
+
+async def test_lookup_by_con_id_and_unknown_con_id(gw: SimGateway, ib: IB) -> None:
+    (cd,) = await ib.reqContractDetailsAsync(Contract(conId=272093))
+    assert cd.contract.symbol == "MSFT"
+    assert await ib.reqContractDetailsAsync(Contract(conId=1)) == []
+    assert (await ib.qualifyContractsAsync(Contract(conId=1))) == [None]
+
+
+async def test_configurable_universe() -> None:
+    async with SimGateway(speed=0, symbols=["IBM", "XYZ"]) as gw:
+        ib = IB()
+        await ib.connectAsync("127.0.0.1", gw.port, clientId=1, timeout=5)
+        try:
+            ibm, xyz, aapl = await ib.qualifyContractsAsync(
+                Stock("IBM", "SMART", "USD"), Stock("XYZ", "SMART", "USD"), Stock("AAPL", "SMART", "USD")
+            )
+            assert ibm.primaryExchange == "NYSE"
+            assert xyz.conId > 0
+            assert aapl is None
+        finally:
+            ib.disconnect()
