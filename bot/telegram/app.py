@@ -59,7 +59,8 @@ class TelegramTuning:
     burst_window: float = 60.0
     digest_delay: float = 10.0
     fill_grace: float = 3.0
-    stop_grace: float = 10.0
+    stop_grace: float = 10.0  # a running flatten may finish
+    drain_timeout: float = 2.0  # queued alerts may go out; the rest stay in the outbox
 
 
 def file_url_for(base_url: str) -> str:
@@ -273,7 +274,7 @@ class TelegramFrontEnd:
                 await asyncio.wait_for(updater.stop(), timeout=self.tuning.read_timeout)
         await self.confirm.stop(self.tuning.stop_grace)
         await self.pump.stop()
-        await self.delivery.stop()
+        await self.delivery.stop(self.tuning.drain_timeout)
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()

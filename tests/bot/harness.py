@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.telegram import TelegramFrontEnd, TelegramTuning
+from bot.telegram.ports import Outbox
 from engine.control import ControlAPI
 from tests.fakebotapi import FakeBotAPI
 
@@ -30,6 +31,7 @@ FAST = TelegramTuning(
     digest_delay=0.3,
     fill_grace=0.2,
     stop_grace=2.0,
+    drain_timeout=0.3,
 )
 
 
@@ -51,8 +53,8 @@ class MemoryOutbox:
         pending = [(i, p) for i, (c, p) in sorted(self.rows.items()) if c == channel]
         return [(i, p) for i, p in pending if i not in self.done][:limit]
 
-    async def outbox_done(self, id: int) -> None:
-        self.done.add(id)
+    async def outbox_done(self, outbox_id: int) -> None:
+        self.done.add(outbox_id)
 
     async def log_event(
         self, level: str, kind: str, message: str, details: dict[str, Any] | None = None
@@ -101,7 +103,7 @@ class LagProbe:
 async def running_front_end(
     api: FakeBotAPI,
     control: ControlAPI,
-    outbox: MemoryOutbox,
+    outbox: Outbox,
     allowed_chat_ids: set[int] | None = None,
     operator_ids: set[int] | None = None,
     **kwargs: Any,

@@ -7,10 +7,12 @@ import html
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.telegram import TelegramFrontEnd
 from engine.domain import ConnectionState, EngineState, Order, OrderType, Side
 from engine.events import ConnectionEvent, FillEvent, LifecycleEvent, OrderEvent, RiskEvent
+from engine.journal import Journal
 from tests.bot.fake_control import FakeControl, make_fill
 from tests.bot.harness import OPERATOR, READER, LagProbe, MemoryOutbox, running_front_end
 from tests.fakebotapi import FakeBotAPI
@@ -225,3 +227,22 @@ async def test_hung_polling_is_restarted(
         api.inject_command("/status", chat_id=OPERATOR)
         await api.wait_for("sendMessage", lambda r: "Status" in r.text, timeout=10)
         assert bot.polling_restarts >= 1
+
+
+async def test_outbox_works_with_the_real_journal(
+    api: FakeBotAPI, control: FakeControl, tmp_path: Path
+) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        async with running_front_end(api, control, journal, {OPERATOR}) as bot:
+            api.fail("hang", "sendMessage")
+            control.publish(fill_event(3))
+            await api.wait_for("sendMessage", answered=False)
+        assert len(await journal.outbox_pending("telegram")) == 1
+        api.heal()
+        async with running_front_end(api, control, journal, {OPERATOR}) as bot:
+            await api.wait_for("sendMessage", lambda r: "ref-e3" in r.text)
+            await bot.delivery.wait_idle()
+        assert await journal.outbox_pending("telegram") == []
+    finally:
+        await journal.close()
