@@ -236,6 +236,8 @@ class Broker:
             o.staged = False
             self._activate(o)
         for o in released:
+            if o.oca_group and any(p.filled > _EPS for p in self._oca_peers(o, include_done=True)):
+                self.cancel_order(o, f"OCA group {o.oca_group} was already filled")
             if not o.is_done and o.status == SUBMITTED:
                 self._try_now(o)
                 if o.tif == "IOC" and not o.is_done:
@@ -426,7 +428,7 @@ class Broker:
         result = account.apply_fill(spec, signed, price, commission)
         total_cost = order.avg_fill_price * order.filled + price * qty
         order.filled = round(order.filled + qty, 8)
-        order.avg_fill_price = total_cost / order.filled
+        order.avg_fill_price = round(total_cost / order.filled, 8)
         order.last_fill_price = price
         execution = Execution(
             exec_id=f"0000e1a7.{self.next_exec_seq:08x}.01.01",
@@ -487,14 +489,14 @@ class Broker:
         else:
             self.listener.order_changed(order, True)
 
-    def _oca_peers(self, order: SimOrder) -> Iterable[SimOrder]:
+    def _oca_peers(self, order: SimOrder, include_done: bool = False) -> Iterable[SimOrder]:
         return [
             o
             for o in self.orders.values()
             if o is not order
             and o.oca_group == order.oca_group
             and o.account == order.account
-            and not o.is_done
+            and (include_done or not o.is_done)
         ]
 
     def _children(self, order: SimOrder) -> list[SimOrder]:

@@ -274,6 +274,11 @@ class SimGateway:
         return list(self._by_client.values())
 
     def handle(self, s: ClientSession, req: object) -> None:
+        if self._push_handle is not None:
+            # Account updates owed from earlier fills go out before any later answer, so a
+            # client's round trip (e.g. reqCurrentTime) also waits for them.
+            self._push_handle.cancel()
+            self._push_accounts()
         HANDLERS[type(req)](self, s, req)
 
     def subscriptions_changed(self) -> None:
