@@ -407,6 +407,8 @@ class Engine:
                 self._on_bar(state, bar, trade=False)
             if partial:
                 state.builder.seed(partial[-1])
+            if history:
+                self.portfolio.last_price.setdefault(symbol, history[-1].close)
             state.warm = True
             await self.journal.log_event(
                 "info", "warmup",
