@@ -72,6 +72,7 @@ class Broker:
         self.next_exec_seq = 1
         self.next_order_ids: dict[int, int] = {}
         self._working: dict[int, set[int]] = {}  # conId -> permIds that may trade
+        self._children_of: dict[tuple[int, int], list[int]] = {}  # (client, parent id) -> perms
         self.reject_next: str | None = None  # fault: reject the next order with this reason
 
     # --- queries -------------------------------------------------------------------------------
@@ -140,8 +141,7 @@ class Broker:
         )
         self.next_perm_id += 1
         self._apply_fields(order, req)
-        self.orders[order.perm_id] = order
-        self.by_key[order.key] = order.perm_id
+        self._index(order)
         if not req.transmit:
             order.staged = True
             return
@@ -226,11 +226,7 @@ class Broker:
         root = self.get(order.client_id, order.parent_id) if order.parent_id else order
         if root is None:
             root = order
-        group = [root] + [
-            o
-            for o in self.orders.values()
-            if o.client_id == root.client_id and o.parent_id == root.order_id and o is not root
-        ]
+        group = [root] + [o for o in self._children(root) if o is not root]
         released = [o for o in group if o.staged or o is order]
         for o in released:
             o.staged = False
@@ -500,11 +496,16 @@ class Broker:
         ]
 
     def _children(self, order: SimOrder) -> list[SimOrder]:
-        return [
-            o
-            for o in self.orders.values()
-            if o.parent_id == order.order_id and o.client_id == order.client_id
-        ]
+        perms = self._children_of.get((order.client_id, order.order_id), ())
+        return [self.orders[p] for p in perms]
+
+    def _index(self, order: SimOrder) -> None:
+        self.orders[order.perm_id] = order
+        self.by_key[order.key] = order.perm_id
+        if order.parent_id:
+            self._children_of.setdefault((order.client_id, order.parent_id), []).append(
+                order.perm_id
+            )
 
     def _finish(self, order: SimOrder, status: str) -> None:
         order.status = status
@@ -519,10 +520,11 @@ class Broker:
     def restore_working(self) -> None:
         """Rebuild the per-contract index after orders were loaded from a state file."""
         self._working.clear()
-        for order in self.orders.values():
+        self._children_of.clear()
+        for order in list(self.orders.values()):
             if not order.is_done and not order.staged:
                 self._working.setdefault(order.con_id, set()).add(order.perm_id)
-            self.by_key[order.key] = order.perm_id
+            self._index(order)
 
 
 def _venue(spec: ContractSpec) -> str:

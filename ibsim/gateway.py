@@ -73,6 +73,7 @@ class SimGateway:
         control_port: int | None = None,
         max_server_version: int = 178,
         account_update_interval: float = 180.0,
+        account_value_throttle: float = 0.25,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -80,6 +81,8 @@ class SimGateway:
         self.seed = seed
         self.max_server_version = max_server_version
         self.account_update_interval = account_update_interval
+        self.account_value_throttle = account_value_throttle
+        self._last_values_push = float("-inf")
         self.state_file = Path(state_file) if state_file else None
         self.account_names = [account] if isinstance(account, str) else list(account)
         if not self.account_names:
@@ -464,20 +467,34 @@ class SimGateway:
             self._push_handle = loop.call_later(_ACCOUNT_PUSH_DELAY, self._push_accounts)
 
     def _push_accounts(self, periodic: bool = False) -> None:
-        """Send what IB streams after account changes: values, portfolio, positions, PnL."""
+        """Send what IB streams after account changes: portfolio, positions and PnL for the
+        changed positions at once; the account values at most every ``account_value_throttle``
+        wall seconds (IB itself refreshes them only every few minutes)."""
         self._push_handle = None
-        accounts = set(self.account_names) if periodic else self._dirty_accounts
+        wall = time.monotonic()
+        values_due = periodic or (
+            bool(self._dirty_accounts)
+            and wall - self._last_values_push >= self.account_value_throttle
+        )
+        accounts: set[str] = set()
+        if values_due:
+            accounts = set(self.account_names) if periodic else set(self._dirty_accounts)
+            self._dirty_accounts.clear()
+            self._last_values_push = wall
         positions = self._dirty_positions
-        self._dirty_accounts, self._dirty_positions = set(), set()
+        self._dirty_positions = set()
         now = self.clock.now()
         for s in self.ready_sessions():
             out: list[list[str]] = []
             acct = s.subs.account_updates
-            if acct in accounts:
-                out += self.account_value_messages(acct)
-                changed = None if periodic else {c for a, c in positions if a == acct}
-                out += self.portfolio_messages(acct, changed)
-                out.append(msg.update_account_time(now))
+            if acct is not None:
+                if acct in accounts:
+                    out += self.account_value_messages(acct)
+                changed = {c for a, c in positions if a == acct}
+                if periodic or changed:
+                    out += self.portfolio_messages(acct, None if periodic else changed)
+                if out:
+                    out.append(msg.update_account_time(now))
             for req_id, name in s.subs.account_multi.items():
                 for account in self.account_names if name in ("", "All") else [name]:
                     if account in accounts:
@@ -491,11 +508,17 @@ class SimGateway:
                     pos = self.accounts[account].positions.get(con_id)
                     if spec is not None and pos is not None:
                         out.append(msg.position(account, spec, pos.quantity, pos.avg_cost))
-            for req_id, account in s.subs.pnl.items():
-                out.append(self.pnl_message(req_id, account))
-            for req_id, (account, con_id) in s.subs.pnl_single.items():
-                out.append(self.pnl_single_message(req_id, account, con_id))
+            if positions or periodic:
+                for req_id, account in s.subs.pnl.items():
+                    out.append(self.pnl_message(req_id, account))
+                for req_id, (account, con_id) in s.subs.pnl_single.items():
+                    out.append(self.pnl_single_message(req_id, account, con_id))
             s.write_many(out)
+        if self._dirty_accounts:
+            delay = self.account_value_throttle - (wall - self._last_values_push)
+            self._push_handle = asyncio.get_running_loop().call_later(
+                max(delay, _ACCOUNT_PUSH_DELAY), self._push_accounts
+            )
 
     def step_done(self, t: float) -> None:
         """Called by the market driver after each step: periodic account refresh."""

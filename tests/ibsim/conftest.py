@@ -16,7 +16,8 @@ START = dt.datetime(2024, 3, 4, 15, 0, tzinfo=dt.timezone.utc)
 
 @pytest.fixture
 async def gw() -> AsyncIterator[SimGateway]:
-    async with SimGateway(seed=7, speed=0, start=START) as gateway:
+    # Account values go out after every fill (no throttle) so assertions need no waiting.
+    async with SimGateway(seed=7, speed=0, start=START, account_value_throttle=0) as gateway:
         yield gateway
 
 

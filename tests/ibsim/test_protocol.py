@@ -125,7 +125,7 @@ async def test_two_clients_and_duplicate_client_id(gw: SimGateway) -> None:
         assert gw.clients == [1, 2]
         dup = IB()
         with pytest.raises((TimeoutError, ConnectionError, asyncio.TimeoutError)):
-            await dup.connectAsync("127.0.0.1", gw.port, clientId=1, timeout=2)
+            await dup.connectAsync("127.0.0.1", gw.port, clientId=1, timeout=1)
         assert not dup.isConnected()
         assert a.isConnected() and b.isConnected()
         await settle(a, b)
