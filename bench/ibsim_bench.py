@@ -23,12 +23,12 @@ from ib_async import IB, MarketOrder, Stock
 from ibsim import SimGateway
 
 # A Monday 10:00 New York: stocks are trading.
-START = dt.datetime(2024, 3, 4, 15, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 3, 4, 15, 0, tzinfo=dt.UTC)
 
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def round_trip(n: int) -> None:

@@ -50,9 +50,7 @@ def parse_bar_size(text: str) -> BarSize:
         return BarSize(period=MONTH)
     seconds = n * _UNITS[unit]
     if seconds not in _SUPPORTED_SECONDS:
-        raise BarRequestError(
-            f"Invalid bar size '{text}' (ibsim serves 5 secs and coarser bars)"
-        )
+        raise BarRequestError(f"Invalid bar size '{text}' (ibsim serves 5 secs and coarser bars)")
     return BarSize(seconds=seconds)
 
 
@@ -117,11 +115,7 @@ class RawBar:
     def merge(self, other: RawBar) -> RawBar:
         """This bar extended by the later bar ``other``."""
         volume = self.volume + other.volume
-        wap = (
-            (self.wap * self.volume + other.wap * other.volume) / volume
-            if volume
-            else other.wap
-        )
+        wap = (self.wap * self.volume + other.wap * other.volume) / volume if volume else other.wap
         return RawBar(
             self.start,
             other.end,

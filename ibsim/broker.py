@@ -374,7 +374,9 @@ class Broker:
         if self._effective_type(order) != "LMT" or order.lmt_price is None:
             return
         limit = order.lmt_price
-        if (order.is_buy and low + ask_off * tick <= limit + _EPS) or (not order.is_buy and high + bid_off * tick >= limit - _EPS):
+        if (order.is_buy and low + ask_off * tick <= limit + _EPS) or (
+            not order.is_buy and high + bid_off * tick >= limit - _EPS
+        ):
             self._fill_upto(order, spec, k, limit, (k + 1) * STEP)
 
     def _effective_type(self, order: SimOrder) -> str:

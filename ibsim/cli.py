@@ -20,20 +20,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4002, help="API port (default 4002, 0 = any)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic prices")
-    p.add_argument("--speed", type=float, default=60.0,
-                   help="simulated seconds per wall second (default 60; 0 = frozen)")  # fmt: skip
-    p.add_argument("--start", default=None,
-                   help="simulated start time, ISO 8601 (default: last weekday 09:30 New York)")  # fmt: skip
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per wall second (default 60; 0 = frozen)",
+    )
+    p.add_argument(
+        "--start",
+        default=None,
+        help="simulated start time, ISO 8601 (default: last weekday 09:30 New York)",
+    )
     p.add_argument("--state", default=None, help="state file that survives restarts (JSON)")
-    p.add_argument("--data", default=None,
-                   help="directory of SYMBOL.csv bars (datetime,open,high,low,close,volume)")  # fmt: skip
-    p.add_argument("--symbols", nargs="+", default=None,
-                   help="contract universe, e.g. AAPL MSFT EURUSD BTC ES")  # fmt: skip
-    p.add_argument("--account", nargs="+", default=["DU1234567"],
-                   help="paper account(s) (default DU1234567)")  # fmt: skip
+    p.add_argument(
+        "--data",
+        default=None,
+        help="directory of SYMBOL.csv bars (datetime,open,high,low,close,volume)",
+    )
+    p.add_argument(
+        "--symbols", nargs="+", default=None, help="contract universe, e.g. AAPL MSFT EURUSD BTC ES"
+    )
+    p.add_argument(
+        "--account", nargs="+", default=["DU1234567"], help="paper account(s) (default DU1234567)"
+    )
     p.add_argument("--cash", type=float, default=1_000_000.0, help="starting cash per account")
-    p.add_argument("--control-port", type=int, default=None,
-                   help="loopback port for one-line JSON fault/clock commands (0 = any)")  # fmt: skip
+    p.add_argument(
+        "--control-port",
+        type=int,
+        default=None,
+        help="loopback port for one-line JSON fault/clock commands (0 = any)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 

@@ -219,7 +219,10 @@ def generic_stock(symbol: str) -> ContractSpec:
 
 
 def build_universe(symbols: Iterable[str], today: dt.date) -> list[ContractSpec]:
-    """Contract specs for the given symbols ("EURUSD" means the EUR.USD pair, "ES" the front future)."""
+    """Contract specs for the given symbols.
+
+    "EURUSD" means the EUR.USD pair and "ES" the front quarterly future; unknown symbols
+    become made-up NYSE stocks."""
     out = []
     for raw in symbols:
         sym = raw.strip().upper()

@@ -419,8 +419,14 @@ class SimGateway:
             value = pos.quantity * price * spec.multiplier_value
             out.append(
                 msg.update_portfolio(
-                    spec, pos.quantity, round(price, spec.price_digits + 1), value, pos.avg_cost,
-                    value - pos.quantity * pos.avg_cost, pos.realized_pnl, account,
+                    spec,
+                    pos.quantity,
+                    round(price, spec.price_digits + 1),
+                    value,
+                    pos.avg_cost,
+                    value - pos.quantity * pos.avg_cost,
+                    pos.realized_pnl,
+                    account,
                 )
             )
         return out
@@ -633,13 +639,17 @@ class SimGateway:
         """2103 (farm broken, market data pauses) then 2104 after ``seconds``."""
         self.faults.farm_broken = True
         self._broadcast(
-            lambda s: msg.error(-1, 2103, f"Market data farm connection is broken:{farm}", s.version)
+            lambda s: msg.error(
+                -1, 2103, f"Market data farm connection is broken:{farm}", s.version
+            )
         )
 
         def restore() -> None:
             self.faults.farm_broken = False
             self._broadcast(
-                lambda s: msg.error(-1, 2104, f"Market data farm connection is OK:{farm}", s.version)
+                lambda s: msg.error(
+                    -1, 2104, f"Market data farm connection is OK:{farm}", s.version
+                )
             )
 
         self._later(seconds, restore)

@@ -109,7 +109,9 @@ def _matching(gw: SimGateway, s: ClientSession, req: rq.ReqMatchingSymbols) -> N
 
 @handles(rq.ReqMarketRule)
 def _market_rule(gw: SimGateway, s: ClientSession, req: rq.ReqMarketRule) -> None:
-    ticks = sorted({spec.min_tick for spec in gw.universe if spec.market_rule_id == req.market_rule_id})
+    ticks = sorted(
+        {spec.min_tick for spec in gw.universe if spec.market_rule_id == req.market_rule_id}
+    )
     s.write(msg.market_rule(req.market_rule_id, [(0.0, ticks[0] if ticks else 0.01)]))
 
 
@@ -430,9 +432,10 @@ def _historical(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData) -> 
     if req.keep_up_to_date:
         last = bars[-1]
         partial = last.end > end_k * STEP
+        key = gw.streamer.bar_key(spec, size, last, req.use_rth) if partial else None
         s.subs.keep_up[req.req_id] = KeepUpSub(
             spec, size, what, req.use_rth, req.format_date, end_k - 1,
-            last if partial else None, gw.streamer.bar_key(spec, size, last, req.use_rth) if partial else None,
+            last if partial else None, key,
         )  # fmt: skip
         gw.subscriptions_changed()
 

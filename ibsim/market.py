@@ -66,9 +66,7 @@ class Market:
         self.sources: dict[int, PathSource] = {}
         for spec in universe:
             csv = _find_csv(data_dir, spec) if data_dir else None
-            self.sources[spec.con_id] = (
-                ReplayPath(spec, csv) if csv else SyntheticPath(spec, seed)
-            )
+            self.sources[spec.con_id] = ReplayPath(spec, csv) if csv else SyntheticPath(spec, seed)
         self.cache = PathCache(max_chunks)
         self._daily: dict[tuple[int, dt.date, bool], RawBar | None] = {}
         self._open: dict[tuple[int, bool], tuple[float, float, bool]] = {}

@@ -298,7 +298,9 @@ def exec_details_end(req_id: int) -> Fields:
 
 
 def commission_report(ex: Execution) -> Fields:
-    realized = UNSET_DOUBLE_TEXT if ex.realized_pnl is None else fmt_float(round(ex.realized_pnl, 4))
+    realized = (
+        UNSET_DOUBLE_TEXT if ex.realized_pnl is None else fmt_float(round(ex.realized_pnl, 4))
+    )
     return ["59", "1", ex.exec_id, fmt_float(ex.commission), ex.currency, realized,
             UNSET_DOUBLE_TEXT, "0"]  # fmt: skip
 

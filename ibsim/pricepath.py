@@ -58,9 +58,7 @@ class Steps:
     def concat(parts: list[Steps]) -> Steps:
         if len(parts) == 1:
             return parts[0]
-        return Steps(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in Steps.__slots__)
-        )
+        return Steps(*(np.concatenate([getattr(p, f) for p in parts]) for f in Steps.__slots__))
 
 
 def _symbol_key(symbol: str) -> int:

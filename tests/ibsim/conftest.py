@@ -11,7 +11,7 @@ from ib_async import IB
 from ibsim import SimGateway
 
 # Monday 2024-03-04 10:00 New York: half an hour into a regular session.
-START = dt.datetime(2024, 3, 4, 15, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 3, 4, 15, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -135,4 +135,3 @@ async def test_reconnect_after_dropped_connection_resyncs(gw: SimGateway) -> Non
         assert trade.orderStatus.status == "Cancelled"
     finally:
         ib2.disconnect()
-

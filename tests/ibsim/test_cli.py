@@ -52,7 +52,9 @@ async def test_cli_subprocess_with_control_channel(tmp_path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
         log = (await proc.stderr.read()).decode()
-        assert "client 4 connected" in log and "placeOrder" in log and "client 4 disconnected" in log
+        assert (
+            "client 4 connected" in log and "placeOrder" in log and "client 4 disconnected" in log
+        )
         assert json.loads(state.read_text())["executions"]
     finally:
         if proc.returncode is None:

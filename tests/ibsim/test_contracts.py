@@ -23,7 +23,9 @@ async def test_qualify_default_universe(gw: SimGateway, ib: IB) -> None:
     assert eur.localSymbol == "EUR.USD"
     assert btc.secType == "CRYPTO" and btc.exchange == "PAXOS"
     assert es.secType == "FUT" and es.multiplier == "50"
-    assert len(es.lastTradeDateOrContractMonth) == 8 and es.lastTradeDateOrContractMonth > "20240304"
+    assert (
+        len(es.lastTradeDateOrContractMonth) == 8 and es.lastTradeDateOrContractMonth > "20240304"
+    )
     assert unknown is None
 
 
@@ -59,7 +61,9 @@ async def test_configurable_universe() -> None:
         await ib.connectAsync("127.0.0.1", gw.port, clientId=1, timeout=5)
         try:
             ibm, xyz, aapl = await ib.qualifyContractsAsync(
-                Stock("IBM", "SMART", "USD"), Stock("XYZ", "SMART", "USD"), Stock("AAPL", "SMART", "USD")
+                Stock("IBM", "SMART", "USD"),
+                Stock("XYZ", "SMART", "USD"),
+                Stock("AAPL", "SMART", "USD"),
             )
             assert ibm.primaryExchange == "NYSE"
             assert xyz.conId > 0

@@ -23,18 +23,31 @@ def _errors(ib: IB) -> list[tuple[int, int, str]]:
     return seen
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.01)
+async def _until(clients: list[IB], predicate, timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds, re-checking whenever a client receives data."""
+    changed = asyncio.Event()
 
-    await asyncio.wait_for(poll(), timeout)
+    def poke(*_: object) -> None:
+        changed.set()
+
+    for c in clients:
+        c.updateEvent += poke
+        c.disconnectedEvent += poke
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                changed.clear()
+                await changed.wait()
+    finally:
+        for c in clients:
+            c.updateEvent -= poke
+            c.disconnectedEvent -= poke
 
 
 async def test_drop_every_connection(gw: SimGateway) -> None:
     a, b = await connect(gw, 1), await connect(gw, 2)
     gw.drop_connections()
-    await _until(lambda: not a.isConnected() and not b.isConnected())
+    await _until([a, b], lambda: not a.isConnected() and not b.isConnected())
     c = await connect(gw, 1)
     assert c.isConnected()
     c.disconnect()
@@ -64,7 +77,7 @@ async def test_connectivity_lost_then_restored(
     assert [c for _, c, _ in errors] == [1100]
     assert len(bars) == 0  # no data while IB is unreachable
     assert trade.orderStatus.status == "PendingSubmit"  # held, not lost
-    await _until(lambda: any(c == code for _, c, _ in errors))
+    await _until([ib], lambda: any(c == code for _, c, _ in errors))
     await settle(ib)
     assert trade.orderStatus.status == "Filled"
     await step(gw, ib, 30)
@@ -75,7 +88,7 @@ async def test_connectivity_lost_then_restored(
 async def test_data_farm_flap(gw: SimGateway, ib: IB) -> None:
     errors = _errors(ib)
     gw.data_farm_flap(0.1)
-    await _until(lambda: [c for _, c, _ in errors] == [2103, 2104])
+    await _until([ib], lambda: [c for _, c, _ in errors] == [2103, 2104])
     assert "usfarm" in errors[0][2]
 
 
@@ -110,10 +123,10 @@ async def test_delayed_order_acknowledgements(gw: SimGateway, ib: IB) -> None:
     trade = ib.placeOrder(aapl, LimitOrder("BUY", 1, round(gw.price("AAPL") - 5, 2)))
     await settle(ib)
     assert trade.orderStatus.status == "PendingSubmit"
-    await _until(lambda: trade.orderStatus.status == "Submitted")
+    await _until([ib], lambda: trade.orderStatus.status == "Submitted")
     assert loop.time() - t0 >= 0.15
     ib.cancelOrder(trade.order)
-    await _until(lambda: trade.orderStatus.status == "Cancelled")
+    await _until([ib], lambda: trade.orderStatus.status == "Cancelled")
     gw.delay_order_acks(0)
 
 

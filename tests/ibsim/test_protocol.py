@@ -58,9 +58,7 @@ async def test_order_flow_at_every_server_version(gw: SimGateway, version: int) 
         assert fill.fills[0].commissionReport.commission == 1.0
         completed = await ib.reqCompletedOrdersAsync(False)
         assert {t.orderStatus.status for t in completed} == {"Cancelled", "Filled"}
-        assert [t.order.orderRef for t in completed if t.orderStatus.status == "Cancelled"] == [
-            "v"
-        ]
+        assert [t.order.orderRef for t in completed if t.orderStatus.status == "Cancelled"] == ["v"]
         execs = await ib.reqExecutionsAsync()
         assert len(execs) == 1
         details = await ib.reqContractDetailsAsync(aapl)
@@ -69,7 +67,9 @@ async def test_order_flow_at_every_server_version(gw: SimGateway, version: int) 
         ib.disconnect()
 
 
-async def _raw_connect(port: int, version_range: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _raw_connect(
+    port: int, version_range: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"API\0" + struct.pack(">I", len(version_range)) + version_range)
     await writer.drain()
@@ -106,7 +106,9 @@ async def test_raw_handshake_framing(gw: SimGateway) -> None:
     writer.close()
 
 
-async def test_unknown_request_gets_an_error_and_connection_stays_up(gw: SimGateway, ib: IB) -> None:
+async def test_unknown_request_gets_an_error_and_connection_stays_up(
+    gw: SimGateway, ib: IB
+) -> None:
     errors: list[tuple[int, int, str]] = []
     ib.errorEvent += lambda req_id, code, text, contract: errors.append((req_id, code, text))
     ib.client.send(10, 5, 77, 0, "AAPL", "STK", "", 0.0, "", "", "SMART", "", "USD", "", "", 5,
