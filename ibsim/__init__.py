@@ -1,6 +1,9 @@
 """ibsim: a simulated IB Gateway speaking the TWS socket protocol.
 
-See ibsim/README.md for the public API, the control channel and the simulated market.
+``SimGateway`` is the in-process entry point; ``ibsim.cli.main(argv)`` the standalone one.
+ibsim/README.md documents the constructor, faults, hooks, and the control channel: a loopback
+TCP port (``--control-port``) taking one JSON object per line, e.g.
+``{"cmd": "connectivity_lost", "seconds": 5}``, and answering ``{"ok": true, ...}``.
 """
 
 from .contracts import ContractSpec, build_universe
