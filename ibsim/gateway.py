@@ -339,6 +339,7 @@ class SimGateway:
             if spec is not None:
                 out.append(msg.open_order(order, spec, s.version))
                 out.append(msg.order_status(order))
+                s.known_orders.add(order.perm_id)
         out.append(msg.open_order_end())
         return out
 
@@ -348,7 +349,10 @@ class SimGateway:
         s = self._by_client.get(order.client_id)
         spec = self.universe.get(order.con_id)
         if s is not None and spec is not None:
-            out = [msg.open_order(order, spec, s.version)] if open_order else []
+            out = []
+            if open_order or order.perm_id not in s.known_orders:
+                out.append(msg.open_order(order, spec, s.version))
+                s.known_orders.add(order.perm_id)
             out.append(msg.order_status(order))
             s.write_many(out)
         self._mark_dirty()
@@ -357,13 +361,16 @@ class SimGateway:
         s = self._by_client.get(order.client_id)
         spec = self.universe.get(order.con_id)
         if s is not None and spec is not None:
-            s.write_many(
-                [
-                    msg.exec_details(-1, execution, spec, s.version),
-                    msg.order_status(order),
-                    msg.commission_report(execution),
-                ]
-            )
+            out = []
+            if order.perm_id not in s.known_orders:
+                out.append(msg.open_order(order, spec, s.version))
+                s.known_orders.add(order.perm_id)
+            out += [
+                msg.exec_details(-1, execution, spec, s.version),
+                msg.order_status(order),
+                msg.commission_report(execution),
+            ]
+            s.write_many(out)
         log.info(
             "fill %s: %s %g %s @ %g (order %d of client %d, %s)",
             execution.exec_id, execution.side, execution.shares, spec.symbol if spec else "?",

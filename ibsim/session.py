@@ -96,6 +96,9 @@ class ClientSession(asyncio.Protocol):
         self.peer = ""
         self.subs = Subscriptions()
         self.market_data_type = 1
+        # permIds this connection has been sent an openOrder for: ib_async drops (and logs
+        # "No order found" for) an orderStatus about an order it has not seen.
+        self.known_orders: set[int] = set()
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 

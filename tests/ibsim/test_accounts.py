@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
+from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, StartupFetch, Stock
 
 from ibsim import SimGateway
 
@@ -135,3 +135,32 @@ async def test_reconnect_after_dropped_connection_resyncs(gw: SimGateway) -> Non
         assert trade.orderStatus.status == "Cancelled"
     finally:
         ib2.disconnect()
+
+
+async def test_updates_for_orders_from_a_previous_connection(gw: SimGateway) -> None:
+    """A fill of an order placed before a reconnect reaches the new connection with an
+    openOrder first, even before the client re-synced its open orders."""
+    ib = await connect(gw, 6)
+    aapl = await _aapl(ib)
+    spec = gw.spec("AAPL")
+    k0 = int(gw.clock.now() // 5)
+    steps = gw.market.cache.steps(gw.market.sources[spec.con_id], k0, k0 + 360)
+    limit = round(steps.low.min() * 0.01 + 0.02, 2)
+    resting = ib.placeOrder(aapl, LimitOrder("BUY", 1, limit))
+    await settle(ib)
+    gone = asyncio.ensure_future(gw.hooks.client_disconnected.wait(timeout=5))
+    ib.disconnect()
+    await gone
+    fresh = IB()
+    await fresh.connectAsync(
+        "127.0.0.1", gw.port, clientId=6, timeout=5, fetchFields=StartupFetch.POSITIONS
+    )
+    try:
+        assert fresh.trades() == []
+        await step(gw, fresh, 1800)
+        (trade,) = fresh.trades()
+        assert trade.order.permId == resting.order.permId
+        assert trade.orderStatus.status == "Filled"
+        assert len(trade.fills) == 1
+    finally:
+        fresh.disconnect()

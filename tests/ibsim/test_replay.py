@@ -11,7 +11,7 @@ from ibsim import SimGateway
 
 from .conftest import step
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _write_bars(path) -> list[tuple[float, float, float, float, float]]:
