@@ -336,7 +336,7 @@ class Broker:
         below = spec.spread_ticks // 2
         bid, ask = p - below, p - below + spec.spread_ticks
         tick = spec.min_tick
-        if not self._check_trigger(order, spec, p * tick, p * tick):
+        if not self._check_trigger(order, spec, p * tick):
             return
         kind = self._effective_type(order)
         if kind == "MKT":
@@ -396,7 +396,7 @@ class Broker:
         level = ext + amount if order.is_buy else ext - amount
         return spec.round_price(level)
 
-    def _check_trigger(self, order: SimOrder, spec: ContractSpec, last: float, _: float) -> bool:
+    def _check_trigger(self, order: SimOrder, spec: ContractSpec, last: float) -> bool:
         """Whether the order may trade now (stops must be triggered first)."""
         if order.order_type not in ("STP", "STP LMT", "TRAIL") or order.triggered:
             return True

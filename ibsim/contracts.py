@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zlib
 from collections.abc import Iterable
@@ -241,8 +242,6 @@ def build_universe(symbols: Iterable[str], today: dt.date) -> list[ContractSpec]
 
 def _copy(spec: ContractSpec) -> ContractSpec:
     # Specs are mutable (tests tune volume), so the catalog hands out copies.
-    import dataclasses
-
     return dataclasses.replace(spec)
 
 

@@ -21,11 +21,6 @@ def encode_frame(fields: list[str]) -> bytes:
     return _LEN.pack(len(payload)) + payload
 
 
-def encode_raw_frame(payload: bytes) -> bytes:
-    """Length-prefix a raw payload (used for the handshake's version string)."""
-    return _LEN.pack(len(payload)) + payload
-
-
 class FrameReader:
     """Accumulates received bytes and yields complete frames as lists of fields.
 
@@ -72,10 +67,6 @@ class FrameReader:
 # an unset value is the empty string, which the decoder maps back to its own default.
 
 
-def fmt_int(value: int | None) -> str:
-    return "" if value is None else str(int(value))
-
-
 def fmt_bool(value: bool) -> str:
     return "1" if value else "0"
 
@@ -86,10 +77,3 @@ def fmt_float(value: float | None) -> str:
     if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))
-
-
-def fmt_price(value: float | None, digits: int) -> str:
-    """A price rounded to the contract's tick precision, without float noise."""
-    if value is None:
-        return ""
-    return fmt_float(round(value, digits))

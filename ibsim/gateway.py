@@ -395,7 +395,7 @@ class SimGateway:
         """Mark price: the last trade, or the last session's close while the market is shut."""
         now = self.clock.now()
         if not self.market.is_open(spec, now):
-            sess = self.market._last_session(spec, now)
+            sess = self.market.last_session(spec, now)
             now = sess.end - 5
         return self.market.price_ticks(spec, now) * spec.min_tick
 

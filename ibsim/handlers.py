@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import messages as msg
 from . import requests as rq
-from .bars import DAY, BarRequestError, parse_bar_size, parse_duration, parse_end_time
+from .bars import BarRequestError, parse_bar_size, parse_duration, parse_end_time
 from .broker import NO_SECURITY, OrderRejected
 from .hooks import OrderReceived
 from .market import WHAT_TO_SHOW
@@ -480,6 +480,3 @@ def _head(gw: SimGateway, s: ClientSession, req: rq.ReqHeadTimestamp) -> None:
 @handles(rq.CancelHeadTimestamp)
 def _cancel_head(gw: SimGateway, s: ClientSession, req: rq.CancelHeadTimestamp) -> None:
     """Head timestamps are answered at once; nothing to cancel."""
-
-
-__all__ = ["DAY", "HANDLERS"]

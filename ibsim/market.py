@@ -9,7 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .bars import (
-    DAY,
     MONTH,
     WEEK,
     BarRequestError,
@@ -109,13 +108,13 @@ class Market:
 
     def quote(self, spec: ContractSpec, t: float) -> Quote:
         k = int(t // STEP)
-        session = self.session_at(spec, t, False) or self._last_session(spec, t)
+        session = self.session_at(spec, t, False) or self.last_session(spec, t)
         k0 = math.ceil(session.start / STEP)
         k1 = min(k, int(session.end // STEP))
         steps = self.cache.steps(self.sources[spec.con_id], k0, max(k0, k1))
         price = self.price_ticks(spec, min(t, session.end - STEP) if k1 < k else t)
         bid, ask = self.bid_ask(spec, price)
-        prev = self._last_session(spec, session.start)
+        prev = self.last_session(spec, session.start)
         prev_close = self.price_ticks(spec, prev.end - STEP)
         cur_volume = self.step(spec, k)
         lot = spec.size_increment
@@ -162,7 +161,8 @@ class Market:
         self._open[key] = (t, nxt.start, False)
         return False
 
-    def _last_session(self, spec: ContractSpec, t: float) -> Session:
+    def last_session(self, spec: ContractSpec, t: float) -> Session:
+        """The last session that started before t."""
         return sessions_before(spec.schedule, t, 1, False)[0]
 
     # --- volume available to orders -----------------------------------------------------------
@@ -290,6 +290,3 @@ def _find_csv(data_dir: Path, spec: ContractSpec) -> Path | None:
         if p.exists():
             return p
     return None
-
-
-__all__ = ["DAY", "WHAT_TO_SHOW", "Market", "Quote", "StepBar"]

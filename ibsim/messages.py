@@ -12,7 +12,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from .contracts import ContractSpec
-from .framing import fmt_bool, fmt_float, fmt_int
+from .framing import fmt_bool, fmt_float
 from .orders import Execution, SimOrder
 
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"  # how TWS writes an unset double
@@ -413,6 +413,3 @@ def market_data_type(req_id: int, data_type: int) -> Fields:
 
 def tick_snapshot_end(req_id: int) -> Fields:
     return ["57", "1", str(req_id)]
-
-
-__all__ = ["UNSET_DOUBLE_TEXT", "BarRow", "Fields", "fmt_int"]

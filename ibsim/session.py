@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from . import messages as msg
 from .bars import BarSize, RawBar
 from .contracts import ContractSpec
-from .framing import FrameReader, FramingError, encode_frame, encode_raw_frame
+from .framing import FrameReader, FramingError, encode_frame
 from .requests import DecodeError, StartApi, decode_request
 
 if TYPE_CHECKING:
@@ -204,6 +204,3 @@ class ClientSession(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
-
-__all__ = ["ClientSession", "encode_raw_frame", "negotiate"]

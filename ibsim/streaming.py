@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from . import messages as msg
 from .bars import DAY, MONTH, WEEK, BarSize, RawBar
 from .contracts import ContractSpec
+from .framing import fmt_float
 from .hooks import BarEmitted
 from .market import Market, Quote
 from .pricepath import STEP
@@ -29,7 +30,7 @@ _IDLE_JUMP = 64
 
 
 def _price(spec: ContractSpec, ticks: float) -> str:
-    return msg.fmt_float(round(ticks * spec.min_tick, spec.price_digits + 1))
+    return fmt_float(round(ticks * spec.min_tick, spec.price_digits + 1))
 
 
 def bar_row(
@@ -47,14 +48,17 @@ def bar_row(
     o, h, lo, c = (_price(spec, x + shift) for x in (bar.open, bar.high, bar.low, bar.close))
     if what != "TRADES":
         return (date, o, h, lo, c, "-1", "-1", "-1")
-    wap = msg.fmt_float(round(bar.wap * spec.min_tick, spec.price_digits + 2))
-    return (date, o, h, lo, c, msg.fmt_float(round(bar.volume, 8)), wap, str(bar.count))
+    wap = fmt_float(round(bar.wap * spec.min_tick, spec.price_digits + 2))
+    return (date, o, h, lo, c, fmt_float(round(bar.volume, 8)), wap, str(bar.count))
 
 
 def quote_ticks(req_id: int, spec: ContractSpec, q: Quote, data_type: int) -> list[list[str]]:
     t = _DELAYED if data_type in (3, 4) else _LIVE
-    f = msg.fmt_float
-    p = lambda x: msg.fmt_float(round(x, spec.price_digits + 1))  # noqa: E731
+    f = fmt_float
+
+    def p(x: float) -> str:
+        return fmt_float(round(x, spec.price_digits + 1))
+
     return [
         msg.tick_price(req_id, t["bid"], p(q.bid), f(q.bid_size), 1),
         msg.tick_price(req_id, t["ask"], p(q.ask), f(q.ask_size), 1),
