@@ -48,7 +48,8 @@ from engine.events import (
 from engine.hours import ALWAYS_OPEN, trading_day
 from engine.ib_errors import ErrorAction, classify
 from engine.journal import Journal
-from engine.orders import JournalWriter, OrderManager
+from engine.journal_writer import JournalWriter
+from engine.orders import OrderManager
 from engine.portfolio import Portfolio
 from engine.risk import OrderRequest, RiskLimits, RiskManager
 from engine.strategies.base import Strategy
@@ -113,7 +114,7 @@ class Engine:
             allow_live=settings.trading_mode == "live",
             backoff_initial=backoff_initial,
         )
-        self.writer = JournalWriter()
+        self.writer = JournalWriter(journal)
         self.orders = OrderManager(self.broker, journal, self.writer, self.bus, self.clock)
         self.portfolio = Portfolio()
         self.risk = RiskManager(
@@ -149,8 +150,8 @@ class Engine:
         self.ready = asyncio.Event()  # connected, reconciled and warmed up
         self.fatal: BaseException | None = None
         self._stopped = asyncio.Event()
+        self._stopping = False
         self._pending_fills: dict[str, tuple[Fill, asyncio.TimerHandle]] = {}
-        self._signal_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_equity_at: datetime | None = None
         self._exchange_tz = "America/New_York"
@@ -195,6 +196,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop new orders, flush the journal, disconnect."""
+        self._stopping = True
         self.risk.halt("shutting down")
         for fill, timer in list(self._pending_fills.values()):
             timer.cancel()
@@ -242,11 +244,11 @@ class Engine:
             "info", "connection", f"connected to {self.broker.host}:{self.broker.port}",
             {"account": account, "reconnect": reconnect, "downtime": downtime},
         )
-        self.bus.publish(
-            ConnectionEvent(ConnectionState.CONNECTED, self.clock.now(),
-                            downtime if reconnect else None,
-                            f"account {account}")
-        )
+        if reconnect:
+            self.bus.publish(
+                ConnectionEvent(ConnectionState.CONNECTED, self.clock.now(), downtime,
+                                f"account {account}")
+            )
         if not self.ready.is_set():
             self.ready.set()
             self.bus.publish(
@@ -264,7 +266,7 @@ class Engine:
             )
 
     def on_disconnected(self, reason: str) -> None:
-        if self.connection is ConnectionState.DISCONNECTED:
+        if self.connection is ConnectionState.DISCONNECTED or self._stopping:
             return
         self.connection = ConnectionState.DISCONNECTED
         self.disconnects += 1
@@ -472,50 +474,55 @@ class Engine:
                 self._spawn_signal(state, signal)
 
     def _spawn_signal(self, state: SymbolState, signal: Signal) -> None:
-        task = asyncio.ensure_future(self._act_on_signal(state, signal))
-        task.add_done_callback(_log_task_failure)
+        prepared = self._decide(state, signal)
+        if prepared is not None:
+            task = asyncio.ensure_future(self._send_entry(*prepared))
+            task.add_done_callback(_log_task_failure)
 
-    async def _act_on_signal(self, state: SymbolState, signal: Signal) -> Order | None:
-        """Turn a strategy's target into at most one order."""
-        async with self._signal_lock:
-            symbol = signal.symbol
-            self.writer.write(lambda: self.journal.add_signal(signal))
-            if self.flattening:
-                self._refuse(symbol, "flatten in progress")
-                return None
-            if self.connection is not ConnectionState.CONNECTED:
-                self._refuse(symbol, "not connected to the gateway")
-                return None
-            if self.orders.has_working(symbol):
-                self._refuse(symbol, "an order for this symbol is still working")
-                return None
-            if state.awaiting_position:
-                self._refuse(symbol, "waiting for the broker to confirm the position")
-                return None
-            position = self.portfolio.position(symbol)
-            delta = signal.target - position
-            if abs(delta) < 1e-9:
-                return None
-            side = Side.BUY if delta > 0 else Side.SELL
-            request = OrderRequest(symbol, side, abs(delta), self.portfolio.last_price.get(symbol),
-                                   position)
-            info = self.contract_info(symbol)
-            decision = self.risk.check(
-                request, self.clock.now(), state.last_bar.time if state.last_bar else None,
-                info.liquid_hours if info else ALWAYS_OPEN,
-            )
-            if not decision.allowed:
-                self._refuse(symbol, decision.reason)
-                return None
-            self.risk.record_order(self.clock.now())
-            order = await self.orders.submit(
-                symbol, side, abs(delta), signal.reason,
-                outside_rth=self.settings.outside_rth,
-                transmit=not self._wants_bracket(request),
-            )
-            if self._wants_bracket(request) and order.ib_order_id:
-                await self._protect(order, request)
-            return order
+    def _decide(self, state: SymbolState, signal: Signal) -> tuple[Order, OrderRequest] | None:
+        """Turn a strategy's target into at most one order, registered before returning.
+
+        This is synchronous: every check and the order's registration happen in one step,
+        so two signals for one symbol can never both pass, with no lock and no waiting.
+        """
+        symbol = signal.symbol
+        self.writer.write(lambda: self.journal.add_signal(signal))
+        if self.flattening:
+            self._refuse(symbol, "flatten in progress")
+            return None
+        if self.connection is not ConnectionState.CONNECTED:
+            self._refuse(symbol, "not connected to the gateway")
+            return None
+        if self.orders.has_working(symbol):
+            self._refuse(symbol, "an order for this symbol is still working")
+            return None
+        if state.awaiting_position:
+            self._refuse(symbol, "waiting for the broker to confirm the position")
+            return None
+        position = self.portfolio.position(symbol)
+        delta = signal.target - position
+        if abs(delta) < 1e-9:
+            return None
+        side = Side.BUY if delta > 0 else Side.SELL
+        request = OrderRequest(symbol, side, abs(delta), self.portfolio.last_price.get(symbol),
+                               position)
+        info = self.contract_info(symbol)
+        now = self.clock.now()
+        decision = self.risk.check(
+            request, now, state.last_bar.time if state.last_bar else None,
+            info.liquid_hours if info else ALWAYS_OPEN,
+        )
+        if not decision.allowed:
+            self._refuse(symbol, decision.reason)
+            return None
+        self.risk.record_order(now)
+        return self.orders.prepare(symbol, side, abs(delta), signal.reason), request
+
+    async def _send_entry(self, order: Order, request: OrderRequest) -> None:
+        bracket = self._wants_bracket(request)
+        await self.orders.send(order, outside_rth=self.settings.outside_rth, transmit=not bracket)
+        if bracket and order.ib_order_id:
+            await self._protect(order, request)
 
     def _wants_bracket(self, request: OrderRequest) -> bool:
         settings = self.settings

@@ -182,6 +182,13 @@ class Journal:
                 f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
             )
 
+    async def begin(self) -> None:
+        """Open a transaction; writes until `commit` share one fsync."""
+        await self._db.execute("BEGIN IMMEDIATE")
+
+    async def commit(self) -> None:
+        await self._db.execute("COMMIT")
+
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         cursor = await self._db.execute(sql, tuple(params))
         rowcount = cursor.rowcount

@@ -10,57 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 from engine.broker import ORDER_REF_PREFIX, IBBroker
 from engine.clock import BrokerClock
 from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.events import EventBus, OrderEvent
 from engine.journal import Journal
+from engine.journal_writer import JournalWriter
 
 log = logging.getLogger(__name__)
 
 
 def new_order_ref() -> str:
     return f"{ORDER_REF_PREFIX}{uuid.uuid4().hex[:16]}"
-
-
-class JournalWriter:
-    """Applies journal writes in the order they were asked for, off the caller's path."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Callable[[], Awaitable[object]] | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="journal-writer")
-
-    def write(self, make: Callable[[], Awaitable[object]]) -> None:
-        self._queue.put_nowait(make)
-
-    async def flush(self) -> None:
-        """Wait until every write asked for so far is on disk."""
-        done = asyncio.get_running_loop().create_future()
-
-        async def mark() -> None:
-            done.set_result(None)
-
-        self._queue.put_nowait(mark)
-        await done
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        await self.flush()
-        self._queue.put_nowait(None)
-        await self._task
-
-    async def _run(self) -> None:
-        while (make := await self._queue.get()) is not None:
-            try:
-                await make()
-            except Exception:  # a failed write must not stop the writes after it
-                log.exception("journal write failed")
 
 
 class OrderManager:
@@ -80,7 +42,7 @@ class OrderManager:
         self.orders: dict[str, Order] = {}  # every order of this run, and adopted ones
         self._done_events: dict[str, asyncio.Event] = {}
         self._seen_exec_ids: set[str] = set()
-        self.on_fill_hook: Callable[[Fill], None] | None = None
+        self._changed: asyncio.Event | None = None  # set (and replaced) on every status change
 
     # --- queries ------------------------------------------------------------------------
 
@@ -99,7 +61,7 @@ class OrderManager:
 
     # --- placing ------------------------------------------------------------------------
 
-    async def submit(
+    def prepare(
         self,
         symbol: str,
         side: Side,
@@ -108,13 +70,9 @@ class OrderManager:
         order_type: OrderType = OrderType.MARKET,
         limit_price: float | None = None,
         stop_price: float | None = None,
-        *,
         parent: Order | None = None,
-        transmit: bool = True,
-        oca_group: str = "",
-        outside_rth: bool = False,
     ) -> Order:
-        """Journal the intent, then send it. The returned order is tracked from then on."""
+        """Create and register an order at once (so it counts as working from now on)."""
         order = Order(
             order_ref=new_order_ref(),
             symbol=symbol,
@@ -129,7 +87,20 @@ class OrderManager:
             created_at=self._clock.now(),
         )
         self.orders[order.order_ref] = order
-        await self._journal.insert_order(order)  # write-ahead: the intent is on disk first
+        return order
+
+    async def send(
+        self,
+        order: Order,
+        *,
+        parent: Order | None = None,
+        transmit: bool = True,
+        oca_group: str = "",
+        outside_rth: bool = False,
+    ) -> Order:
+        """Journal the intent durably, then place it with the broker."""
+        # Write-ahead: the intent is committed to disk before anything is sent.
+        await self._writer.write_durable(lambda: self._journal.insert_order(order))
         try:
             order.ib_order_id = self._broker.place(
                 order,
@@ -145,16 +116,41 @@ class OrderManager:
             self._writer.write(
                 lambda: self._journal.update_order(order.order_ref, OrderStatus.CANCELLED)
             )
+            self._done_event(order.order_ref).set()
             self._bus.publish(OrderEvent(order, "rejected", order.message))
             return order
-        order.status = OrderStatus.PENDING
+        if order.status is OrderStatus.INTENT:  # an answer may already have arrived
+            order.status = OrderStatus.PENDING
         ib_order_id = order.ib_order_id
         self._writer.write(
             lambda: self._journal.update_order(
-                order.order_ref, OrderStatus.PENDING, ib_order_id=ib_order_id
+                order.order_ref, order.status, ib_order_id=ib_order_id
             )
         )
         return order
+
+    async def submit(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: float,
+        reason: str,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        *,
+        parent: Order | None = None,
+        transmit: bool = True,
+        oca_group: str = "",
+        outside_rth: bool = False,
+    ) -> Order:
+        """Prepare and send one order. The returned order is tracked from then on."""
+        order = self.prepare(
+            symbol, side, quantity, reason, order_type, limit_price, stop_price, parent
+        )
+        return await self.send(
+            order, parent=parent, transmit=transmit, oca_group=oca_group, outside_rth=outside_rth
+        )
 
     def cancel(self, order_ref: str) -> bool:
         return self._broker.cancel(order_ref)
@@ -200,6 +196,23 @@ class OrderManager:
             return False
         return True
 
+    async def wait_status(
+        self, order_ref: str, statuses: set[OrderStatus], timeout: float
+    ) -> bool:
+        """Wait until an order reaches one of `statuses` (or any final one); False on timeout."""
+
+        async def reached() -> None:
+            order = self.orders[order_ref]
+            while order.status not in statuses and not order.status.is_done:
+                changed = self._changed = self._changed or asyncio.Event()
+                await changed.wait()
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return self.orders[order_ref].status in statuses
+
     def _done_event(self, order_ref: str) -> asyncio.Event:
         return self._done_events.setdefault(order_ref, asyncio.Event())
 
@@ -227,6 +240,9 @@ class OrderManager:
         order.perm_id = update.perm_id or order.perm_id
         order.updated_at = update.time
         order.message = update.message
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
         if update.status is previous and update.status is not OrderStatus.PARTIAL:
             return
         self._writer.write(lambda: self._journal.add_order_event(update))
