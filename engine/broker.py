@@ -23,6 +23,7 @@ from ib_async import (
     ExecutionFilter,
     Forex,
     Future,
+    RequestError,
     Stock,
     Trade,
 )
@@ -68,6 +69,14 @@ class LiveTradingRefused(Exception):
 
 class AccountNotFound(Exception):
     """IB_ACCOUNT is not among the gateway's managed accounts."""
+
+
+class BrokerRequestError(Exception):
+    """IB answered one request with an error (the connection is fine)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +154,9 @@ def make_contract(instrument: Instrument) -> Contract:
 def history_duration(bars_needed: int, bar_seconds: int) -> str:
     """An IB duration string covering `bars_needed` bars, with room for nights and weekends."""
     if bar_seconds < 60:
-        return f"{min(max(bars_needed * bar_seconds * 4, 3600), 86400)} S"
+        # IB's longest durations for sub-minute bars.
+        longest = {5: 7200, 10: 14400, 15: 14400, 30: 28800}.get(bar_seconds, 7200)
+        return f"{min(max(bars_needed * bar_seconds * 4, 1800), longest)} S"
     regular_session = 6.5 * 3600
     days = math.ceil(bars_needed * bar_seconds / regular_session) + 3
     return f"{days} D"
@@ -229,7 +240,16 @@ class IBBroker:
             reconnect = self.connected_once
             self.connected_once = True
             delay = self._backoff_initial
-            await self._listener.on_connected(self.account, reconnect)
+            try:
+                await self._listener.on_connected(self.account, reconnect)
+            except Exception:
+                # Setting up after a connect failed (a bug, or IB answering oddly): start
+                # over on a fresh connection rather than trade half set up.
+                log.exception("setting up after the connect failed; reconnecting")
+                self.ib.disconnect()
+                await self._sleep_unless_stopped(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self._backoff_max)
+                continue
             stop = asyncio.ensure_future(self._stopping.wait())
             drop = asyncio.ensure_future(self._disconnected.wait())
             await asyncio.wait({stop, drop}, return_when=asyncio.FIRST_COMPLETED)
@@ -283,23 +303,24 @@ class IBBroker:
     # --- contracts and market data -------------------------------------------------------
 
     async def qualify(self, instruments: tuple[Instrument, ...]) -> list[str]:
-        """Qualify every instrument; return the symbols IB does not know."""
-        contracts = [make_contract(instrument) for instrument in instruments]
-        qualified = await self.ib.qualifyContractsAsync(*contracts)
+        """Look every instrument up (one contract-details request each, all at once);
+        return the symbols IB does not know or finds ambiguous."""
+        found = await asyncio.gather(
+            *(self.ib.reqContractDetailsAsync(make_contract(i)) for i in instruments),
+            return_exceptions=True,
+        )
         unknown = []
-        for instrument, contract in zip(instruments, qualified, strict=True):
-            if contract is None:
+        for instrument, details in zip(instruments, found, strict=True):
+            if isinstance(details, ConnectionError | TimeoutError):
+                raise details
+            if isinstance(details, BaseException) or len(details) != 1:
                 unknown.append(instrument.symbol)
                 continue
+            contract = details[0].contract
             self.contracts[instrument.symbol] = contract
             self._symbol_by_con_id[contract.conId] = instrument.symbol
-            details = await self._details(contract)
-            self.contract_info[instrument.symbol] = self._info(instrument, contract, details)
+            self.contract_info[instrument.symbol] = self._info(instrument, contract, details[0])
         return unknown
-
-    async def _details(self, contract: Contract) -> ContractDetails | None:
-        found = await self.ib.reqContractDetailsAsync(contract)
-        return found[0] if found else None
 
     @staticmethod
     def _info(
@@ -325,15 +346,20 @@ class IBBroker:
         self, symbol: str, bar_size: str, bar_seconds: int, bars_needed: int, use_rth: bool
     ) -> list[Bar]:
         contract = self.contracts[symbol]
-        bars = await self.ib.reqHistoricalDataAsync(
-            contract,
-            endDateTime="",
-            durationStr=history_duration(bars_needed, bar_seconds),
-            barSizeSetting=bar_size,
-            whatToShow=self._what_to_show(symbol),
-            useRTH=use_rth,
-            formatDate=2,
-        )
+        try:
+            bars = await self.ib.reqHistoricalDataAsync(
+                contract,
+                endDateTime="",
+                durationStr=history_duration(bars_needed, bar_seconds),
+                barSizeSetting=bar_size,
+                whatToShow=self._what_to_show(symbol),
+                useRTH=use_rth,
+                formatDate=2,
+            )
+        except RequestError as exc:
+            if exc.code == 162 and "no data" in exc.message.lower():
+                return []  # IB's way of saying the period is empty
+            raise BrokerRequestError(exc.code, exc.message) from None
         result = []
         for bar in bars:
             moment = bar.date

@@ -18,7 +18,14 @@ from datetime import UTC, datetime, timedelta
 
 from engine import strategies
 from engine.bars import REALTIME_BAR_SECONDS, BarBuilder, bad_bar_reason, bar_start
-from engine.broker import BrokerSnapshot, ContractInfo, IBBroker
+from engine.broker import (
+    AccountNotFound,
+    BrokerRequestError,
+    BrokerSnapshot,
+    ContractInfo,
+    IBBroker,
+    LiveTradingRefused,
+)
 from engine.clock import BrokerClock
 from engine.config import Settings
 from engine.domain import (
@@ -47,7 +54,14 @@ from engine.events import (
 )
 from engine.hours import ALWAYS_OPEN, trading_day
 from engine.ib_errors import ErrorAction, classify
-from engine.journal import Journal
+from engine.journal import (
+    Journal,
+    Statement,
+    equity_stmt,
+    event_stmt,
+    signal_stmt,
+    state_stmt,
+)
 from engine.journal_writer import JournalWriter
 from engine.orders import OrderManager
 from engine.portfolio import Portfolio
@@ -114,8 +128,8 @@ class Engine:
             allow_live=settings.trading_mode == "live",
             backoff_initial=backoff_initial,
         )
-        self.writer = JournalWriter(journal)
-        self.orders = OrderManager(self.broker, journal, self.writer, self.bus, self.clock)
+        self.writer = JournalWriter(journal.path)
+        self.orders = OrderManager(self.broker, self.writer, self.bus, self.clock)
         self.portfolio = Portfolio()
         self.risk = RiskManager(
             RiskLimits(
@@ -170,7 +184,7 @@ class Engine:
             self.risk.pause(reason or "paused before the restart")
         elif state == EngineState.HALTED.value:
             self.risk.halt(reason or "halted before the restart")
-        self.writer.start()
+        await self.writer.start()
         self._spawn(self._run_broker(), "broker")
         self._spawn(self._watchdog(), "watchdog")
         self._spawn(self._measure_loop_lag(), "loop-lag")
@@ -183,7 +197,7 @@ class Engine:
     async def _run_broker(self) -> None:
         try:
             await self.broker.run()
-        except Exception as exc:  # configuration errors the engine cannot trade past
+        except (LiveTradingRefused, AccountNotFound) as exc:  # retrying cannot fix these
             self.fatal = exc
             self.risk.halt(str(exc))
             await self.journal.log_event("error", "fatal", str(exc))
@@ -271,7 +285,7 @@ class Engine:
         self.connection = ConnectionState.DISCONNECTED
         self.disconnects += 1
         self.disconnected_at = time.monotonic()
-        self.writer.write(lambda: self.journal.log_event("warning", "connection", reason))
+        self.writer.write(event_stmt("warning", "connection", reason))
         self.bus.publish(ConnectionEvent(ConnectionState.DISCONNECTED, self.clock.now(),
                                          detail=reason))
         for order in self.orders.working():
@@ -394,10 +408,16 @@ class Engine:
         settings = self.settings
         for symbol, state in self.symbols.items():
             needed = state.strategy.warmup_bars + 2
-            history = await self.broker.history(
-                symbol, settings.bar_size, settings.bar_seconds, needed,
-                use_rth=not settings.outside_rth,
-            )
+            try:
+                history = await self.broker.history(
+                    symbol, settings.bar_size, settings.bar_seconds, needed,
+                    use_rth=not settings.outside_rth,
+                )
+            except BrokerRequestError as exc:
+                message = f"{symbol}: no history ({exc}); warming up from live bars"
+                await self.journal.log_event("warning", "warmup", message)
+                self.bus.publish(DataEvent("no_history", symbol, message, self.clock.now()))
+                history = []
             now = self.clock.now()
             step = timedelta(seconds=settings.bar_seconds)
             complete = [bar for bar in history if bar.time + step <= now]
@@ -437,7 +457,7 @@ class Engine:
         message = f"{bar.symbol}: bad bar at {bar.time.isoformat()} dropped ({reason})"
         details = {"symbol": bar.symbol, "time": bar.time.isoformat(), "reason": reason,
                    "bar": [bar.open, bar.high, bar.low, bar.close, bar.volume]}
-        self.writer.write(lambda: self.journal.log_event("warning", "bad_bar", message, details))
+        self.writer.write(event_stmt("warning", "bad_bar", message, details))
         now = time.monotonic()
         state.bad_bars_in_burst += 1
         if now - state.last_bad_bar_alert >= self.clock.wall_seconds(BAD_BAR_BURST_SECONDS):
@@ -460,8 +480,8 @@ class Engine:
             gap_start = previous.time + timedelta(seconds=self.settings.bar_seconds)
             if missing > 0 and hours.is_open(gap_start):
                 message = f"{bar.symbol}: {missing} bar(s) missing before {bar.time.isoformat()}"
-                self.writer.write(lambda: self.journal.log_event(
-                    "warning", "gap", message, {"symbol": bar.symbol, "missing": missing}))
+                self.writer.write(event_stmt("warning", "gap", message,
+                                             {"symbol": bar.symbol, "missing": missing}))
         state.last_bar = bar
         state.bars.append(bar)
         position = self.portfolio.position(bar.symbol)
@@ -486,7 +506,7 @@ class Engine:
         so two signals for one symbol can never both pass, with no lock and no waiting.
         """
         symbol = signal.symbol
-        self.writer.write(lambda: self.journal.add_signal(signal))
+        self.writer.write(signal_stmt(signal))
         if self.flattening:
             self._refuse(symbol, "flatten in progress")
             return None
@@ -559,8 +579,7 @@ class Engine:
     def _refuse(self, symbol: str, reason: str) -> None:
         message = f"{symbol}: order refused: {reason}"
         self.recent_refusals.append(f"{self.clock.now():%H:%M:%S} {message}")
-        self.writer.write(lambda: self.journal.log_event("info", "risk", message,
-                                                         {"symbol": symbol}))
+        self.writer.write(event_stmt("info", "risk", message, {"symbol": symbol}))
         self.bus.publish(RiskEvent("refused", message, self.clock.now(), symbol=symbol))
 
     # --- BrokerListener: orders, fills, account ---------------------------------------------
@@ -639,8 +658,7 @@ class Engine:
             ErrorAction.RESTORED_DATA_LOST, ErrorAction.ORDER_CANCELLED,
         ) else Level.ERROR
         details = {"code": code, "req_id": req_id, "order_ref": order_ref}
-        self.writer.write(lambda: self.journal.log_event(level.value, "ib_error",
-                                                         f"{code}: {message}", details))
+        self.writer.write(event_stmt(level.value, "ib_error", f"{code}: {message}", details))
         if action is ErrorAction.ORDER_CANCELLED or (
             action is ErrorAction.ORDER_REJECTED and order_ref
         ):
@@ -691,7 +709,7 @@ class Engine:
         message = f"{state.symbol}: no market data for {QUIET_SECONDS:.0f}s; resubscribed"
         state.last_small_wall = time.monotonic()
         self.broker.subscribe_bars(state.symbol, use_rth=not self.settings.outside_rth)
-        self.writer.write(lambda: self.journal.log_event("warning", "quiet", message))
+        self.writer.write(event_stmt("warning", "quiet", message))
         self.bus.publish(DataEvent("quiet", state.symbol, message, now))
 
     async def _measure_loop_lag(self) -> None:
@@ -705,7 +723,7 @@ class Engine:
         now = self.clock.now()
         day = trading_day(now, self._exchange_tz)
         if self.portfolio.start_day(day):
-            self.writer.write(lambda: self.journal.set_state("trading_day", day))
+            self.writer.write(state_stmt("trading_day", day))
         interval = timedelta(minutes=self.settings.equity_snapshot_minutes)
         if self._last_equity_at is not None and now - self._last_equity_at < interval:
             return
@@ -713,7 +731,7 @@ class Engine:
         net = self.portfolio.net_liquidation()
         realized = self.portfolio.realized_today
         unrealized = self.portfolio.unrealized()
-        self.writer.write(lambda: self.journal.add_equity(now, net, realized, unrealized))
+        self.writer.write(equity_stmt(now, net, realized, unrealized))
 
     def _check_daily_loss(self) -> None:
         if self.risk.state is not EngineState.RUNNING:
@@ -724,7 +742,8 @@ class Engine:
         reason = (f"daily loss limit: today's PnL {pnl:,.2f} reached "
                   f"-{self.settings.max_daily_loss:,.2f}")
         self.risk.pause(reason)
-        self.writer.write(lambda: self.set_state(EngineState.PAUSED, reason, "risk"))
+        for statement in _state_statements(EngineState.PAUSED, reason, "risk"):
+            self.writer.write(statement)
         self.bus.publish(RiskEvent("paused", reason, self.clock.now(), state=EngineState.PAUSED))
 
     def today_pnl(self) -> float:
@@ -743,6 +762,14 @@ class Engine:
 
     def bar_start(self, moment: datetime) -> datetime:
         return bar_start(moment, self.settings.bar_seconds)
+
+
+def _state_statements(state: EngineState, reason: str, by: str) -> list[Statement]:
+    return [
+        state_stmt("engine_state", state.value),
+        state_stmt("pause_reason", reason),
+        event_stmt("info", "state", f"{state.value} by {by}: {reason}"),
+    ]
 
 
 def _round_tick(price: float, tick: float) -> float:

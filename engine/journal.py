@@ -121,6 +121,123 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def insert_order_stmt(order: Order) -> Statement:
+    now = iso()
+    return (
+        "INSERT INTO orders (order_ref, created_at, symbol, side, quantity, order_type,"
+        " limit_price, stop_price, status, ib_order_id, perm_id, reason, updated_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            order.order_ref,
+            iso(order.created_at) if order.created_at else now,
+            order.symbol,
+            order.side.value,
+            order.quantity,
+            order.order_type.value,
+            order.limit_price,
+            order.stop_price,
+            order.status.value,
+            order.ib_order_id,
+            order.perm_id,
+            order.reason,
+            now,
+        ),
+    )
+
+
+def update_order_stmt(
+    order_ref: str,
+    status: OrderStatus,
+    *,
+    ib_order_id: int | None = None,
+    perm_id: int | None = None,
+    quantity: float | None = None,
+    limit_price: float | None = None,
+    stop_price: float | None = None,
+) -> Statement:
+    return (
+        "UPDATE orders SET status = ?, updated_at = ?,"
+        " ib_order_id = COALESCE(?, ib_order_id), perm_id = COALESCE(?, perm_id),"
+        " quantity = COALESCE(?, quantity), limit_price = COALESCE(?, limit_price),"
+        " stop_price = COALESCE(?, stop_price) WHERE order_ref = ?",
+        (status.value, iso(), ib_order_id, perm_id or None, quantity, limit_price, stop_price,
+         order_ref),
+    )
+
+
+def order_event_stmt(update: OrderUpdate) -> Statement:
+    return (
+        "INSERT INTO order_events (order_ref, at, status, filled, remaining, avg_price,"
+        " message) VALUES (?,?,?,?,?,?,?)",
+        (update.order_ref, iso(update.time), update.status.value, update.filled,
+         update.remaining, update.avg_price, update.message),
+    )
+
+
+def fill_stmt(fill: Fill) -> Statement:
+    return (
+        "INSERT OR IGNORE INTO fills (exec_id, order_ref, perm_id, time, symbol, side,"
+        " quantity, price, commission, realized_pnl) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (fill.exec_id, fill.order_ref, fill.perm_id, iso(fill.time), fill.symbol,
+         fill.side.value, fill.quantity, fill.price, fill.commission, fill.realized_pnl),
+    )
+
+
+def fill_commission_stmt(
+    exec_id: str, commission: float, realized_pnl: float | None
+) -> Statement:
+    return (
+        "UPDATE fills SET commission = ?, realized_pnl = ? WHERE exec_id = ?",
+        (commission, realized_pnl, exec_id),
+    )
+
+
+def signal_stmt(signal: Signal) -> Statement:
+    return (
+        "INSERT INTO signals (at, symbol, target, reason, details) VALUES (?,?,?,?,?)",
+        (iso(signal.time), signal.symbol, signal.target, signal.reason,
+         json.dumps(signal.details)),
+    )
+
+
+def event_stmt(
+    level: str,
+    kind: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Statement:
+    return (
+        "INSERT INTO events (at, level, kind, message, details) VALUES (?,?,?,?,?)",
+        (iso(at), level, kind, message,
+         json.dumps(details, default=str) if details is not None else None),
+    )
+
+
+def equity_stmt(
+    at: datetime,
+    net_liquidation: float | None,
+    realized_pnl: float | None,
+    unrealized_pnl: float | None,
+) -> Statement:
+    return (
+        "INSERT INTO equity (at, net_liquidation, realized_pnl, unrealized_pnl)"
+        " VALUES (?,?,?,?)",
+        (iso(at), net_liquidation, realized_pnl, unrealized_pnl),
+    )
+
+
+def state_stmt(key: str, value: str) -> Statement:
+    return (
+        "INSERT INTO state (key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class EventRow:
     at: datetime
@@ -182,13 +299,6 @@ class Journal:
                 f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
             )
 
-    async def begin(self) -> None:
-        """Open a transaction; writes until `commit` share one fsync."""
-        await self._db.execute("BEGIN IMMEDIATE")
-
-    async def commit(self) -> None:
-        await self._db.execute("COMMIT")
-
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         cursor = await self._db.execute(sql, tuple(params))
         rowcount = cursor.rowcount
@@ -203,27 +313,7 @@ class Journal:
 
     async def insert_order(self, order: Order) -> None:
         """Journal an intent before it is sent; a second insert of the same ref is an error."""
-        now = iso()
-        await self._write(
-            "INSERT INTO orders (order_ref, created_at, symbol, side, quantity, order_type,"
-            " limit_price, stop_price, status, ib_order_id, perm_id, reason, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                order.order_ref,
-                iso(order.created_at) if order.created_at else now,
-                order.symbol,
-                order.side.value,
-                order.quantity,
-                order.order_type.value,
-                order.limit_price,
-                order.stop_price,
-                order.status.value,
-                order.ib_order_id,
-                order.perm_id,
-                order.reason,
-                now,
-            ),
-        )
+        await self._write(*insert_order_stmt(order))
 
     async def update_order(
         self,
@@ -237,36 +327,14 @@ class Journal:
         stop_price: float | None = None,
     ) -> None:
         await self._write(
-            "UPDATE orders SET status = ?, updated_at = ?,"
-            " ib_order_id = COALESCE(?, ib_order_id), perm_id = COALESCE(?, perm_id),"
-            " quantity = COALESCE(?, quantity), limit_price = COALESCE(?, limit_price),"
-            " stop_price = COALESCE(?, stop_price) WHERE order_ref = ?",
-            (
-                status.value,
-                iso(),
-                ib_order_id,
-                perm_id or None,
-                quantity,
-                limit_price,
-                stop_price,
-                order_ref,
-            ),
+            *update_order_stmt(
+                order_ref, status, ib_order_id=ib_order_id, perm_id=perm_id,
+                quantity=quantity, limit_price=limit_price, stop_price=stop_price,
+            )
         )
 
     async def add_order_event(self, update: OrderUpdate) -> None:
-        await self._write(
-            "INSERT INTO order_events (order_ref, at, status, filled, remaining, avg_price,"
-            " message) VALUES (?,?,?,?,?,?,?)",
-            (
-                update.order_ref,
-                iso(update.time),
-                update.status.value,
-                update.filled,
-                update.remaining,
-                update.avg_price,
-                update.message,
-            ),
-        )
+        await self._write(*order_event_stmt(update))
 
     async def order(self, order_ref: str) -> Order | None:
         rows = await self._rows("SELECT * FROM orders WHERE order_ref = ?", (order_ref,))
@@ -291,31 +359,12 @@ class Journal:
 
     async def record_fill(self, fill: Fill) -> bool:
         """Store a fill; return False if this exec_id was already journaled (harmless)."""
-        inserted = await self._write(
-            "INSERT OR IGNORE INTO fills (exec_id, order_ref, perm_id, time, symbol, side,"
-            " quantity, price, commission, realized_pnl) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                fill.exec_id,
-                fill.order_ref,
-                fill.perm_id,
-                iso(fill.time),
-                fill.symbol,
-                fill.side.value,
-                fill.quantity,
-                fill.price,
-                fill.commission,
-                fill.realized_pnl,
-            ),
-        )
-        return inserted == 1
+        return await self._write(*fill_stmt(fill)) == 1
 
     async def set_fill_commission(
         self, exec_id: str, commission: float, realized_pnl: float | None
     ) -> None:
-        await self._write(
-            "UPDATE fills SET commission = ?, realized_pnl = ? WHERE exec_id = ?",
-            (commission, realized_pnl, exec_id),
-        )
+        await self._write(*fill_commission_stmt(exec_id, commission, realized_pnl))
 
     async def has_fill(self, exec_id: str) -> bool:
         return bool(await self._rows("SELECT 1 FROM fills WHERE exec_id = ?", (exec_id,)))
@@ -336,11 +385,7 @@ class Journal:
     # --- signals, events, equity ----------------------------------------------------------
 
     async def add_signal(self, signal: Signal) -> None:
-        await self._write(
-            "INSERT INTO signals (at, symbol, target, reason, details) VALUES (?,?,?,?,?)",
-            (iso(signal.time), signal.symbol, signal.target, signal.reason,
-             json.dumps(signal.details)),
-        )
+        await self._write(*signal_stmt(signal))
 
     async def log_event(
         self,
@@ -350,11 +395,7 @@ class Journal:
         details: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> None:
-        await self._write(
-            "INSERT INTO events (at, level, kind, message, details) VALUES (?,?,?,?,?)",
-            (iso(at), level, kind, message,
-             json.dumps(details, default=str) if details is not None else None),
-        )
+        await self._write(*event_stmt(level, kind, message, details, at))
 
     async def recent_events(
         self,
@@ -386,11 +427,7 @@ class Journal:
         realized_pnl: float | None,
         unrealized_pnl: float | None,
     ) -> None:
-        await self._write(
-            "INSERT INTO equity (at, net_liquidation, realized_pnl, unrealized_pnl)"
-            " VALUES (?,?,?,?)",
-            (iso(at), net_liquidation, realized_pnl, unrealized_pnl),
-        )
+        await self._write(*equity_stmt(at, net_liquidation, realized_pnl, unrealized_pnl))
 
     async def equity_curve(self, limit: int = 2000) -> list[tuple[datetime, float]]:
         rows = await self._rows(
@@ -407,11 +444,7 @@ class Journal:
         return str(rows[0][0]) if rows else default
 
     async def set_state(self, key: str, value: str) -> None:
-        await self._write(
-            "INSERT INTO state (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        await self._write(*state_stmt(key, value))
 
     # --- outbox: alerts not yet delivered -------------------------------------------------
 

@@ -1,95 +1,133 @@
-"""Journal writes in the order they were asked for, many to a transaction, off the hot path.
+"""Journal writes from the engine's hot path: queued, batched, committed in one thread hop.
 
-Broker callbacks are synchronous, so they hand their writes to this writer. The writer takes
-everything queued, runs it in one transaction and commits once (one fsync for a burst of
-fills instead of one each). `write_durable` returns only after the commit that holds its
-write: the order intent is written that way before placeOrder goes out.
+Broker callbacks are synchronous, so they queue their rows here. The writer commits what is
+queued in one transaction on its own SQLite connection, in a thread: one trip off the event
+loop and one fsync for a burst of fills, however busy the loop is. An order intent is
+urgent: `write_durable` puts it ahead of routine rows and returns once it is committed, so
+placeOrder goes out as soon as the intent is safe on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from engine.journal import Journal
+from engine.journal import Statement
 
 log = logging.getLogger(__name__)
 
-Write = Callable[[], Awaitable[object]]
+Item = tuple[Statement, "asyncio.Future[int] | None"]
 
-MAX_BATCH = 256
+# Bounds how long an urgent write can wait behind a routine batch already being committed.
+ROUTINE_BATCH = 64
 
 
 class JournalWriter:
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
-        self._queue: asyncio.Queue[tuple[Write, asyncio.Future[None] | None] | None] = (
-            asyncio.Queue()
-        )
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._urgent: deque[Item] = deque()
+        self._routine: deque[Item] = deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
-    def write(self, make: Write) -> None:
-        """Queue a write; it reaches the disk with the next commit."""
-        self._queue.put_nowait((make, None))
+    def _connect(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, timeout=5.0,
+                             check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        self._db = db
 
-    async def write_durable(self, make: Write) -> None:
-        """Queue a write and wait until it is committed; its error, if any, is raised here."""
+    def write(self, statement: Statement) -> None:
+        """Queue a routine row; it reaches the disk with one of the next commits."""
+        self._routine.append((statement, None))
+        self._wake.set()
+
+    async def write_durable(self, statement: Statement, *, urgent: bool = True) -> int:
+        """Queue a row and wait until it is committed; return its rowcount or raise its error.
+
+        Urgent rows overtake routine ones; urgent=False keeps the order of writes.
+        """
         if self._task is None or self._task.done():
-            await make()  # not running (start-up, shutdown): the journal autocommits
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((make, done))
-        await done
+            raise RuntimeError("the journal writer is not running")
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._routine).append((statement, done))
+        self._wake.set()
+        return await done
 
     async def flush(self) -> None:
-        """Wait until every write asked for so far is committed."""
-
-        async def nothing() -> None:
-            return None
-
-        await self.write_durable(nothing)
+        """Wait until every row queued so far is committed."""
+        await self.write_durable(("SELECT 1", ()), urgent=False)
 
     async def stop(self) -> None:
         if self._task is None:
             return
-        self._queue.put_nowait(None)
+        self._stopping = True
+        self._wake.set()
         await self._task
         self._task = None
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+            self._executor.shutdown()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
 
     async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            stopping = None in batch
-            items = [item for item in batch if item is not None]
-            if items:
-                await self._commit(items)
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._urgent or self._routine:
+                if self._urgent:
+                    batch = list(self._urgent)
+                    self._urgent.clear()
+                else:
+                    count = min(ROUTINE_BATCH, len(self._routine))
+                    batch = [self._routine.popleft() for _ in range(count)]
+                outcomes = await loop.run_in_executor(
+                    self._executor, self._apply, [statement for statement, _ in batch]
+                )
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
+                    if done is None or done.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+            if self._stopping:
+                return
 
-    async def _commit(self, items: list[tuple[Write, asyncio.Future[None] | None]]) -> None:
-        outcomes: list[BaseException | None] = []
-        await self._journal.begin()
-        for make, _ in items:
-            try:
-                await make()
-                outcomes.append(None)
-            except Exception as exc:  # one failed write must not lose the others
-                log.exception("journal write failed")
-                outcomes.append(exc)
+    def _apply(self, statements: list[Statement]) -> list[int | BaseException]:
+        """In the writer's thread: one transaction, one commit, for the whole batch."""
+        db = self._db
+        assert db is not None
+        outcomes: list[int | BaseException] = []
         try:
-            await self._journal.commit()
-        except Exception as exc:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, params in statements:
+                try:
+                    outcomes.append(db.execute(sql, params).rowcount)
+                except sqlite3.Error as exc:  # one bad row must not lose the others
+                    log.error("journal write failed: %s (%s)", exc, sql.split("(")[0])
+                    outcomes.append(exc)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
             log.exception("journal commit failed")
-            outcomes = [exc] * len(items)
-        for (_, done), outcome in zip(items, outcomes, strict=True):
-            if done is None or done.done():
-                continue
-            if outcome is None:
-                done.set_result(None)
-            else:
-                done.set_exception(outcome)
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return [exc] * len(statements)
+        return outcomes

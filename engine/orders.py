@@ -15,7 +15,13 @@ from engine.broker import ORDER_REF_PREFIX, IBBroker
 from engine.clock import BrokerClock
 from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.events import EventBus, OrderEvent
-from engine.journal import Journal
+from engine.journal import (
+    fill_commission_stmt,
+    fill_stmt,
+    insert_order_stmt,
+    order_event_stmt,
+    update_order_stmt,
+)
 from engine.journal_writer import JournalWriter
 
 log = logging.getLogger(__name__)
@@ -29,13 +35,11 @@ class OrderManager:
     def __init__(
         self,
         broker: IBBroker,
-        journal: Journal,
         writer: JournalWriter,
         bus: EventBus,
         clock: BrokerClock,
     ) -> None:
         self._broker = broker
-        self._journal = journal
         self._writer = writer
         self._bus = bus
         self._clock = clock
@@ -100,7 +104,7 @@ class OrderManager:
     ) -> Order:
         """Journal the intent durably, then place it with the broker."""
         # Write-ahead: the intent is committed to disk before anything is sent.
-        await self._writer.write_durable(lambda: self._journal.insert_order(order))
+        await self._writer.write_durable(insert_order_stmt(order))
         try:
             order.ib_order_id = self._broker.place(
                 order,
@@ -113,9 +117,7 @@ class OrderManager:
             # Nothing left this process: the order is known not to be at the broker.
             order.status = OrderStatus.CANCELLED
             order.message = f"not sent: {exc}"
-            self._writer.write(
-                lambda: self._journal.update_order(order.order_ref, OrderStatus.CANCELLED)
-            )
+            self._writer.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
             self._done_event(order.order_ref).set()
             self._bus.publish(OrderEvent(order, "rejected", order.message))
             return order
@@ -123,9 +125,7 @@ class OrderManager:
             order.status = OrderStatus.PENDING
         ib_order_id = order.ib_order_id
         self._writer.write(
-            lambda: self._journal.update_order(
-                order.order_ref, order.status, ib_order_id=ib_order_id
-            )
+            update_order_stmt(order.order_ref, order.status, ib_order_id=ib_order_id)
         )
         return order
 
@@ -174,7 +174,7 @@ class OrderManager:
         if stop_price is not None:
             order.stop_price = stop_price
         self._writer.write(
-            lambda: self._journal.update_order(
+            update_order_stmt(
                 order_ref, order.status, quantity=quantity, limit_price=limit_price,
                 stop_price=stop_price,
             )
@@ -245,9 +245,9 @@ class OrderManager:
             self._changed = None
         if update.status is previous and update.status is not OrderStatus.PARTIAL:
             return
-        self._writer.write(lambda: self._journal.add_order_event(update))
+        self._writer.write(order_event_stmt(update))
         self._writer.write(
-            lambda: self._journal.update_order(
+            update_order_stmt(
                 update.order_ref, update.status, ib_order_id=update.ib_order_id,
                 perm_id=update.perm_id,
             )
@@ -264,13 +264,11 @@ class OrderManager:
         if fill.exec_id in self._seen_exec_ids:
             return False
         self._seen_exec_ids.add(fill.exec_id)
-        self._writer.write(lambda: self._journal.record_fill(fill))
+        self._writer.write(fill_stmt(fill))
         return True
 
     def on_commission(self, exec_id: str, commission: float, realized_pnl: float | None) -> None:
-        self._writer.write(
-            lambda: self._journal.set_fill_commission(exec_id, commission, realized_pnl)
-        )
+        self._writer.write(fill_commission_stmt(exec_id, commission, realized_pnl))
 
     def mark_seen(self, exec_id: str) -> None:
         self._seen_exec_ids.add(exec_id)

@@ -28,10 +28,8 @@ class _DecoderErrorCollector(logging.Handler):
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.name == "ib_async.Decoder" and record.levelno >= logging.ERROR:
-            self.records.append(record)
-        elif any(marker in message for marker in _DECODER_ERROR_MARKERS):
+        decoder_failed = record.name == "ib_async.Decoder" and record.levelno >= logging.ERROR
+        if decoder_failed or any(m in record.getMessage() for m in _DECODER_ERROR_MARKERS):
             self.records.append(record)
 
 

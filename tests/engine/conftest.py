@@ -1,0 +1,89 @@
+"""Fixtures for end-to-end engine tests: ibsim on loopback, the real ib_async client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config import Settings, load_settings
+from engine.control import Control
+from engine.engine import Engine
+from engine.events import Subscription
+from engine.journal import Journal
+from ibsim import SimGateway
+
+SPEED = 600.0  # simulated seconds per wall second: a 5-second bar every ~8 ms
+
+FAST_SETTINGS: dict[str, Any] = {
+    "symbols": "AAPL,MSFT",
+    "bar_size": "5 secs",
+    "strategy": "sma_cross",
+    "strategy_params": "fast=2,slow=4",
+    "order_quantity": 10,
+    "max_orders_per_minute": 1000,
+    "max_notional": 1_000_000,
+    "max_daily_loss": 1_000_000,
+}
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values = {**FAST_SETTINGS, "db_path": tmp_path / "journal.sqlite3",
+              "log_dir": tmp_path / "logs", **overrides}
+    return load_settings(None, **values)
+
+
+@asynccontextmanager
+async def sim_gateway(**options: Any) -> AsyncIterator[SimGateway]:
+    options.setdefault("seed", 1)
+    options.setdefault("speed", SPEED)
+    async with SimGateway(**options) as gateway:
+        yield gateway
+
+
+@asynccontextmanager
+async def running_engine(
+    gateway: SimGateway, settings: Settings, journal: Journal | None = None, ready: bool = True
+) -> AsyncIterator[tuple[Engine, Control]]:
+    own_journal = journal is None
+    journal = journal or await Journal.open(settings.db_path)
+    engine = Engine(
+        settings, journal, host="127.0.0.1", port=gateway.port, mode="sim",
+        clock_speed=SPEED, backoff_initial=0.05,
+    )
+    await engine.start()
+    try:
+        if ready:
+            await asyncio.wait_for(engine.ready.wait(), 20)
+        yield engine, Control(engine)
+    finally:
+        await engine.stop()
+        if own_journal:
+            await journal.close()
+
+
+async def next_event(
+    subscription: Subscription,
+    kind: type,
+    predicate: Callable[[Any], bool] = lambda _: True,
+    timeout: float = 20.0,
+) -> Any:
+    """The next event of `kind` matching `predicate`, or fail after `timeout` seconds."""
+
+    async def find() -> Any:
+        while True:
+            event = await subscription.get()
+            if isinstance(event, kind) and predicate(event):
+                return event
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[SimGateway]:
+    async with sim_gateway() as gw:
+        yield gw

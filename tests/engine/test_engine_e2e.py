@@ -1,0 +1,168 @@
+"""The engine end to end: ib_async against ibsim over loopback, journal on disk."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.broker import LiveTradingRefused
+from engine.domain import Bar, EngineState, OrderStatus, OrderType, Side
+from engine.events import DataEvent, FillEvent, OrderEvent, RiskEvent
+from engine.journal import Journal
+from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
+
+
+async def test_crossover_order_fill_journal_and_position(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        fill_event = await next_event(events, FillEvent)
+        fill = fill_event.fill
+        assert fill.order_ref.startswith("tb-")
+        assert fill.quantity == 10 and fill.side is Side.BUY
+        assert fill.commission == pytest.approx(1.0)
+        await engine.writer.flush()
+        order = await engine.journal.order(fill.order_ref)
+        assert order is not None and order.status is OrderStatus.FILLED
+        assert order.reason.startswith("SMA2 crossed above SMA4")
+        assert await engine.journal.has_fill(fill.exec_id)
+        await engine.wait_positions_settled(5)
+        assert engine.portfolio.position(fill.symbol) == 10
+        positions = await control.positions()
+        assert {p.symbol: p.quantity for p in positions.positions}[fill.symbol] == 10
+
+
+async def test_paused_blocks_entries_but_not_exits(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL")
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        entry = await next_event(events, FillEvent, lambda e: e.fill.side is Side.BUY)
+        await control.pause("test", "hold on")
+        assert (await control.status()).state is EngineState.PAUSED
+        exit_fill = await next_event(events, FillEvent, lambda e: e.fill.side is Side.SELL)
+        assert exit_fill.fill.symbol == entry.fill.symbol
+        refused = await next_event(
+            events, RiskEvent, lambda e: e.kind == "refused" and "paused" in e.message
+        )
+        assert "AAPL" in refused.message
+        await engine.wait_positions_settled(5)
+        assert engine.portfolio.position("AAPL") == 0
+
+
+async def test_flatten_closes_everything_and_is_harmless_twice(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL,MSFT,SPY", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, control):
+        for symbol, side in (("AAPL", Side.BUY), ("MSFT", Side.SELL), ("SPY", Side.BUY)):
+            order = await engine.orders.submit(symbol, side, 5, "test position")
+            assert await engine.orders.wait_done([order.order_ref], 10)
+        last = engine.portfolio.last_price["AAPL"]
+        resting = await engine.orders.submit(
+            "AAPL", Side.BUY, 1, "resting", OrderType.LIMIT, round(last * 0.8, 2)
+        )
+        await engine.wait_positions_settled(5)
+        assert resting.status is not OrderStatus.CANCELLED
+        report = await control.flatten("test")
+        assert report.flat, report
+        assert {c.symbol for c in report.closed} == {"AAPL", "MSFT", "SPY"}
+        assert len(report.cancelled_orders) == 1
+        await engine.wait_positions_settled(5)
+        assert all(q == 0 for q in gateway_positions(gateway).values())
+        assert gateway_open_orders(gateway) == []
+        again = await control.flatten("test")
+        assert again.flat and again.already_flat
+        assert (await control.status()).state is EngineState.PAUSED
+
+
+async def test_daily_loss_breach_pauses(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", max_daily_loss=0.5)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        paused = await next_event(events, RiskEvent, lambda e: e.kind == "paused")
+        assert "daily loss" in paused.message
+        assert engine.risk.state is EngineState.PAUSED
+        await engine.writer.flush()
+        assert await engine.journal.get_state("engine_state") == "PAUSED"
+
+
+async def test_bad_bars_are_dropped_journaled_and_alerted(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        state = engine.symbols["AAPL"]
+        last = state.last_small_bar or state.last_bar
+        assert last is not None
+        later = last.time + timedelta(days=1)
+        engine.on_realtime_bar(Bar("AAPL", later, math.nan, 1, 1, 1))
+        engine.on_realtime_bar(Bar("AAPL", later, 10, 9, 11, 10))
+        alert = await next_event(events, DataEvent, lambda e: e.kind == "bad_bar")
+        assert "non-finite" in alert.message
+        assert state.last_small_bar is None or state.last_small_bar.time < later
+        await engine.writer.flush()
+        logged = await engine.journal.recent_events(levels=("warning",))
+        assert sum(1 for row in logged if row.kind == "bad_bar") == 2
+
+
+async def test_rejected_order_is_journaled_alerted_and_engine_goes_on(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL")
+    gateway.reject_next_order("simulated rejection")
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        rejected = await next_event(events, OrderEvent, lambda e: e.kind == "rejected")
+        assert "simulated rejection" in rejected.message
+        await engine.writer.flush()
+        stored = await engine.journal.order(rejected.order.order_ref)
+        assert stored is not None and stored.status is OrderStatus.REJECTED
+        await next_event(events, FillEvent)  # still trading
+
+
+async def test_restart_adopts_open_orders_instead_of_resending(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    journal = await Journal.open(settings.db_path)
+    try:
+        async with running_engine(gateway, settings, journal) as (engine, _):
+            last = engine.portfolio.last_price["AAPL"]
+            resting = await engine.orders.submit(
+                "AAPL", Side.BUY, 3, "resting", OrderType.LIMIT, round(last * 0.8, 2)
+            )
+            assert await engine.orders.wait_status(
+                resting.order_ref, {OrderStatus.SUBMITTED}, 10
+            )
+        placed_before = gateway_orders_received(gateway)
+        async with running_engine(gateway, settings, journal) as (engine, _):
+            working = engine.orders.working("AAPL")
+            assert [o.order_ref for o in working] == [resting.order_ref]
+            assert working[0].status is OrderStatus.SUBMITTED
+        assert gateway_orders_received(gateway) == placed_before
+    finally:
+        await journal.close()
+
+
+async def test_live_account_is_refused_without_live_mode(tmp_path: Path) -> None:
+    async with sim_gateway(account="U7654321") as gateway:
+        settings = make_settings(tmp_path)
+        async with running_engine(gateway, settings, ready=False) as (engine, _):
+            await engine.wait_stopped()
+            assert isinstance(engine.fatal, LiveTradingRefused)
+            assert engine.risk.state is EngineState.HALTED
+
+
+# --- reading ibsim's side (adapted to its inspection API) -------------------------------------
+
+
+def gateway_positions(gateway) -> dict[str, float]:
+    return gateway.positions()
+
+
+def gateway_open_orders(gateway) -> list:
+    return gateway.open_orders
+
+
+def gateway_orders_received(gateway) -> int:
+    return len(gateway.orders)
