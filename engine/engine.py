@@ -77,6 +77,8 @@ QUIET_SECONDS = 60.0
 # Bad bars are alerted once per burst: again only after this long without one.
 BAD_BAR_BURST_SECONDS = 300.0
 CHART_BARS = 500
+# An order sent but not found at the broker stays "unknown" this long before it is written off.
+NO_TRACE_GRACE_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -170,6 +172,8 @@ class Engine:
         self._last_equity_at: datetime | None = None
         self._exchange_tz = "America/New_York"
         self.loop_lag_samples: deque[float] = deque(maxlen=600)
+        self._no_trace_since: dict[str, float] = {}
+        self._recheck: asyncio.Future[None] | None = None
         self.flattening = False  # while true the strategy places nothing
         self._positions_settled = asyncio.Event()
         self._positions_settled.set()
@@ -216,6 +220,8 @@ class Engine:
             timer.cancel()
             self._announce_fill(fill)
         self.broker.stop()
+        if self._recheck is not None:
+            self._recheck.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -352,14 +358,28 @@ class Engine:
                 order.filled = sum(f.quantity for f in fills_by_ref[ref])
                 differences.append(f"{ref} {order.symbol}: filled while away")
             else:
-                # No open order, no completed order, no execution: it is not at the broker.
-                order.status = OrderStatus.CANCELLED
-                order.message = "no trace at the broker; not working"
-                differences.append(f"{ref} {order.symbol}: no trace at the broker")
+                # No open order, no completed order, no execution. It may still be in flight
+                # (sent just before a drop), so it stays unknown, blocking new orders for its
+                # symbol, until a later check after a grace period finds it still absent.
+                first_seen = self._no_trace_since.setdefault(ref, time.monotonic())
+                if time.monotonic() - first_seen >= NO_TRACE_GRACE_SECONDS:
+                    order.status = OrderStatus.CANCELLED
+                    order.message = "no trace at the broker; not working"
+                    differences.append(f"{ref} {order.symbol}: no trace at the broker")
+                    self._no_trace_since.pop(ref, None)
+                else:
+                    order.status = OrderStatus.UNKNOWN
+                    order.message = "sent, not yet seen at the broker"
+                    differences.append(
+                        f"{ref} {order.symbol}: not seen at the broker yet; checking again"
+                    )
+                    self._schedule_recheck()
             await self.journal.update_order(
                 ref, order.status, ib_order_id=order.ib_order_id, perm_id=order.perm_id
             )
             self.orders.adopt(order)
+            if order.status is not OrderStatus.UNKNOWN:
+                self._no_trace_since.pop(ref, None)
 
         for ref, found in open_by_ref.items():
             if (
@@ -401,6 +421,18 @@ class Engine:
         if differences:
             self.bus.publish(ReconcileEvent(tuple(differences), adopted, self.clock.now()))
         return differences
+
+    def _schedule_recheck(self) -> None:
+        if self._recheck is not None and not self._recheck.done():
+            return
+
+        async def recheck() -> None:
+            await asyncio.sleep(NO_TRACE_GRACE_SECONDS)
+            if self.broker.is_connected:
+                await self.reconcile()
+
+        self._recheck = asyncio.ensure_future(recheck())
+        self._recheck.add_done_callback(_log_task_failure)
 
     # --- market data --------------------------------------------------------------------
 

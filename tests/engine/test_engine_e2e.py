@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import timedelta
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.broker import LiveTradingRefused
-from engine.domain import Bar, EngineState, OrderStatus, OrderType, Side
-from engine.events import DataEvent, FillEvent, OrderEvent, RiskEvent
+from engine.domain import Bar, ConnectionState, EngineState, OrderStatus, OrderType, Side
+from engine.events import ConnectionEvent, DataEvent, FillEvent, OrderEvent, RiskEvent
 from engine.journal import Journal
 from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
 
@@ -166,3 +167,78 @@ def gateway_open_orders(gateway) -> list:
 
 def gateway_orders_received(gateway) -> int:
     return len(gateway.orders)
+
+
+async def test_modify_and_cancel_a_resting_order(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, control):
+        last = engine.portfolio.last_price["AAPL"]
+        order = await engine.orders.submit(
+            "AAPL", Side.BUY, 4, "resting", OrderType.LIMIT, round(last * 0.8, 2)
+        )
+        assert await engine.orders.wait_status(order.order_ref, {OrderStatus.SUBMITTED}, 10)
+        new_price = round(last * 0.7, 2)
+        assert engine.orders.modify(order.order_ref, quantity=6, limit_price=new_price)
+        sim_order = await _sim_order_matching(
+            gateway, order.order_ref, lambda o: o.total_quantity == 6
+        )
+        assert sim_order.lmt_price == pytest.approx(new_price)
+        report = await control.cancel_all("test")
+        assert len(report.cancelled) == 1 and not report.failed
+        assert order.status is OrderStatus.CANCELLED
+        await engine.writer.flush()
+        stored = await engine.journal.order(order.order_ref)
+        assert stored is not None
+        assert (stored.status, stored.quantity, stored.limit_price) == (
+            OrderStatus.CANCELLED, 6, new_price
+        )
+
+
+async def test_reconnect_resubscribes_and_keeps_trading(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL")
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        await next_event(events, FillEvent)
+        gateway.drop_connections()
+        lost = await next_event(events, ConnectionEvent,
+                                lambda e: e.state is ConnectionState.DISCONNECTED)
+        assert "lost" in lost.detail
+        restored = await next_event(events, ConnectionEvent,
+                                    lambda e: e.state is ConnectionState.CONNECTED)
+        assert restored.downtime_seconds is not None
+        await next_event(events, FillEvent)  # bars flow again and the strategy trades
+        await engine.writer.flush()
+        fills = await engine.journal.recent_fills(100)
+        assert len({f.exec_id for f in fills}) == len(fills)
+
+
+async def test_fill_while_disconnected_is_recovered(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        # ibsim holds the order 300 ms before it executes: we are gone by then.
+        gateway.delay_order_acks(300)
+        received = asyncio.ensure_future(gateway.hooks.order_received.wait())
+        order = await engine.orders.submit("AAPL", Side.BUY, 2, "test")
+        await received
+        gateway.drop_connections()
+        gateway.delay_order_acks(0)
+        await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.CONNECTED)
+        reached = await engine.orders.wait_status(order.order_ref, {OrderStatus.FILLED}, 10)
+        assert reached, (order.status, order.message)
+        await engine.writer.flush()
+        assert [f.order_ref for f in await engine.journal.fills_for(order.order_ref)]
+        stored = await engine.journal.order(order.order_ref)
+        assert stored is not None and stored.status is OrderStatus.FILLED
+        await engine.wait_positions_settled(5)
+        assert engine.portfolio.position("AAPL") == 2
+        assert len(gateway.orders) == 1  # and it was never sent again
+
+
+async def _sim_order_matching(gateway, order_ref: str, predicate) -> object:
+    """ibsim's view of an order once it matches `predicate` (orders change on receipt)."""
+    for order in gateway.orders:
+        if order.order_ref == order_ref and predicate(order):
+            return order
+    await gateway.hooks.order_received.wait(lambda r: r.request.order_ref == order_ref)
+    return next(o for o in gateway.orders if o.order_ref == order_ref and predicate(o))
