@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot import format as fmt
 from bot.format import Doc
+from engine.config import ALERT_KINDS, AlertLevel
 from engine.control import ControlAPI
 from engine.events import (
     BrokerErrorEvent,
@@ -37,17 +37,7 @@ from engine.events import (
 
 log = logging.getLogger(__name__)
 
-AlertLevel = Literal["on", "silent", "off"]
-KINDS = (
-    "fills",
-    "orders",
-    "errors",
-    "connection",
-    "risk",
-    "reconcile",
-    "lifecycle",
-    "daily_summary",
-)
+KINDS = ALERT_KINDS
 DEFAULT_LEVELS: dict[str, AlertLevel] = {
     "fills": "on",
     "orders": "on",

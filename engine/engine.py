@@ -77,6 +77,7 @@ QUIET_SECONDS = 60.0
 # Bad bars are alerted once per burst: again only after this long without one.
 BAD_BAR_BURST_SECONDS = 300.0
 CHART_BARS = 500
+PROTECTIVE_CANCEL_SECONDS = 5.0
 # An order sent but not found at the broker stays "unknown" this long before it is written off.
 NO_TRACE_GRACE_SECONDS = 10.0
 
@@ -571,6 +572,17 @@ class Engine:
         return self.orders.prepare(symbol, side, abs(delta), signal.reason), request
 
     async def _send_entry(self, order: Order, request: OrderRequest) -> None:
+        protective = [o for o in self.orders.working(order.symbol) if o.parent_ref]
+        if protective:
+            # The stop-loss / take-profit of the position being closed must not outlive it,
+            # or it would open a new position when it triggers.
+            refs = [o.order_ref for o in protective if self.orders.cancel(o.order_ref)]
+            if not await self.orders.wait_done(refs, PROTECTIVE_CANCEL_SECONDS) or (
+                self.portfolio.position(order.symbol) != request.position
+            ):
+                self.orders.abandon(order, "protective orders changed the position first")
+                self._refuse(order.symbol, "protective orders were still working")
+                return
         bracket = self._wants_bracket(request)
         await self.orders.send(order, outside_rth=self.settings.outside_rth, transmit=not bracket)
         if bracket and order.ib_order_id:

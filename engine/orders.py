@@ -93,6 +93,13 @@ class OrderManager:
         self.orders[order.order_ref] = order
         return order
 
+    def abandon(self, order: Order, reason: str) -> None:
+        """Drop a prepared order that was never sent."""
+        if order.status is OrderStatus.INTENT:
+            order.status = OrderStatus.CANCELLED
+            order.message = f"not sent: {reason}"
+            self._done_event(order.order_ref).set()
+
     async def send(
         self,
         order: Order,

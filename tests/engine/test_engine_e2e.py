@@ -242,3 +242,32 @@ async def _sim_order_matching(gateway, order_ref: str, predicate) -> object:
             return order
     await gateway.hooks.order_received.wait(lambda r: r.request.order_ref == order_ref)
     return next(o for o in gateway.orders if o.order_ref == order_ref and predicate(o))
+
+
+async def test_bracket_entry_and_strategy_exit_cancels_protection(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", stop_loss_pct=5, take_profit_pct=5)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        entry = await next_event(events, FillEvent, lambda e: e.fill.side is Side.BUY)
+        children = [o for o in engine.orders.orders.values() if o.parent_ref]
+        assert {o.order_type for o in children} == {OrderType.LIMIT, OrderType.STOP}
+        assert all(o.parent_ref == entry.fill.order_ref for o in children)
+        price = entry.fill.price
+        limit = next(o for o in children if o.order_type is OrderType.LIMIT)
+        stop = next(o for o in children if o.order_type is OrderType.STOP)
+        assert limit.limit_price == pytest.approx(price * 1.05, rel=0.01)
+        assert stop.stop_price == pytest.approx(price * 0.95, rel=0.01)
+        exit_fill = await next_event(
+            events, FillEvent,
+            lambda e: e.fill.side is Side.SELL and e.fill.order_ref not in {
+                o.order_ref for o in children
+            },
+        )
+        assert exit_fill.fill.quantity == 10
+        await engine.wait_positions_settled(5)
+        assert engine.portfolio.position("AAPL") == 0
+        assert all(o.status.is_done for o in children)
+        assert [o for o in gateway_open_orders(gateway) if o.order_ref in {
+            c.order_ref for c in children}] == []
