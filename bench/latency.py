@@ -4,7 +4,10 @@ Two runs on the same seeded market (20 symbols, 5-second bars, SMA 2/4 crossings
 reversal so every crossing is an order):
   engine: tradebot's full path (bar checks, strategy, risk, write-ahead journal, ib_async);
   bare:   an ib_async script that computes the same crossings and places a market order,
-          with no engine (the floor).
+          with no engine and no journal (the floor).
+The gateway runs in a process of its own, as IB Gateway does; it timestamps the bars it emits
+and the orders it receives with the system-wide monotonic clock (perf_counter), and the
+latency of an order is its arrival minus the emission of the last bar of its symbol.
 Prints p50/p99 of both, the ratio, and the engine's RSS after warm-up.
 
     .venv/bin/python bench/latency.py [--signals 500]
@@ -14,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import resource
+import signal
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ib_async import IB, MarketOrder, Stock
@@ -26,57 +32,95 @@ from engine.config import load_settings
 from engine.engine import Engine
 from engine.indicators import SMA
 from engine.journal import Journal
-from ibsim import SimGateway
-from ibsim.clock import default_start
 
 SYMBOLS = [f"LAT{i:02d}" for i in range(20)]
 # ib_async paces its requests at 45/s; keep the order rate well under it so pacing is not
 # what gets measured.
 SPEED = 20.0
 SEED = 7
-# Ninety minutes into a session, so warm-up history exists.
-START = default_start() + 90 * 60
-
-
 # Orders in the first seconds share ib_async's 45-messages-per-second budget with the start-up
 # requests (contract details, history, bar subscriptions) and wait in its throttle; the
 # benchmark measures the steady state after them.
 SETTLE_SECONDS = 2.0
 
 
-class Probe:
-    """Pairs each order ibsim receives with the last bar it emitted for that symbol."""
+# --- the gateway process ------------------------------------------------------------------
 
-    def __init__(self, gateway: SimGateway, client_id: int, wanted: int) -> None:
-        self.first_order: float | None = None
-        self.last_bar_wall: dict[str, float] = {}
-        self.latencies: list[float] = []
-        self.done = asyncio.Event()
-        self.wanted = wanted
-        self.client_id = client_id
-        gateway.hooks.bar_emitted.connect(self._bar)
-        gateway.hooks.order_received.connect(self._order)
 
-    def _bar(self, record) -> None:
-        if record.client_id == self.client_id and record.kind == "realtime":
-            self.last_bar_wall[record.symbol] = record.wall_time
+async def serve_gateway(records_path: Path) -> None:
+    """Run ibsim, print its port, record bar emissions and order arrivals until SIGTERM."""
+    from ibsim import SimGateway
+    from ibsim.clock import default_start
 
-    def _order(self, record) -> None:
-        if record.client_id != self.client_id:
-            return
-        if self.first_order is None:
-            self.first_order = record.wall_time
-        if record.wall_time - self.first_order < SETTLE_SECONDS:
-            return
-        emitted = self.last_bar_wall.get(record.request.contract.symbol)
-        if emitted is not None:
-            self.latencies.append(record.wall_time - emitted)
-        if len(self.latencies) >= self.wanted:
-            self.done.set()
+    bars: list[tuple[int, str, float]] = []
+    orders: list[tuple[int, str, float]] = []
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    start = default_start() + 90 * 60  # ninety minutes into a session: history exists
+    async with SimGateway(seed=SEED, speed=SPEED, symbols=SYMBOLS, start=start) as gateway:
+        gateway.hooks.bar_emitted.connect(
+            lambda r: bars.append((r.client_id, r.symbol, r.wall_time))
+            if r.kind == "realtime" else None
+        )
+        gateway.hooks.order_received.connect(
+            lambda r: orders.append((r.client_id, r.request.contract.symbol, r.wall_time))
+        )
+        print(gateway.port, flush=True)
+        await stop.wait()
+    # The gateway is stopped: nothing is left on this loop to block.
+    records_path.write_text(json.dumps({"bars": bars, "orders": orders}))  # noqa: ASYNC240
+
+
+class GatewayProcess:
+    def __init__(self, records_path: Path) -> None:
+        self.records_path = records_path
+        self.process: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> GatewayProcess:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve-gateway", str(self.records_path),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        self.port = int(await self.process.stdout.readline())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        await self.process.wait()
+
+    def latencies(self, client_id: int) -> list[float]:
+        records = json.loads(self.records_path.read_text())
+        events = [("bar", *bar) for bar in records["bars"]]
+        events += [("order", *order) for order in records["orders"]]
+        events.sort(key=lambda event: event[3])
+        last_bar: dict[str, float] = {}
+        first_order: float | None = None
+        latencies = []
+        for kind, client, symbol, wall in events:
+            if client != client_id:
+                continue
+            if kind == "bar":
+                last_bar[symbol] = wall
+                continue
+            first_order = wall if first_order is None else first_order
+            if wall - first_order >= SETTLE_SECONDS and symbol in last_bar:
+                latencies.append(wall - last_bar[symbol])
+        return latencies
+
+
+# --- the two clients ----------------------------------------------------------------------
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_seconds(signals: int) -> float:
+    # About 20 orders a second come out of this market; leave room for the settling.
+    return SETTLE_SECONDS + signals / 15
 
 
 async def run_engine(signals: int, workdir: Path) -> tuple[list[float], float]:
@@ -93,59 +137,64 @@ async def run_engine(signals: int, workdir: Path) -> tuple[list[float], float]:
         max_daily_loss=1e9,
         db_path=workdir / "bench.sqlite3",
     )
-    async with SimGateway(seed=SEED, speed=SPEED, symbols=SYMBOLS, start=START) as gateway:
+    async with GatewayProcess(workdir / "engine.json") as gateway:
         journal = await Journal.open(settings.db_path)
         engine = Engine(settings, journal, host="127.0.0.1", port=gateway.port, mode="sim",
                         clock_speed=SPEED)
-        probe = Probe(gateway, settings.ib_client_id, signals)
         await engine.start()
         await asyncio.wait_for(engine.ready.wait(), 60)
         rss = rss_mb()
-        await asyncio.wait_for(probe.done.wait(), 600)
+        await asyncio.sleep(run_seconds(signals))
         await engine.stop()
         await journal.close()
-    return probe.latencies[:signals], rss
+    return gateway.latencies(settings.ib_client_id)[:signals], rss
 
 
-async def run_bare(signals: int) -> list[float]:
-    async with SimGateway(seed=SEED, speed=SPEED, symbols=SYMBOLS, start=START) as gateway:
+async def run_bare(signals: int, workdir: Path) -> list[float]:
+    client_id = 2
+    async with GatewayProcess(workdir / "bare.json") as gateway:
         ib = IB()
-        client_id = 2
-        probe = Probe(gateway, client_id, signals)
         await ib.connectAsync("127.0.0.1", gateway.port, clientId=client_id)
         contracts = await ib.qualifyContractsAsync(*(Stock(s, "SMART", "USD") for s in SYMBOLS))
         for contract in contracts:
-            fast, slow = SMA(2), SMA(4)
-            previous: list[tuple[float, float] | None] = [None]
-            position = [0.0]
-
-            def on_bar(bars, has_new_bar, contract=contract, fast=fast, slow=slow,
-                       previous=previous, position=position) -> None:
-                if not has_new_bar:
-                    return
-                close = bars[-1].close
-                f, s = fast.update(close), slow.update(close)
-                if f is None or s is None:
-                    return
-                before, previous[0] = previous[0], (f, s)
-                if before is None:
-                    return
-                target = None
-                if f > s and before[0] <= before[1]:
-                    target = 1.0
-                elif f < s and before[0] >= before[1]:
-                    target = -1.0
-                if target is None or target == position[0]:
-                    return
-                delta = target - position[0]
-                position[0] = target
-                ib.placeOrder(contract, MarketOrder("BUY" if delta > 0 else "SELL", abs(delta)))
-
             bars = ib.reqRealTimeBars(contract, 5, "TRADES", True)
-            bars.updateEvent += on_bar
-        await asyncio.wait_for(probe.done.wait(), 600)
+            bars.updateEvent += crossing_trader(ib, contract)
+        await asyncio.sleep(run_seconds(signals))
         ib.disconnect()
-    return probe.latencies[:signals]
+    return gateway.latencies(client_id)[:signals]
+
+
+def crossing_trader(ib: IB, contract: Stock) -> Callable[..., None]:
+    """SMA 2/4 crossings with reversal, one market order per crossing, nothing else."""
+    fast, slow = SMA(2), SMA(4)
+    previous: tuple[float, float] | None = None
+    position = 0.0
+
+    def on_bar(bars, has_new_bar: bool) -> None:
+        nonlocal previous, position
+        if not has_new_bar:
+            return
+        close = bars[-1].close
+        f, s = fast.update(close), slow.update(close)
+        if f is None or s is None:
+            return
+        before, previous = previous, (f, s)
+        if before is None:
+            return
+        target = position
+        if f > s and before[0] <= before[1]:
+            target = 1.0
+        elif f < s and before[0] >= before[1]:
+            target = -1.0
+        if target == position:
+            return
+        delta, position = target - position, target
+        ib.placeOrder(contract, MarketOrder("BUY" if delta > 0 else "SELL", abs(delta)))
+
+    return on_bar
+
+
+# --- report -------------------------------------------------------------------------------
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -161,15 +210,12 @@ def describe(name: str, latencies: list[float]) -> tuple[float, float]:
     return p50, p99
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--signals", type=int, default=500)
-    args = parser.parse_args()
+async def main(signals: int) -> int:
     with tempfile.TemporaryDirectory() as workdir:
-        engine_latencies, rss = await run_engine(args.signals, Path(workdir))
-    bare_latencies = await run_bare(args.signals)
-    print(f"bar completing a crossover -> placeOrder at ibsim, {len(SYMBOLS)} symbols, "
-          f"5-second bars, speed {SPEED:g}x")
+        engine_latencies, rss = await run_engine(signals, Path(workdir))
+        bare_latencies = await run_bare(signals, Path(workdir))
+    print(f"bar completing a crossover -> placeOrder at ibsim (own process), {len(SYMBOLS)} "
+          f"symbols, 5-second bars, speed {SPEED:g}x")
     engine_p50, engine_p99 = describe("engine", engine_latencies)
     bare_p50, bare_p99 = describe("bare", bare_latencies)
     print(f"ratio   p50 {engine_p50 / bare_p50:.2f}x  p99 {engine_p99 / bare_p99:.2f}x "
@@ -179,4 +225,11 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signals", type=int, default=500)
+    parser.add_argument("--serve-gateway", metavar="RECORDS", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_gateway:
+        asyncio.run(serve_gateway(Path(args.serve_gateway)))
+        sys.exit(0)
+    sys.exit(asyncio.run(main(args.signals)))
