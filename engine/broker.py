@@ -56,11 +56,17 @@ _STATUS = {
     "Submitted": OrderStatus.SUBMITTED,
     "PendingCancel": OrderStatus.SUBMITTED,
     "ValidationError": OrderStatus.SUBMITTED,
+    "ApiUpdate": OrderStatus.SUBMITTED,
     "Filled": OrderStatus.FILLED,
     "Cancelled": OrderStatus.CANCELLED,
     "ApiCancelled": OrderStatus.CANCELLED,
-    "Inactive": OrderStatus.REJECTED,
+    # IB: "held or rejected"; not final until reconciliation says what it is.
+    "Inactive": OrderStatus.UNKNOWN,
 }
+
+# ib_async marks an order Cancelled on any error carrying its id; after these the order may
+# well be alive or filled, so its state is unknown until a re-sync.
+_NOT_REALLY_CANCELLED = frozenset({161, 10147, 10148, 10349})
 
 
 class LiveTradingRefused(Exception):
@@ -174,6 +180,7 @@ class IBBroker:
         account: str = "",
         allow_live: bool = False,
         connect_timeout: float = 10.0,
+        request_timeout: float = 30.0,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
     ) -> None:
@@ -184,6 +191,7 @@ class IBBroker:
         self._account_setting = account
         self._allow_live = allow_live
         self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
         self.account = ""
         self.contracts: dict[str, Contract] = {}
@@ -227,6 +235,7 @@ class IBBroker:
                     clientId=self.client_id,
                     timeout=self._connect_timeout,
                     account=self._account_setting,
+                    raiseSyncErrors=True,
                 )
             except (OSError, TimeoutError, ConnectionError) as exc:
                 self.ib.disconnect()
@@ -298,7 +307,8 @@ class IBBroker:
         self._listener.on_disconnected("connection to the gateway lost")
 
     async def current_time(self) -> datetime:
-        return (await self.ib.reqCurrentTimeAsync()).astimezone(UTC)
+        now = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self._request_timeout)
+        return now.astimezone(UTC)
 
     # --- contracts and market data -------------------------------------------------------
 
@@ -485,9 +495,12 @@ class IBBroker:
     async def snapshot(self) -> BrokerSnapshot:
         """Everything the broker knows: all open orders, completed orders, executions,
         positions — the inputs of reconciliation."""
-        open_trades = await self.ib.reqAllOpenOrdersAsync()
-        completed = await self.ib.reqCompletedOrdersAsync(False)
-        ib_fills = await self.ib.reqExecutionsAsync(ExecutionFilter())
+        timeout = self._request_timeout
+        open_trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), timeout)
+        completed = await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(False), timeout)
+        ib_fills = await asyncio.wait_for(self.ib.reqExecutionsAsync(ExecutionFilter()), timeout)
+        # The connect-time sync may already hold these executions with their commissions.
+        known = {fill.execution.execId: fill for fill in self.ib.fills()}
         for trade in open_trades:
             ref = trade.order.orderRef
             if ref and trade.order.clientId == self.client_id:
@@ -499,8 +512,11 @@ class IBBroker:
         fills = []
         for ib_fill in ib_fills:
             fill = self._fill(ib_fill)
-            if ib_fill.commissionReport.execId:
-                fill = _with_commission(fill, ib_fill.commissionReport)
+            report = ib_fill.commissionReport
+            if not report.execId and ib_fill.execution.execId in known:
+                report = known[ib_fill.execution.execId].commissionReport
+            if report.execId:
+                fill = _with_commission(fill, report)
             fills.append(fill)
         return BrokerSnapshot(
             open_orders=tuple(self._broker_order(trade) for trade in open_trades),
@@ -537,28 +553,51 @@ class IBBroker:
                     continue
         return values
 
-    async def close_position_contract(self, symbol: str) -> Contract | None:
-        """The contract of a position in a symbol the bot does not trade (for flatten all)."""
+    async def fresh_positions(self) -> list[Position]:
+        """Positions asked of the broker now, not ib_async's running copy."""
+        await asyncio.wait_for(self.ib.reqPositionsAsync(), self._request_timeout)
+        return self.positions()
+
+    async def ensure_contract(self, symbol: str) -> bool:
+        """Make sure a position's contract can be traded (flatten all closes positions in
+        symbols the bot does not trade); False if it cannot be found."""
+        if symbol in self.contracts:
+            return True
         for position in self.ib.positions(self.account):
-            if self._symbol(position.contract) == symbol:
-                contract = position.contract
-                if not contract.exchange:
-                    contract.exchange = "SMART" if contract.secType == "STK" else (
-                        contract.primaryExchange or "SMART"
-                    )
-                self.contracts.setdefault(symbol, contract)
-                return contract
-        return None
+            if self._symbol(position.contract) != symbol:
+                continue
+            # Position contracts carry no routing exchange: ask IB for the full contract.
+            details = await asyncio.wait_for(
+                self.ib.reqContractDetailsAsync(Contract(conId=position.contract.conId)),
+                self._request_timeout,
+            )
+            if not details:
+                return False
+            contract = details[0].contract
+            if contract.secType == "STK":
+                contract.exchange = "SMART"
+            self.contracts[symbol] = contract
+            self._symbol_by_con_id[contract.conId] = symbol
+            return True
+        return False
 
     # --- event translation --------------------------------------------------------------
 
     def _symbol(self, contract: Contract) -> str:
+        """The engine's name for a contract: the configured symbol for the bot's contracts;
+        for others a name that cannot be mistaken for one of them."""
         known = self._symbol_by_con_id.get(contract.conId)
         if known:
             return known
         if contract.secType == "CASH":
-            return f"{contract.symbol}{contract.currency}"
-        return contract.symbol
+            name = f"{contract.symbol}{contract.currency}"
+        elif contract.secType in ("STK", "CRYPTO"):
+            name = contract.symbol
+        else:
+            name = contract.localSymbol or f"{contract.symbol} {contract.secType}"
+        if name in self.contracts:  # the bot's symbol, but another contract (an option, say)
+            name = f"{name} ({contract.secType} {contract.conId})"
+        return name
 
     def _broker_order(self, trade: Trade) -> BrokerOrder:
         order, status = trade.order, trade.orderStatus
@@ -581,8 +620,11 @@ class IBBroker:
     @staticmethod
     def _status(trade: Trade) -> OrderStatus:
         status = _STATUS.get(trade.orderStatus.status, OrderStatus.UNKNOWN)
-        if status is OrderStatus.CANCELLED and trade.log and trade.log[-1].errorCode == 201:
+        error = trade.log[-1].errorCode if trade.log else 0
+        if status is OrderStatus.CANCELLED and error == 201:
             return OrderStatus.REJECTED
+        if status is OrderStatus.CANCELLED and error in _NOT_REALLY_CANCELLED:
+            return OrderStatus.UNKNOWN
         if status is OrderStatus.SUBMITTED and trade.orderStatus.filled > 0:
             return OrderStatus.PARTIAL
         return status

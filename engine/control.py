@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from engine.domain import EngineState, Fill, Order, OrderStatus, Position, Side
+from engine.domain import EngineState, Fill, Order, OrderStatus, Side
 from engine.events import CommandEvent, Subscription
 from engine.reports import (
     CancelReport,
@@ -28,6 +29,8 @@ from engine.reports import (
 
 if TYPE_CHECKING:
     from engine.engine import Engine
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str], Awaitable[None]]
 
@@ -240,17 +243,22 @@ class Control:
 
     async def _cancel(self, scope: str) -> CancelReport:
         engine = self._engine
-        working = engine.orders.working()
+        orders = engine.orders
+        working = orders.working()
+        refs = []
+        for order in working:
+            if order.status is OrderStatus.INTENT:
+                orders.abandon(order, "cancelled before it was sent")  # its sender drops it
+            elif scope == "bot" and orders.cancel(order.order_ref):
+                refs.append(order.order_ref)
         if scope == "account":
             if engine.broker.is_connected:
-                engine.broker.global_cancel()
-            refs = [order.order_ref for order in working]
-        else:
-            refs = [order.order_ref for order in working if engine.orders.cancel(order.order_ref)]
-        await engine.orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS)
+                engine.broker.global_cancel()  # every client's orders, and those placed by hand
+            refs = [order.order_ref for order in working if not order.status.is_done]
+        await orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS)
         cancelled = tuple(
             f"{o.symbol} {o.side.value} {o.quantity:g} {o.order_type.value} ({o.order_ref})"
-            for o in working if o.status.is_done
+            for o in working if o.status is OrderStatus.CANCELLED
         )
         failed = tuple(
             f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): still {o.status.value}"
@@ -263,16 +271,24 @@ class Control:
     ) -> FlattenReport:
         """Pause; cancel the orders; close the positions with market orders; wait for fills.
 
-        Calling it again while it runs waits for the same run; calling it when flat is harmless.
+        A second call while one runs waits for it and then finds nothing (or what is left) to
+        do; calling it when flat is harmless.
         """
         _check_scope(scope)
-        await self._journal_command("flatten", by, scope=scope)
+        engine = self._engine
+        # Act first: a journal that cannot be written must not stop the kill switch.
+        try:
+            await self._journal_command("flatten", by, scope=scope)
+        except Exception:
+            log.exception("could not journal the flatten command; flattening anyway")
         async with self._flatten_lock:
-            self._engine.flattening = True
+            engine.flattening = True
+            engine.orders.halt_reason = f"flatten by {by} in progress"
             try:
                 return await self._flatten(by, scope, progress)
             finally:
-                self._engine.flattening = False
+                engine.flattening = False
+                engine.orders.halt_reason = None
 
     async def _flatten(
         self, by: str, scope: str, progress: ProgressCallback | None
@@ -283,8 +299,11 @@ class Control:
             if progress is not None:
                 await progress(text)
 
-        if engine.risk.state is EngineState.RUNNING:
+        engine.risk.pause(f"flatten by {by}")  # at once; persisted just below
+        try:
             await engine.set_state(EngineState.PAUSED, f"flatten by {by}", by)
+        except Exception:
+            log.exception("could not persist the pause")
         if not engine.broker.is_connected:
             return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
         cancel = await self._cancel(scope)
@@ -293,21 +312,32 @@ class Control:
         # A fill that raced the cancel must show in the positions before they are closed.
         await engine.wait_positions_settled(POSITION_SETTLE_SECONDS)
         positions = [
-            p for p in engine.broker.positions()
+            p for p in await engine.broker.fresh_positions()
             if p.quantity != 0 and (scope == "account" or p.symbol in engine.symbols)
         ]
         if not positions and not cancel.cancelled and not cancel.failed:
             return FlattenReport(scope, (), (), (), flat=True, already_flat=True)
-        closing: list[tuple[Position, Order]] = []
         not_closed = list(cancel.failed)
+        still_working = {o.symbol for o in engine.orders.working()}
+        to_close = []
         for position in positions:
-            if position.symbol not in engine.broker.contracts:
-                await engine.broker.close_position_contract(position.symbol)
-            side = Side.SELL if position.quantity > 0 else Side.BUY
-            order = await engine.orders.submit(
-                position.symbol, side, abs(position.quantity), f"flatten by {by}",
-                outside_rth=True,
+            if position.symbol in still_working:
+                # Closing now could close twice: that order may still fill.
+                not_closed.append(f"{position.symbol} {position.quantity:g}: an order for it "
+                                  "is still working")
+            elif await engine.broker.ensure_contract(position.symbol):
+                to_close.append(position)
+            else:
+                not_closed.append(f"{position.symbol} {position.quantity:g}: no contract")
+        orders = await asyncio.gather(*(
+            engine.orders.submit(
+                p.symbol, Side.SELL if p.quantity > 0 else Side.BUY, abs(p.quantity),
+                f"flatten by {by}", outside_rth=True, kill_switch=True,
             )
+            for p in to_close
+        ))
+        closing = []
+        for position, order in zip(to_close, orders, strict=True):
             if order.status.is_done:
                 not_closed.append(f"{position.symbol} {position.quantity:g}: {order.message}")
             else:

@@ -59,6 +59,7 @@ from engine.journal import (
     Statement,
     equity_stmt,
     event_stmt,
+    fill_stmt,
     signal_stmt,
     state_stmt,
 )
@@ -175,6 +176,9 @@ class Engine:
         self.loop_lag_samples: deque[float] = deque(maxlen=600)
         self._no_trace_since: dict[str, float] = {}
         self._recheck: asyncio.Future[None] | None = None
+        self._reconcile_lock = asyncio.Lock()
+        self._counted_exec_ids: set[str] = set()  # fills whose PnL is in today's figures
+        self._uncounted_fills: dict[str, Fill] = {}  # recovered, commission still to come
         self.flattening = False  # while true the strategy places nothing
         self._positions_settled = asyncio.Event()
         self._positions_settled.set()
@@ -247,20 +251,18 @@ class Engine:
             time.monotonic() - self.disconnected_at if self.disconnected_at is not None else None
         )
         self.account = account
-        self.connection = ConnectionState.CONNECTED
+        # Nothing trades until reconciliation and warm-up are done: CONNECTED comes last.
+        self.connection = ConnectionState.CONNECTING
         self.connected_since = datetime.now(UTC)
-        try:
-            self.clock.sync(await self.broker.current_time())
-            if not self.broker.contracts:
-                await self._qualify()
-            await self.reconcile()
-            await self._warm_up(backfill=reconnect)
-            for symbol in self.symbols:
-                self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
-                self.symbols[symbol].last_small_wall = time.monotonic()
-        except (ConnectionError, TimeoutError) as exc:
-            log.warning("lost the connection while setting up: %s", exc)
-            return
+        self.clock.sync(await self.broker.current_time())
+        if not self.broker.contracts:
+            await self._qualify()
+        await self.reconcile()
+        await self._warm_up(backfill=reconnect)
+        for symbol in self.symbols:
+            self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
+            self.symbols[symbol].last_small_wall = time.monotonic()
+        self.connection = ConnectionState.CONNECTED
         await self.journal.log_event(
             "info", "connection", f"connected to {self.broker.host}:{self.broker.port}",
             {"account": account, "reconnect": reconnect, "downtime": downtime},
@@ -325,7 +327,15 @@ class Engine:
     # --- reconciliation -----------------------------------------------------------------
 
     async def reconcile(self) -> list[str]:
-        """Match the journal with the broker: adopt orders, recover fills, close unknowns."""
+        """Match the journal with the broker: adopt orders, recover fills, close unknowns.
+
+        One at a time: ib_async keeps one answer per kind of order request, so two
+        overlapping snapshots would leave one of them waiting forever.
+        """
+        async with self._reconcile_lock:
+            return await self._reconcile()
+
+    async def _reconcile(self) -> list[str]:
         snapshot: BrokerSnapshot = await self.broker.snapshot()
         self.portfolio.replace_positions(list(snapshot.positions))
         self.portfolio.account_values.update(self.broker.account_values())
@@ -343,6 +353,8 @@ class Engine:
             **journal_open,
             **{ref: o for ref, o in self.orders.orders.items() if not o.status.is_done},
         }
+        for ref in self.orders.sending:  # being written right now: not at the broker yet
+            candidates.pop(ref, None)
         for ref, order in candidates.items():
             if ref in open_by_ref:
                 found = open_by_ref[ref]
@@ -351,7 +363,9 @@ class Engine:
                 adopted += 1
             elif ref in done_by_ref:
                 found = done_by_ref[ref]
-                order.status, order.filled = found.status, found.filled
+                # Completed orders carry no filled quantity: the executions tell it.
+                executed = sum(f.quantity for f in fills_by_ref.get(ref, ()))
+                order.status, order.filled = found.status, max(found.filled, executed)
                 order.perm_id = found.perm_id or order.perm_id
                 differences.append(f"{ref} {order.symbol}: {found.status.value} while away")
             elif ref in fills_by_ref:
@@ -383,11 +397,16 @@ class Engine:
                 self._no_trace_since.pop(ref, None)
 
         for ref, found in open_by_ref.items():
-            if (
-                ref.startswith("tb-")
-                and ref not in candidates
-                and await self.journal.order(ref) is None
-            ):
+            if not ref.startswith("tb-") or ref in candidates:
+                continue
+            if found.client_id != self.broker.client_id:
+                # Only the placing client can modify or cancel it, and only it hears its fills.
+                differences.append(
+                    f"{ref} {found.symbol}: open under client id {found.client_id}, not "
+                    f"{self.broker.client_id}; not adopted (IB_CLIENT_ID changed?)"
+                )
+                continue
+            if await self.journal.order(ref) is None:
                 order = Order(
                     order_ref=ref, symbol=found.symbol, side=found.side,
                     quantity=found.quantity, order_type=OrderType(found.order_type)
@@ -407,10 +426,10 @@ class Engine:
             if not fill.order_ref.startswith("tb-"):
                 continue
             self.orders.mark_seen(fill.exec_id)
-            if await self.journal.record_fill(fill):
+            # Through the writer, so a commission report arriving later lands after it.
+            if await self.writer.write_durable(fill_stmt(fill), urgent=False) == 1:
                 recovered += 1
-                if fill.commission is not None:
-                    self.portfolio.add_realized(fill.symbol, fill.realized_pnl, fill.commission)
+                self._count_realized(fill)
         if recovered:
             differences.append(f"{recovered} fill(s) recovered from the broker")
 
@@ -430,7 +449,10 @@ class Engine:
         async def recheck() -> None:
             await asyncio.sleep(NO_TRACE_GRACE_SECONDS)
             if self.broker.is_connected:
-                await self.reconcile()
+                try:
+                    await self.reconcile()
+                except (ConnectionError, TimeoutError) as exc:
+                    log.warning("order recheck failed: %s", exc)
 
         self._recheck = asyncio.ensure_future(recheck())
         self._recheck.add_done_callback(_log_task_failure)
@@ -577,8 +599,13 @@ class Engine:
             # The stop-loss / take-profit of the position being closed must not outlive it,
             # or it would open a new position when it triggers.
             refs = [o.order_ref for o in protective if self.orders.cancel(o.order_ref)]
-            if not await self.orders.wait_done(refs, PROTECTIVE_CANCEL_SECONDS) or (
-                self.portfolio.position(order.symbol) != request.position
+            state = self.symbols.get(order.symbol)
+            if (
+                len(refs) != len(protective)
+                or not await self.orders.wait_done(refs, PROTECTIVE_CANCEL_SECONDS)
+                or any(o.filled > 0 for o in protective)
+                or (state is not None and state.awaiting_position)
+                or self.portfolio.position(order.symbol) != request.position
             ):
                 self.orders.abandon(order, "protective orders changed the position first")
                 self._refuse(order.symbol, "protective orders were still working")
@@ -646,6 +673,11 @@ class Engine:
         self.orders.on_commission(exec_id, commission, realized_pnl)
         pending = self._pending_fills.pop(exec_id, None)
         if pending is None:
+            recovered = self._uncounted_fills.pop(exec_id, None)
+            if recovered is not None:  # a fill found by reconciliation, commission came later
+                self.portfolio.add_realized(recovered.symbol, realized_pnl, commission)
+                self._counted_exec_ids.add(exec_id)
+                self._check_daily_loss()
             return
         fill, timer = pending
         timer.cancel()
@@ -654,8 +686,19 @@ class Engine:
             fill.quantity, fill.price, commission, realized_pnl,
         )
         self.portfolio.add_realized(fill.symbol, realized_pnl, commission)
+        self._counted_exec_ids.add(exec_id)
         self._announce_fill(completed)
         self._check_daily_loss()
+
+    def _count_realized(self, fill: Fill) -> None:
+        """Count a recovered fill's commission and PnL once, now or when its report comes."""
+        if fill.exec_id in self._counted_exec_ids:
+            return
+        if fill.commission is None:
+            self._uncounted_fills[fill.exec_id] = fill
+            return
+        self.portfolio.add_realized(fill.symbol, fill.realized_pnl, fill.commission)
+        self._counted_exec_ids.add(fill.exec_id)
 
     def _commission_timeout(self, exec_id: str) -> None:
         pending = self._pending_fills.pop(exec_id, None)
@@ -713,18 +756,29 @@ class Engine:
             self.bus.publish(ConnectionEvent(ConnectionState.DEGRADED, now, detail=message))
             return
         if action in (ErrorAction.RESTORED, ErrorAction.RESTORED_DATA_LOST):
-            self.connection = ConnectionState.CONNECTED
-            self.bus.publish(ConnectionEvent(ConnectionState.CONNECTED, now, detail=message))
-            self._spawn(self._after_restore(action is ErrorAction.RESTORED_DATA_LOST),
+            # Still DEGRADED until reconciliation says what happened while IB was away.
+            self.connection = ConnectionState.DEGRADED
+            self._spawn(self._after_restore(action is ErrorAction.RESTORED_DATA_LOST, message),
                         "restore")
             return
+        if action is ErrorAction.RESYNC:
+            self._spawn(self.reconcile(), "resync")
         self.bus.publish(BrokerErrorEvent(code, message, info.meaning, level, now, req_id))
 
-    async def _after_restore(self, data_lost: bool) -> None:
-        await self.reconcile()
+    async def _after_restore(self, data_lost: bool, message: str) -> None:
+        try:
+            await self.reconcile()
+        except (ConnectionError, TimeoutError) as exc:
+            log.warning("reconciliation after a restore failed (%s); reconnecting", exc)
+            self.broker.ib.disconnect()
+            return
         if data_lost:
             for symbol in self.symbols:
                 self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
+        if self.connection is ConnectionState.DEGRADED:
+            self.connection = ConnectionState.CONNECTED
+            self.bus.publish(ConnectionEvent(ConnectionState.CONNECTED, self.clock.now(),
+                                             detail=message))
 
     # --- housekeeping ---------------------------------------------------------------------
 

@@ -27,12 +27,14 @@ ROUTINE_BATCH = 64
 
 
 class JournalWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self._path = path
+        self._busy_timeout = busy_timeout
         self._urgent: deque[Item] = deque()
         self._routine: deque[Item] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
+        self.failures = 0  # commits failed in a row (busy or full disk)
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
@@ -44,7 +46,7 @@ class JournalWriter:
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
     def _connect(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None, timeout=5.0,
+        db = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout,
                              check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
@@ -92,15 +94,20 @@ class JournalWriter:
             await self._wake.wait()
             self._wake.clear()
             while self._urgent or self._routine:
-                if self._urgent:
-                    batch = list(self._urgent)
-                    self._urgent.clear()
-                else:
-                    count = min(ROUTINE_BATCH, len(self._routine))
-                    batch = [self._routine.popleft() for _ in range(count)]
-                outcomes = await loop.run_in_executor(
+                source = self._urgent if self._urgent else self._routine
+                count = len(source) if source is self._urgent else min(ROUTINE_BATCH, len(source))
+                batch = [source.popleft() for _ in range(count)]
+                committed, outcomes = await loop.run_in_executor(
                     self._executor, self._apply, [statement for statement, _ in batch]
                 )
+                if not committed:
+                    # Busy or full disk: nothing of the batch is on disk. Keep it, in order,
+                    # and try again; fills and order states must not be dropped.
+                    source.extendleft(reversed(batch))
+                    self.failures += 1
+                    await asyncio.sleep(min(0.05 * 2 ** min(self.failures, 7), 5.0))
+                    continue
+                self.failures = 0
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if done is None or done.done():
                         continue
@@ -111,7 +118,7 @@ class JournalWriter:
             if self._stopping:
                 return
 
-    def _apply(self, statements: list[Statement]) -> list[int | BaseException]:
+    def _apply(self, statements: list[Statement]) -> tuple[bool, list[int | BaseException]]:
         """In the writer's thread: one transaction, one commit, for the whole batch."""
         db = self._db
         assert db is not None
@@ -125,9 +132,9 @@ class JournalWriter:
                     log.error("journal write failed: %s (%s)", exc, sql.split("(")[0])
                     outcomes.append(exc)
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.exception("journal commit failed")
+        except sqlite3.Error:
+            log.exception("journal commit failed; retrying")
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            return [exc] * len(statements)
-        return outcomes
+            return False, []
+        return True, outcomes

@@ -46,6 +46,8 @@ class OrderManager:
         self.orders: dict[str, Order] = {}  # every order of this run, and adopted ones
         self._done_events: dict[str, asyncio.Event] = {}
         self._seen_exec_ids: set[str] = set()
+        self.sending: set[str] = set()  # intents being written, not yet placed
+        self.halt_reason: str | None = None  # set while the kill switch runs
         self._changed: asyncio.Event | None = None  # set (and replaced) on every status change
 
     # --- queries ------------------------------------------------------------------------
@@ -94,10 +96,11 @@ class OrderManager:
         return order
 
     def abandon(self, order: Order, reason: str) -> None:
-        """Drop a prepared order that was never sent."""
-        if order.status is OrderStatus.INTENT:
+        """Drop a prepared order that was never sent (a sender still writing it will not send
+        it)."""
+        if order.status in (OrderStatus.INTENT, OrderStatus.CANCELLED):
             order.status = OrderStatus.CANCELLED
-            order.message = f"not sent: {reason}"
+            order.message = order.message or f"not sent: {reason}"
             self._done_event(order.order_ref).set()
 
     async def send(
@@ -108,10 +111,34 @@ class OrderManager:
         transmit: bool = True,
         oca_group: str = "",
         outside_rth: bool = False,
+        kill_switch: bool = False,
     ) -> Order:
-        """Journal the intent durably, then place it with the broker."""
-        # Write-ahead: the intent is committed to disk before anything is sent.
-        await self._writer.write_durable(insert_order_stmt(order))
+        """Journal the intent durably, then place it with the broker.
+
+        While the kill switch holds (`halt_reason`), only its own orders go out: an order
+        whose intent was being written when it fired is dropped, not sent after it.
+        """
+        self.sending.add(order.order_ref)
+        try:
+            # Write-ahead: the intent is committed to disk before anything is sent.
+            await self._writer.write_durable(insert_order_stmt(order))
+            halted = self.halt_reason is not None and not kill_switch
+            if order.status is not OrderStatus.INTENT or halted:
+                self.abandon(order, self.halt_reason or order.message or "abandoned")
+                self._writer.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
+                return order
+            return self._place(order, parent, transmit, oca_group, outside_rth)
+        finally:
+            self.sending.discard(order.order_ref)
+
+    def _place(
+        self,
+        order: Order,
+        parent: Order | None,
+        transmit: bool,
+        oca_group: str,
+        outside_rth: bool,
+    ) -> Order:
         try:
             order.ib_order_id = self._broker.place(
                 order,
@@ -150,13 +177,15 @@ class OrderManager:
         transmit: bool = True,
         oca_group: str = "",
         outside_rth: bool = False,
+        kill_switch: bool = False,
     ) -> Order:
         """Prepare and send one order. The returned order is tracked from then on."""
         order = self.prepare(
             symbol, side, quantity, reason, order_type, limit_price, stop_price, parent
         )
         return await self.send(
-            order, parent=parent, transmit=transmit, oca_group=oca_group, outside_rth=outside_rth
+            order, parent=parent, transmit=transmit, oca_group=oca_group,
+            outside_rth=outside_rth, kill_switch=kill_switch,
         )
 
     def cancel(self, order_ref: str) -> bool:
@@ -237,9 +266,17 @@ class OrderManager:
             log.warning("status for unknown order %s (%s)", update.order_ref, symbol)
             return
         previous = order.status
-        if previous.is_done and update.status is not previous:
+        more_filled = update.filled > order.filled
+        if previous.is_done and not more_filled and previous is not OrderStatus.CANCELLED:
             # A late or repeated status after the final one changes nothing.
             return
+        if previous is OrderStatus.CANCELLED and not more_filled and update.status in (
+            OrderStatus.CANCELLED, OrderStatus.REJECTED
+        ):
+            return
+        # Past this point a "done" order is revived only by the broker itself reporting it
+        # alive or filling it (a cancel inferred from an error, or by reconciliation, can be
+        # wrong; fills never are).
         order.status = update.status
         order.filled = max(order.filled, update.filled)
         order.avg_price = update.avg_price or order.avg_price

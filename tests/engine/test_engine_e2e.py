@@ -11,7 +11,7 @@ import pytest
 
 from engine.broker import LiveTradingRefused
 from engine.domain import Bar, ConnectionState, EngineState, OrderStatus, OrderType, Side
-from engine.events import ConnectionEvent, DataEvent, FillEvent, OrderEvent, RiskEvent
+from engine.events import CommandEvent, ConnectionEvent, DataEvent, FillEvent, OrderEvent, RiskEvent
 from engine.journal import Journal
 from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
 
@@ -271,3 +271,41 @@ async def test_bracket_entry_and_strategy_exit_cancels_protection(
         assert all(o.status.is_done for o in children)
         assert [o for o in gateway_open_orders(gateway) if o.order_ref in {
             c.order_ref for c in children}] == []
+
+
+async def test_flatten_stops_an_order_whose_intent_is_still_being_written(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, control):
+        gate = asyncio.Event()
+        write_durable = engine.writer.write_durable
+
+        async def slow_disk(statement, urgent=True):  # the intent's fsync takes a while
+            if statement[0].startswith("INSERT INTO orders") and not gate.is_set():
+                await gate.wait()
+            return await write_durable(statement, urgent=urgent)
+
+        engine.writer.write_durable = slow_disk
+        entry = asyncio.ensure_future(engine.orders.submit("AAPL", Side.BUY, 10, "entry"))
+        await asyncio.sleep(0)  # the entry is now waiting for its write
+        events = control.subscribe()
+        flatten = asyncio.ensure_future(control.flatten("test"))
+        await next_event(events, CommandEvent, lambda e: e.command == "flatten")
+        assert engine.orders.halt_reason is not None  # the kill switch holds
+        gate.set()
+        report = await asyncio.wait_for(flatten, 20)
+        order = await asyncio.wait_for(entry, 20)
+        assert order.status is OrderStatus.CANCELLED
+        assert report.flat
+        assert gateway.orders == []  # nothing reached the broker
+        assert engine.portfolio.position("AAPL") == 0
+
+
+async def test_overlapping_reconciles_both_finish(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, _):
+        first, second = await asyncio.wait_for(
+            asyncio.gather(engine.reconcile(), engine.reconcile()), 20
+        )
+        assert first == second == []

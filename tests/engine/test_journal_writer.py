@@ -1,0 +1,53 @@
+"""The journal writer: durable intents, order kept, nothing dropped when the disk is busy."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.domain import Fill, Order, Side
+from engine.journal import Journal, event_stmt, fill_stmt, insert_order_stmt
+from engine.journal_writer import JournalWriter
+
+
+async def test_durable_intent_and_routine_rows(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = await Journal.open(path)
+    writer = JournalWriter(path)
+    await writer.start()
+    try:
+        for number in range(100):
+            writer.write(event_stmt("info", "test", f"row {number}"))
+        order = Order(order_ref="tb-1", symbol="AAPL", side=Side.BUY, quantity=1)
+        assert await writer.write_durable(insert_order_stmt(order)) == 1
+        assert await journal.order("tb-1") is not None  # committed when the await returns
+        await writer.flush()
+        rows = await journal.recent_events(limit=200)
+        assert [row.message for row in reversed(rows)] == [f"row {n}" for n in range(100)]
+    finally:
+        await writer.stop()
+        await journal.close()
+
+
+async def test_a_busy_database_delays_rows_but_loses_none(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = await Journal.open(path)
+    writer = JournalWriter(path, busy_timeout=0.01)
+    await writer.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        fill = Fill("e1", "tb-1", 1, datetime(2026, 11, 20, tzinfo=UTC), "AAPL", Side.BUY, 1, 10)
+        writer.write(fill_stmt(fill))
+        flushed = asyncio.ensure_future(writer.flush())
+        await asyncio.sleep(0.2)
+        assert not flushed.done() and writer.failures > 0
+        blocker.execute("COMMIT")
+        await asyncio.wait_for(flushed, 10)
+        assert await journal.has_fill("e1")
+    finally:
+        blocker.close()
+        await writer.stop()
+        await journal.close()
