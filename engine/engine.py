@@ -79,6 +79,8 @@ QUIET_SECONDS = 60.0
 BAD_BAR_BURST_SECONDS = 300.0
 CHART_BARS = 500
 PROTECTIVE_CANCEL_SECONDS = 5.0
+# A fill whose position update has not come within this long makes the engine ask for positions.
+POSITION_CONFIRM_SECONDS = 3.0
 # An order sent but not found at the broker stays "unknown" this long before it is written off.
 NO_TRACE_GRACE_SECONDS = 10.0
 
@@ -100,7 +102,8 @@ class SymbolState:
     )
     last_bad_bar_alert: float = -math.inf
     bad_bars_in_burst: int = 0
-    awaiting_position: bool = False
+    awaiting_position: bool = False  # a fill seen that the broker's position may not show
+    awaiting_since: float = 0.0
 
 
 class Engine:
@@ -656,15 +659,24 @@ class Engine:
     # --- BrokerListener: orders, fills, account ---------------------------------------------
 
     def on_order_update(self, update: OrderUpdate, symbol: str) -> None:
+        order = self.orders.orders.get(update.order_ref)
+        filled_before = order.filled if order is not None else 0.0
         self.orders.on_update(update, symbol)
+        if order is not None and order.filled > filled_before:
+            # IB may report the fill in the status before the execution or the position.
+            self._await_position(order.symbol)
+
+    def _await_position(self, symbol: str) -> None:
+        state = self.symbols.get(symbol)
+        if state is not None:
+            state.awaiting_position = True
+            state.awaiting_since = time.monotonic()
+            self._positions_settled.clear()
 
     def on_fill(self, fill: Fill) -> None:
         if not self.orders.on_fill(fill):
             return
-        state = self.symbols.get(fill.symbol)
-        if state is not None:
-            state.awaiting_position = True
-            self._positions_settled.clear()
+        self._await_position(fill.symbol)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(COMMISSION_WAIT_SECONDS, self._commission_timeout, fill.exec_id)
         self._pending_fills[fill.exec_id] = (fill, timer)
@@ -714,11 +726,25 @@ class Engine:
 
     def on_position(self, position: Position) -> None:
         self.portfolio.set_position(position)
-        state = self.symbols.get(position.symbol)
+        self._position_confirmed(position.symbol)
+
+    def _position_confirmed(self, symbol: str) -> None:
+        state = self.symbols.get(symbol)
         if state is not None:
             state.awaiting_position = False
             if not any(s.awaiting_position for s in self.symbols.values()):
                 self._positions_settled.set()
+
+    async def _refresh_positions(self) -> None:
+        """Ask the broker for positions when an expected position update has not come."""
+        try:
+            positions = await self.broker.fresh_positions()
+        except (ConnectionError, TimeoutError) as exc:
+            log.warning("position refresh failed: %s", exc)
+            return
+        self.portfolio.replace_positions(positions)
+        for symbol in self.symbols:
+            self._position_confirmed(symbol)
 
     async def wait_positions_settled(self, timeout: float) -> None:
         """Wait (bounded) until every fill seen has shown up in the broker's positions."""
@@ -790,6 +816,10 @@ class Engine:
             if self.connection is not ConnectionState.CONNECTED or not self.ready.is_set():
                 continue
             now = self.clock.now()
+            stuck = time.monotonic() - POSITION_CONFIRM_SECONDS
+            if any(s.awaiting_position and s.awaiting_since < stuck
+                   for s in self.symbols.values()):
+                await self._refresh_positions()
             for state in list(self.symbols.values()):
                 # Allow one 5-second bar of slack for the last bar of the interval to arrive.
                 closed = state.builder.flush(now - timedelta(seconds=REALTIME_BAR_SECONDS))
