@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Item = tuple[Statement, "asyncio.Future[int] | None"]
 
 # Bounds how long an urgent write can wait behind a routine batch already being committed.
-ROUTINE_BATCH = 64
+ROUTINE_BATCH = 16
 
 
 class JournalWriter:
