@@ -35,6 +35,15 @@ class RedactingFormatter(logging.Formatter):
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
+# Libraries whose INFO lines (every order status, every portfolio update) belong in the log
+# file, not between the alerts on the console.
+CHATTY = ("ib_async", "ibsim")
+
+
+class QuietLibraries(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(CHATTY)
+
 
 def setup_logging(
     level: str = "INFO",
@@ -51,6 +60,8 @@ def setup_logging(
     if console:
         stream = logging.StreamHandler()
         stream.setFormatter(formatter)
+        if level != "DEBUG":
+            stream.addFilter(QuietLibraries())
         root.addHandler(stream)
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
