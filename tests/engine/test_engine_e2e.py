@@ -34,6 +34,9 @@ async def test_crossover_order_fill_journal_and_position(gateway, tmp_path: Path
         assert engine.portfolio.position(fill.symbol) == 10
         positions = await control.positions()
         assert {p.symbol: p.quantity for p in positions.positions}[fill.symbol] == 10
+        assert await engine.journal.equity_curve()  # an equity snapshot once trading began
+        signals = await engine.journal._rows("SELECT symbol, target FROM signals")
+        assert (fill.symbol, 10.0) in [tuple(row) for row in signals]
 
 
 async def test_paused_blocks_entries_but_not_exits(gateway, tmp_path: Path) -> None:
@@ -309,3 +312,20 @@ async def test_overlapping_reconciles_both_finish(gateway, tmp_path: Path) -> No
             asyncio.gather(engine.reconcile(), engine.reconcile()), 20
         )
         assert first == second == []
+
+
+async def test_pause_survives_a_restart(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    journal = await Journal.open(settings.db_path)
+    try:
+        async with running_engine(gateway, settings, journal) as (_, control):
+            await control.pause("alice", "earnings")
+        async with running_engine(gateway, settings, journal) as (_, control):
+            status = await control.status()
+            assert status.state is EngineState.PAUSED
+            assert status.pause_reason == "earnings"
+            await control.resume("alice")
+        async with running_engine(gateway, settings, journal) as (_, control):
+            assert (await control.status()).state is EngineState.RUNNING
+    finally:
+        await journal.close()
