@@ -1,13 +1,16 @@
 """PNG charts from `ChartData`: a symbol's price with indicators and trades, or the equity curve.
 
-Rendering uses matplotlib's Agg canvas on a `Figure` (no pyplot global state), so it is safe to
-run in a worker thread; `chart_png` does that to keep the event loop free.
+Rendering uses matplotlib's Agg canvas on a `Figure` (no pyplot global state). It takes
+30-100 ms of CPU and holds the GIL, so a thread would still stall the event loop: `ChartRenderer`
+draws in one worker process (spawned on first use), one chart at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from datetime import tzinfo
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -19,7 +22,7 @@ from engine.reports import ChartData
 
 
 def render_png(data: ChartData, tz: tzinfo, mode: str) -> bytes:
-    """Draw `data` and return PNG bytes; blocking, call it through `chart_png`."""
+    """Draw `data` and return PNG bytes; blocking, `ChartRenderer` runs it in a worker process."""
     if not data.times:
         raise ValueError("no data to chart")
     figure = Figure(figsize=(8, 4.5), dpi=100)
@@ -57,6 +60,28 @@ def render_png(data: ChartData, tz: tzinfo, mode: str) -> bytes:
     return buffer.getvalue()
 
 
-async def chart_png(data: ChartData, tz: tzinfo, mode: str) -> bytes:
-    """Render off the event loop: a chart takes ~100 ms of CPU."""
-    return await asyncio.to_thread(render_png, data, tz, mode)
+class ChartBusy(Exception):
+    """A chart is already being drawn."""
+
+
+class ChartRenderer:
+    """Draws charts in a one-process pool, one at a time; `close()` ends the process."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._drawing = asyncio.Semaphore(1)
+
+    async def png(self, data: ChartData, tz: tzinfo, mode: str) -> bytes:
+        """PNG bytes for `data`; raises ChartBusy if another chart is being drawn."""
+        if self._drawing.locked():
+            raise ChartBusy
+        async with self._drawing:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"))
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, render_png, data, tz, mode)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:  # waits for a chart being drawn (well under a second)
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

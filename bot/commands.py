@@ -15,10 +15,19 @@ from datetime import UTC, datetime, tzinfo
 from bot import charts
 from bot import format as fmt
 from bot.format import Doc
-from engine.control import ControlAPI, ProgressCallback
+from engine.control import (
+    CANCEL_WAIT_SECONDS,
+    FLATTEN_WAIT_SECONDS,
+    POSITION_SETTLE_SECONDS,
+    ControlAPI,
+    ProgressCallback,
+)
 
 log = logging.getLogger(__name__)
 
+# The longest a flatten can take (cancel, settle, close) plus a margin: at shutdown, a running
+# flatten is given this long before the engine stops.
+ACTION_GRACE = CANCEL_WAIT_SECONDS + POSITION_SETTLE_SECONDS + FLATTEN_WAIT_SECONDS + 5.0
 MAX_TRADES = 100
 MAX_LOGS = 50
 
@@ -36,12 +45,13 @@ class Photo:
 
 @dataclass(frozen=True, slots=True)
 class Confirm:
-    """An action waiting for a yes: `run(progress)` does it and returns the final report."""
+    """An action waiting for a yes: `run(progress, by)` does it and returns the final report;
+    `by` names who said yes, for the journal."""
 
     action: str  # "flatten", "cancelall all"
     question: str  # what a yes will do
     working: str  # "flattening"
-    run: Callable[[ProgressCallback], Awaitable[Doc]]
+    run: Callable[[ProgressCallback, str], Awaitable[Doc]]
 
 
 Result = Reply | Photo | Confirm
@@ -103,6 +113,11 @@ class Commands:
         self.tz = display_tz
         self._last_alert_delivered = last_alert_delivered
         self.specs: dict[str, CommandSpec] = {s.name: s for s in _SPECS}
+        self.charts = charts.ChartRenderer()
+
+    async def close(self) -> None:
+        """Release what commands hold (the chart process)."""
+        await self.charts.close()
 
     def is_acting(self, name: str) -> bool:
         spec = self.specs.get(name)
@@ -199,8 +214,8 @@ class Commands:
             else "Pause, cancel the bot's open orders and close the positions in its symbols."
         )
 
-        async def run(progress: ProgressCallback) -> Doc:
-            return fmt.flatten_doc(await self.control.flatten(by, scope, progress))
+        async def run(progress: ProgressCallback, confirmed_by: str) -> Doc:
+            return fmt.flatten_doc(await self.control.flatten(confirmed_by, scope, progress))
 
         action = "flatten all" if scope == "account" else "flatten"
         return Confirm(action, what, "flattening", run)
@@ -213,8 +228,8 @@ class Commands:
             else "Cancel the bot's open orders in its symbols."
         )
 
-        async def run(progress: ProgressCallback) -> Doc:
-            return fmt.cancel_doc(await self.control.cancel_all(by, scope))
+        async def run(progress: ProgressCallback, confirmed_by: str) -> Doc:
+            return fmt.cancel_doc(await self.control.cancel_all(confirmed_by, scope))
 
         action = "cancelall all" if scope == "account" else "cancelall"
         return Confirm(action, what, "cancelling", run)
@@ -229,7 +244,10 @@ class Commands:
             return Reply(fmt.error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
         if not data.times:
             return Reply(fmt.error_doc(f"No chart data for {symbol or 'equity'} yet"))
-        png = await charts.chart_png(data, self.tz, self.control.mode)
+        try:
+            png = await self.charts.png(data, self.tz, self.control.mode)
+        except charts.ChartBusy:
+            return Reply(fmt.error_doc("Busy drawing another chart; try again in a few seconds"))
         title = f"{symbol}: price, indicators and trades" if symbol else "Equity curve"
         return Photo(png, Doc(title, icon="📈"))
 

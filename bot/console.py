@@ -2,13 +2,15 @@
 
 Used when no Telegram token is configured. It answers through the same `bot.commands` as the
 Telegram bot (one implementation, two transports); /flatten and /cancelall ask y/N.
-Stdin is read by a daemon thread, so a pending readline never holds up shutdown.
+Stdin is read by a daemon thread, so a pending readline never holds up shutdown. A command
+that fails prints an error line; the console keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import tempfile
 import threading
@@ -20,8 +22,10 @@ from zoneinfo import ZoneInfo
 
 from bot import format as fmt
 from bot.alerts import Alert, AlertPump
-from bot.commands import Commands, Confirm, Photo, Reply
+from bot.commands import ACTION_GRACE, Commands, Confirm, Photo, Reply
 from engine.control import ControlAPI
+
+log = logging.getLogger(__name__)
 
 _YES = {"y", "yes"}
 
@@ -41,6 +45,7 @@ class ConsoleFrontEnd:
         output: TextIO | None = None,
         interactive: bool | None = None,
         confirm_ttl: float = 60.0,
+        action_grace: float = ACTION_GRACE,
     ) -> None:
         self.control = control
         self.tz = display_tz or ZoneInfo("UTC")
@@ -48,10 +53,13 @@ class ConsoleFrontEnd:
         self.output = output if output is not None else sys.stdout
         self.interactive = self.input.isatty() if interactive is None else interactive
         self.confirm_ttl = confirm_ttl
+        self.action_grace = action_grace
         self.commands = Commands(control, self.tz)
         self.pump = AlertPump(control, self._print_alert, alert_levels, self.tz, daily_summary_time)
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._no_action = asyncio.Event()  # clear while a confirmed action runs
+        self._no_action.set()
 
     async def start(self) -> None:
         await self.pump.start()
@@ -61,12 +69,21 @@ class ConsoleFrontEnd:
             self._task = asyncio.create_task(self._serve(), name="console:commands")
             self._write("console ready: type /help")
 
+    async def stop_intake(self) -> None:
+        """Stop reading commands; a confirmed action that is running may finish (bounded)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_action.wait(), self.action_grace)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.stop_intake()
         await self.pump.stop()
+        await self.commands.close()
 
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
         for line in self.input:
@@ -83,8 +100,17 @@ class ConsoleFrontEnd:
 
     async def _serve(self) -> None:
         while (line := await self._lines.get()) is not None:
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 await self.handle(line)
+            except Exception as exc:  # one failed command must not end the console
+                log.exception("console command %r failed", line.strip())
+                self._write(
+                    fmt.to_plain(
+                        fmt.error_doc(f"failed: {type(exc).__name__}: {exc}"), self.control.mode
+                    )
+                )
 
     async def handle(self, line: str) -> None:
         """Run one command line and print the answer."""
@@ -118,7 +144,15 @@ class ConsoleFrontEnd:
             self._write(f"  … {line}")
 
         self._write(f"{confirm.working}…")
-        self._write(fmt.to_plain(await confirm.run(progress), self.control.mode))
+        self._no_action.clear()
+        try:
+            doc = await confirm.run(progress, "console")
+        except Exception as exc:  # the kill switch failing must be loud
+            log.exception("%s failed", confirm.action)
+            doc = fmt.error_doc(f"{confirm.action} FAILED: {type(exc).__name__}: {exc}")
+        finally:
+            self._no_action.set()
+        self._write(fmt.to_plain(doc, self.control.mode))
 
     async def _print_alert(self, alert: Alert) -> None:
         when = alert.time.astimezone(self.tz).strftime("%H:%M:%S")

@@ -37,6 +37,7 @@ from engine.reports import (
 )
 
 TELEGRAM_LIMIT = 4096
+TITLE_LIMIT = 200  # a longer title (a long error) continues in the body, where it can split
 _CELL_WIDTH = 10  # a phone shows ~35 monospace characters: keep columns short
 _DASH = "–"
 
@@ -100,8 +101,17 @@ def _title_html(doc: Doc, mode: str, continued: bool) -> str:
     return f"<b>{mode_tag(mode)}</b> {icon}<b>{html.escape(doc.title)}</b>{more}"
 
 
+def _capped(doc: Doc) -> Doc:
+    """`doc` with a title of at most TITLE_LIMIT characters; the rest opens the body."""
+    if len(doc.title) <= TITLE_LIMIT:
+        return doc
+    cut = TITLE_LIMIT - 1
+    return Doc(doc.title[:cut] + "…", ("…" + doc.title[cut:], *doc.blocks), doc.icon)
+
+
 def to_html(doc: Doc, mode: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """Render `doc` as Telegram HTML messages, each at most `limit` characters."""
+    doc = _capped(doc)
     parts: list[str] = []
     current = _title_html(doc, mode, continued=False)
     budget = limit

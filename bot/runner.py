@@ -19,8 +19,16 @@ from engine.logs import setup_logging
 
 log = logging.getLogger("tradebot")
 
+
 class FrontEnd(Protocol):
     async def start(self) -> None: ...
+    async def stop_intake(self) -> None:
+        """Take no more commands; let a running flatten finish (each front-end bounds it)."""
+
+    async def stop(self) -> None: ...
+
+
+class Stoppable(Protocol):
     async def stop(self) -> None: ...
 
 
@@ -96,14 +104,25 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         asked.cancel()
         stopped.cancel()
         log.info("shutting down")
-        try:
-            await asyncio.wait_for(engine.stop(), SHUTDOWN_SECONDS)
-        except TimeoutError:
-            log.error("engine did not stop within %.0fs", SHUTDOWN_SECONDS)
+        await shut_down(engine, front_end)
         if engine.fatal is not None:
             print(f"tradebot: {engine.fatal}", file=sys.stderr)
             return EXIT_FATAL
     return 0
+
+
+async def shut_down(engine: Stoppable, front_end: FrontEnd) -> None:
+    """Stop taking commands and let a running flatten finish while the broker is still
+    connected, then stop the engine. The front-end's own stop (flushing the engine's last
+    alerts) comes after, from the exit stack."""
+    try:
+        await front_end.stop_intake()
+    except Exception:  # the engine must stop regardless
+        log.exception("stopping the front-end's commands failed")
+    try:
+        await asyncio.wait_for(engine.stop(), SHUTDOWN_SECONDS)
+    except TimeoutError:
+        log.error("engine did not stop within %.0fs", SHUTDOWN_SECONDS)
 
 
 def _front_end(settings: Settings, control: Control, journal: Journal) -> FrontEnd:

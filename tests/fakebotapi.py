@@ -2,7 +2,10 @@
 
 It answers the methods the bot uses the way Telegram does (real status codes for errors), holds
 getUpdates open on an asyncio.Event until an update is injected, records every request, and
-can be told to fail: 429 with retry_after, 502, 403, or hang (never answer) for a while.
+can be told to fail: 429 with retry_after, 502, 403, 401, 409, a 200 with `{"ok": false}`, be
+slow, or hang (never answer) for a while. Like Telegram, it refuses a message over 4,096
+characters (counted after HTML parsing), and its clock (message dates and the HTTP Date header)
+can be set apart from ours with `clock_offset`.
 
     async with FakeBotAPI() as api:
         front_end = TelegramFrontEnd(token=api.token, base_url=api.base_url, ...)
@@ -13,11 +16,14 @@ can be told to fail: 429 with retry_after, 502, 403, or hang (never answer) for 
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
@@ -51,21 +57,27 @@ class Request:
 class Fault:
     """Answer `method` (None: every method but getUpdates) with a failure.
 
-    kind: "429", "502", "403", "400" or "hang" (hold the request, never answer). It applies
-    to the next `count` matching requests, or to all of them until `until` (monotonic)."""
+    kind: "429", "502", "403", "400", "401", "409", "okfalse" (HTTP 200 with `"ok": false`),
+    "slow" (answer normally after `delay` seconds) or "hang" (hold the request, never answer).
+    It applies to the next `count` matching requests, or to all of them until `until`
+    (monotonic); `where` narrows it to requests it is true for."""
 
     kind: str
     method: str | None = None
     count: int | None = None
     until: float | None = None
     retry_after: int = 1
+    delay: float = 0.0
+    where: Callable[[Request], bool] | None = None
 
-    def matches(self, method: str, now: float) -> bool:
+    def matches(self, method: str, now: float, request: Request | None = None) -> bool:
         if self.method is None and method == "getUpdates":
             return False
         if self.method is not None and self.method != method:
             return False
         if self.until is not None and now >= self.until:
+            return False
+        if self.where is not None and (request is None or not self.where(request)):
             return False
         return self.count is None or self.count > 0
 
@@ -81,7 +93,19 @@ _ERRORS = {
     "502": (502, "Bad Gateway"),
     "403": (403, "Forbidden: bot was blocked by the user"),
     "400": (400, "Bad Request: chat not found"),
+    "401": (401, "Unauthorized"),
+    "409": (409, "Conflict: terminated by other getUpdates request"),
+    "okfalse": (200, "Internal Server Error"),
 }
+_TAG = re.compile(r"<[^>]+>")
+MESSAGE_LIMIT = 4096
+
+
+def visible_length(text: str, parse_mode: str | None) -> int:
+    """A message's length as Telegram counts it: after HTML parsing, in UTF-16 code units."""
+    if parse_mode == "HTML":
+        text = html.unescape(_TAG.sub("", text))
+    return len(text.encode("utf-16-le")) // 2
 
 
 @dataclass
@@ -90,6 +114,11 @@ class FakeBotAPI:
     host: str = "127.0.0.1"
     requests: list[Request] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    clock_offset: float = 0.0  # Telegram's clock minus ours, in seconds
+
+    def now(self) -> float:
+        """Telegram's wall clock (Unix time)."""
+        return time.time() + self.clock_offset
 
     def __post_init__(self) -> None:
         self.port = 0
@@ -152,7 +181,7 @@ class FakeBotAPI:
     ) -> int:
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
-            "date": int(time.time()) if date is None else date,
+            "date": int(self.now()) if date is None else date,
             "chat": {"id": chat_id, "type": chat_type},
             "from": {
                 "id": chat_id if user_id is None else user_id,
@@ -189,7 +218,7 @@ class FakeBotAPI:
     ) -> int:
         message = self.messages.get((chat_id, message_id or 0)) or {
             "message_id": message_id or 1,
-            "date": int(time.time()),
+            "date": int(self.now()),
             "chat": {"id": chat_id, "type": chat_type},
             "from": BOT_USER,
             "text": "?",
@@ -220,9 +249,11 @@ class FakeBotAPI:
         count: int | None = None,
         seconds: float | None = None,
         retry_after: int = 1,
+        delay: float = 0.0,
+        where: Callable[[Request], bool] | None = None,
     ) -> Fault:
         until = time.monotonic() + seconds if seconds is not None else None
-        fault = Fault(kind, method, count, until, retry_after)
+        fault = Fault(kind, method, count, until, retry_after, delay, where)
         self.faults.append(fault)
         return fault
 
@@ -285,6 +316,7 @@ class FakeBotAPI:
         self.requests.append(recorded)
         await self._notify()
         response = await self._respond(request.match_info["token"], method, recorded)
+        response.headers["Date"] = formatdate(self.now(), usegmt=True)
         recorded.status = response.status
         await self._notify()
         return response
@@ -294,15 +326,22 @@ class FakeBotAPI:
             return _error(401, "Unauthorized")
         now = time.monotonic()
         for fault in self.faults:
-            if fault.matches(method, now):
+            if fault.matches(method, now, request):
                 if fault.count is not None:
                     fault.count -= 1
+                if fault.kind == "slow":
+                    await asyncio.sleep(fault.delay)  # network latency, simulated
+                    break
                 if fault.kind == "hang":
                     await self._closing.wait()
                     return _error(504, "Gateway Timeout")
                 status, text = _ERRORS[fault.kind]
                 parameters = {"retry_after": fault.retry_after} if fault.kind == "429" else None
                 return _error(status, text.format(retry_after=fault.retry_after), parameters)
+        if method in ("sendMessage", "editMessageText") and (
+            visible_length(request.text, request.params.get("parse_mode")) > MESSAGE_LIMIT
+        ):
+            return _error(400, "Bad Request: message is too long")
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
@@ -337,7 +376,7 @@ class FakeBotAPI:
         message_id = int(request.params.get("message_id") or next(self._message_ids))
         message: dict[str, Any] = {
             "message_id": message_id,
-            "date": int(time.time()),
+            "date": int(self.now()),
             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
             "from": BOT_USER,
             **extra,
@@ -352,7 +391,7 @@ class FakeBotAPI:
         return self._message(request, text=request.text)
 
     async def _m_editMessageText(self, request: Request) -> Any:
-        return self._message(request, text=request.text, edit_date=int(time.time()))
+        return self._message(request, text=request.text, edit_date=int(self.now()))
 
     async def _m_sendPhoto(self, request: Request) -> Any:
         photo = {"file_id": "photo1", "file_unique_id": "u1", "width": 800, "height": 450}

@@ -1,16 +1,20 @@
 """Build and run the Telegram front-end inside the engine's event loop.
 
 `TelegramFrontEnd.start()` starts the alert pipeline at once (alerts are journaled in the outbox
-even while Telegram is unreachable), then connects: initialize (getMe, retried with backoff; a
-wrong token fails `start()` with InvalidToken) → setMyCommands → start → start_polling. A
-watchdog restarts polling when getUpdates has not answered for `watchdog_factor` × the poll
-timeout. `stop()` stops polling, lets a running flatten finish, flushes alerts, shuts down.
+even while Telegram is unreachable), then connects: initialize (getMe, retried with backoff, a
+429 after its retry_after; a wrong token fails `start()` with InvalidToken) → setMyCommands →
+start → start_polling. A watchdog restarts polling when getUpdates has not answered for
+`watchdog_factor` × the poll timeout. The connect, watchdog and alert-sender tasks are restarted
+if they ever die of an unexpected error.
+
+Shutdown has two steps so the engine can stop in between: `stop_intake()` stops taking commands
+and lets a running flatten finish (bounded); `stop()` then flushes alerts and disconnects (and
+does the first step itself if it was not done). `stop()` always completes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -20,16 +24,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram import BotCommand
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.alerts import AlertPump, BurstMerger
-from bot.commands import Commands
+from bot.commands import ACTION_GRACE, Commands
+from bot.tasks import KeptAlive
 from bot.telegram import handlers as handlers_module
 from bot.telegram.auth import Gate
+from bot.telegram.clock import StampingQueue, TelegramClock
 from bot.telegram.confirm import ConfirmFlow
-from bot.telegram.delivery import AlertDelivery
+from bot.telegram.delivery import AlertDelivery, retry_after_seconds
 from bot.telegram.ports import Outbox
 from engine.control import ControlAPI
 
@@ -59,7 +65,9 @@ class TelegramTuning:
     burst_window: float = 60.0
     digest_delay: float = 10.0
     fill_grace: float = 3.0
-    stop_grace: float = 10.0  # a running flatten may finish
+    stop_grace: float = ACTION_GRACE  # a running flatten may finish
+    confirm_attempts: int = 3  # sends of a confirm prompt before giving up
+    restart_delay: float = 1.0  # before a background task that died is started again
     drain_timeout: float = 2.0  # queued alerts may go out; the rest stay in the outbox
 
 
@@ -132,8 +140,15 @@ class TelegramFrontEnd:
         )
         self.commands = Commands(control, tz, lambda: self.delivery.last_delivered)
         self.confirm = ConfirmFlow(
-            self.delivery, lambda: control.mode, t.confirm_ttl, t.edit_interval
+            self.delivery,
+            lambda: control.mode,
+            t.confirm_ttl,
+            t.edit_interval,
+            operator_ids=set(operator_ids or ()),
+            attempts=t.confirm_attempts,
+            backoff=t.delivery_backoff,
         )
+        self.telegram_clock = TelegramClock()
         self.gate = Gate(
             set(allowed_chat_ids),
             set(operator_ids or ()),
@@ -143,11 +158,14 @@ class TelegramFrontEnd:
             self.delivery.reply,
             tz,
             t.stale_after,
+            telegram_clock=self.telegram_clock,
         )
+        hooks = {"event_hooks": {"response": [self.telegram_clock.on_response]}}
         self._poll_request = _PollRequest(
             connect_timeout=t.connect_timeout,
             read_timeout=t.read_timeout,
             connection_pool_size=2,
+            httpx_kwargs=hooks,
         )
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
@@ -160,9 +178,11 @@ class TelegramFrontEnd:
                     read_timeout=t.read_timeout,
                     write_timeout=t.read_timeout,
                     connection_pool_size=16,
+                    httpx_kwargs=hooks,
                 )
             )
             .get_updates_request(self._poll_request)
+            .update_queue(StampingQueue(self.telegram_clock))
             .rate_limiter(AIORateLimiter(max_retries=t.rate_limit_retries))
             .build()
         )
@@ -174,51 +194,78 @@ class TelegramFrontEnd:
         self.app.add_error_handler(handlers.on_error)
         self.online = asyncio.Event()
         self.polling_restarts = 0
-        self._connector: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
+        self._first_attempt: asyncio.Future[None] | None = None
+        self._connector = KeptAlive("telegram:connect", self._connect, t.restart_delay)
+        self._watchdog = KeptAlive("telegram:watchdog", self._watch_polling, t.restart_delay)
+        self._intake_stopped = False
 
     async def start(self) -> None:
         """Start alerts, then connect. Raises InvalidToken for a wrong token; if Telegram is
-        unreachable, returns and keeps connecting in the background."""
+        unreachable or refuses for another reason, returns and keeps connecting."""
         restored = await self.delivery.restore()
         if restored:
             log.info("%d undelivered alerts from the last run queued", restored)
         await self.delivery.start()
         await self.pump.start()
-        first_attempt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._connector = asyncio.create_task(self._connect(first_attempt), name="telegram:connect")
+        self._first_attempt = asyncio.get_running_loop().create_future()
+        self._connector.start()
         try:
-            await first_attempt
+            await self._first_attempt
         except InvalidToken:
             await self.stop()
             raise
 
-    async def _connect(self, first_attempt: asyncio.Future[None]) -> None:
+    def _first_attempt_done(self, error: BaseException | None = None) -> None:
+        if self._first_attempt is not None and not self._first_attempt.done():
+            if error is None:
+                self._first_attempt.set_result(None)
+            else:
+                self._first_attempt.set_exception(error)
+
+    async def _connect(self) -> None:
+        try:
+            if not await self._initialize():
+                return
+        finally:
+            self._first_attempt_done()  # whatever happened, start() must not wait forever
+        await self._set_commands()
+        if not self.app.running:
+            await self.app.start()
+        if not self.app.updater or not self.app.updater.running:  # type: ignore[union-attr]
+            await self._start_polling()
+        self.delivery.attach(self.app.bot)
+        self._watchdog.start()
+        self.online.set()
+        log.info("Telegram bot @%s online", self.app.bot.username)
+
+    async def _initialize(self) -> bool:
+        """getMe until it works; False when the token is refused (start() raises)."""
         delay = self.tuning.connect_backoff
         while True:
             try:
                 await self.app.initialize()
-                break
+                return True
             except InvalidToken as exc:
                 log.error("Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)")
-                if not first_attempt.done():
-                    first_attempt.set_exception(exc)
-                return
+                self._first_attempt_done(exc)
+                return False
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc)
+                log.warning("Telegram asks to wait %.0f s before connecting", wait)
+                self._first_attempt_done()
+                await asyncio.sleep(wait)
+                continue
             except NetworkError as exc:
-                log.warning("cannot reach Telegram (%s); retrying in %.0f s", exc.message, delay)
-                if not first_attempt.done():
-                    first_attempt.set_result(None)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.tuning.max_backoff)
-        if not first_attempt.done():
-            first_attempt.set_result(None)
-        await self._set_commands()
-        await self.app.start()
-        await self._start_polling()
-        self.delivery.attach(self.app.bot)
-        self._watchdog = asyncio.create_task(self._watch_polling(), name="telegram:watchdog")
-        self.online.set()
-        log.info("Telegram bot @%s online", self.app.bot.username)
+                log.warning("cannot reach Telegram (%s); retrying in %.1f s", exc.message, delay)
+            except Exception as exc:  # a 409, a 200 with ok=false...: keep trying, never stall
+                log.warning(
+                    "connecting to Telegram failed (%s); retrying in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            self._first_attempt_done()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.tuning.max_backoff)
 
     async def _set_commands(self) -> None:
         menu = [BotCommand(name, text) for name, text in self.commands.menu()]
@@ -244,38 +291,62 @@ class TelegramFrontEnd:
         limit = self.tuning.watchdog_factor * max(self.tuning.poll_timeout, 1.0)
         while True:
             await asyncio.sleep(limit / 4)
+            updater = self.app.updater
             silent_for = time.monotonic() - self._poll_request.last_answer
-            if silent_for > limit:
+            if silent_for > limit or (updater is not None and not updater.running):
                 log.warning("getUpdates silent for %.0f s; restarting polling", silent_for)
-                await self._restart_polling()
+                try:
+                    await self._restart_polling()
+                except Exception as exc:  # e.g. InvalidToken: try again next round
+                    log.error("restarting polling failed (%s)", type(exc).__name__)
 
     async def _restart_polling(self) -> None:
         self.polling_restarts += 1
         updater = self.app.updater
         assert updater is not None
-        try:
-            await asyncio.wait_for(updater.stop(), timeout=self.tuning.read_timeout)
-        except TimeoutError:
-            log.warning("stopping the hung poll timed out; starting a new one anyway")
-        except RuntimeError:  # it was not running
-            pass
+        if updater.running:
+            try:
+                await asyncio.wait_for(updater.stop(), timeout=self.tuning.read_timeout)
+            except TimeoutError:
+                log.warning("stopping the hung poll timed out; starting a new one anyway")
         await self._start_polling()
 
-    async def stop(self) -> None:
-        """Stop taking commands, let a running flatten finish, flush alerts, disconnect."""
-        for task in (self._watchdog, self._connector):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def stop_intake(self) -> None:
+        """Stop taking commands and button presses; let a running flatten finish (for at most
+        `stop_grace` seconds). Alerts still flow."""
+        if self._intake_stopped:
+            return
+        self._intake_stopped = True
+        await self._watchdog.stop()
+        await self._connector.stop()
+        self._first_attempt_done()
         updater = self.app.updater
         if updater is not None and updater.running:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(updater.stop(), timeout=self.tuning.read_timeout)
+            except Exception as exc:  # a hung or broken poll must not stop the shutdown
+                log.warning("stopping polling failed (%s)", type(exc).__name__)
         await self.confirm.stop(self.tuning.stop_grace)
-        await self.pump.stop()
-        await self.delivery.stop(self.tuning.drain_timeout)
-        if self.app.running:
-            await self.app.stop()
-        await self.app.shutdown()
-        self.online.clear()
+
+    async def stop(self) -> None:
+        """Stop taking commands, let a running flatten finish, flush alerts, disconnect.
+        Always completes, whatever failed before."""
+        try:
+            await self.stop_intake()
+            await self.pump.stop()
+        except Exception:
+            log.exception("stopping the Telegram front-end failed; shutting down anyway")
+        finally:
+            await self._finish_shutdown()
+
+    async def _finish_shutdown(self) -> None:
+        try:
+            await self.delivery.stop(self.tuning.drain_timeout)
+            await self.commands.close()
+            if self.app.running:
+                await self.app.stop()
+        except Exception:
+            log.exception("stopping the Telegram front-end failed; shutting down anyway")
+        finally:
+            await self.app.shutdown()
+            self.online.clear()

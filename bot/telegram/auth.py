@@ -7,23 +7,30 @@ Runs as `TypeHandler(Update, gate)` in group -1, so it covers messages and butto
   get one alert per stranger per hour;
 - acting commands and confirm buttons from read-only users (when operator ids are set);
 - commands older than `stale_after` seconds (queued while the bot was down): not executed,
-  and the user is told so.
+  and the user is told so. Age is measured by Telegram's clock, from when the update was
+  fetched (see `bot.telegram.clock`);
+- commands addressed to another bot (`/flatten@other_bot` in a group): silently ignored.
+
+The gate blocks every later update while it runs, so it never waits on Telegram: its replies
+and button answers run as separate tasks.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, tzinfo
+from typing import Any
 
-from telegram import Chat, Message, Update, User
+from telegram import CallbackQuery, Chat, Message, Update, User
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot import format as fmt
 from bot.alerts import Alert
 from bot.commands import parse
+from bot.telegram.clock import TelegramClock
 from bot.telegram.ports import Outbox
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,15 @@ def command_of(message: Message | None) -> str | None:
     if first.type != "bot_command" or first.offset != 0:
         return None
     return parse(message.text)[0]
+
+
+def addressee(message: Message) -> str | None:
+    """The bot a command names after '@' ('/flatten@my_bot' → 'my_bot'), else None."""
+    first = message.entities[0] if message.entities else None
+    if first is None or message.text is None:
+        return None
+    word = message.text[first.offset : first.offset + first.length]
+    return word.partition("@")[2] or None
 
 
 def who(user: User | None) -> str:
@@ -64,6 +80,7 @@ class Gate:
         display_tz: tzinfo = UTC,
         stale_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        telegram_clock: TelegramClock | None = None,
     ) -> None:
         self.allowed_chat_ids = frozenset(allowed_chat_ids)
         self.operator_ids = frozenset(operator_ids)
@@ -74,6 +91,7 @@ class Gate:
         self.tz = display_tz
         self.stale_after = stale_after
         self.clock = clock
+        self.telegram_clock = telegram_clock or TelegramClock()
         self._stranger_last_alert: dict[tuple[int | None, int | None], float] = {}
         self.strangers_refused = 0
 
@@ -90,6 +108,14 @@ class Gate:
         if not isinstance(update, Update):
             raise ApplicationHandlerStop
         chat, user = update.effective_chat, update.effective_user
+        age = None
+        if update.message is not None:  # measured first: the fetch stamp is dropped here
+            age = self.telegram_clock.age(update.update_id, update.message.date)
+        message = update.message
+        if message is not None and command_of(message) is not None:
+            target = addressee(message)
+            if target is not None and target.lower() != (context.bot.username or "").lower():
+                raise ApplicationHandlerStop  # '/cmd@other_bot': not for us
         if not self.is_allowed(chat, user):
             await self._refuse_stranger(update, context)
             raise ApplicationHandlerStop
@@ -97,24 +123,38 @@ class Gate:
         if update.callback_query is not None:
             query = update.callback_query
             if (query.data or "").startswith(CONFIRM_PREFIX) and not self.may_act(user):
-                await query.answer("read-only access: an operator must confirm", show_alert=True)
+                self._spawn(
+                    context,
+                    self._answer(query, "read-only access: an operator must confirm", True),
+                )
                 raise ApplicationHandlerStop
             return
-        message = update.message
         if message is None:  # edited messages, channel posts...: nothing to do
             raise ApplicationHandlerStop
         command = command_of(message)
         if command is None:
             return
-        age = (datetime.now(UTC) - message.date).total_seconds()
+        assert age is not None
         if age > self.stale_after:
-            await self._ignore_stale(message, command, user, age)
+            await self._ignore_stale(context, message, command, user, age)
             raise ApplicationHandlerStop
         if self.is_acting(command) and not self.may_act(user):
-            await self.reply(message.chat_id, fmt.read_only_doc(f"/{command}"))
+            self._spawn(context, self.reply(message.chat_id, fmt.read_only_doc(f"/{command}")))
             raise ApplicationHandlerStop
 
-    async def _ignore_stale(self, message: Message, command: str, user: User, age: float) -> None:
+    @staticmethod
+    def _spawn(context: ContextTypes.DEFAULT_TYPE, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a reply beside the gate: the next update must not wait for Telegram."""
+        context.application.create_task(coroutine, name="gate:reply")
+
+    async def _ignore_stale(
+        self,
+        context: ContextTypes.DEFAULT_TYPE,
+        message: Message,
+        command: str,
+        user: User,
+        age: float,
+    ) -> None:
         log.warning("ignored stale /%s from %s (%.0f s old)", command, who(user), age)
         await self._journal(
             "warning",
@@ -123,7 +163,7 @@ class Gate:
             {"command": command, "age_seconds": round(age)},
         )
         doc = fmt.stale_command_doc(f"/{command}", message.date, self.tz, age)
-        await self.reply(message.chat_id, doc)
+        self._spawn(context, self.reply(message.chat_id, doc))
 
     async def _refuse_stranger(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.strangers_refused += 1
@@ -144,24 +184,28 @@ class Gate:
         last = self._stranger_last_alert.get(key)
         if last is not None and now - last < STRANGER_ALERT_INTERVAL:
             if update.callback_query is not None:
-                await self._answer_quietly(update)
+                self._spawn(context, self._answer(update.callback_query, None))
             return
         self._stranger_last_alert[key] = now
         await self.alert(Alert("security", fmt.stranger_doc(user_text, chat_text, text)))
+        if update.callback_query is not None:
+            self._spawn(context, self._answer(update.callback_query, "not authorized"))
+        elif update.effective_message is not None and chat is not None:
+            self._spawn(context, self._tell_stranger(context, chat.id))
+
+    @staticmethod
+    async def _tell_stranger(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
         try:
-            if update.callback_query is not None:
-                await update.callback_query.answer("not authorized")
-            elif update.effective_message is not None and chat is not None:
-                await context.bot.send_message(chat.id, "not authorized")
+            await context.bot.send_message(chat_id, "not authorized")
         except TelegramError as exc:
             log.info("could not tell a stranger they are not authorized: %s", exc.message)
 
-    async def _answer_quietly(self, update: Update) -> None:
-        assert update.callback_query is not None
+    @staticmethod
+    async def _answer(query: CallbackQuery, text: str | None, show_alert: bool = False) -> None:
         try:
-            await update.callback_query.answer()
+            await query.answer(text, show_alert=show_alert)
         except TelegramError as exc:
-            log.info("could not answer a stranger's button press: %s", exc.message)
+            log.info("could not answer a button press: %s", exc.message)
 
     async def _journal(self, level: str, kind: str, text: str, details: dict[str, object]) -> None:
         try:

@@ -1,10 +1,12 @@
 """The inline confirm/cancel flow for acting commands (/flatten, /cancelall).
 
-A prompt with two buttons is valid for `ttl` seconds and for one press. On "yes" the action
-starts at once, before any Telegram I/O, so a slow Telegram cannot delay the kill switch;
-progress lines are shown by editing the prompt (coalesced, at most one edit per
-`edit_interval`), and the final report replaces it. If that last edit fails, the report goes
-through the reliable alert delivery instead.
+A prompt with two buttons is valid for `ttl` seconds and for one press, by the user who asked
+or an operator (the journal names who confirmed). The prompt is retried a few times if
+Telegram fails; if it cannot be shown, the user is told (through the alert queue) to ask
+again. On "yes" the action starts at once, before any Telegram I/O, so a slow Telegram cannot
+delay the kill switch; progress lines are shown by editing the prompt (coalesced, at most one
+edit per `edit_interval`), and the final report replaces it once the last progress edit has
+finished. If that final edit fails, the report goes through the reliable alert delivery.
 """
 
 from __future__ import annotations
@@ -17,16 +19,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import format as fmt
 from bot.commands import Confirm
 from bot.format import Doc
 from bot.telegram.auth import CONFIRM_PREFIX, who
-from bot.telegram.delivery import AlertDelivery
+from bot.telegram.delivery import AlertDelivery, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +45,10 @@ log = logging.getLogger(__name__)
 class _Pending:
     confirm: Confirm
     chat_id: int
-    message_id: int
-    expires_at: float
+    requester_id: int
+    requester: str  # as the journal names them
+    message_id: int = 0  # 0 until the prompt was shown
+    expires_at: float = float("inf")
     expiry: asyncio.Task[None] | None = None
 
 
@@ -51,6 +63,7 @@ class _ProgressMessage:
         self.lines: list[str] = []
         self._dirty = asyncio.Event()
         self._dirty.set()  # the first edit removes the buttons
+        self._finishing = asyncio.Event()
         self._shown = ""
         self._task = asyncio.create_task(self._run(), name="telegram:progress")
 
@@ -59,11 +72,14 @@ class _ProgressMessage:
         self._dirty.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._finishing.is_set():
             await self._dirty.wait()
+            if self._finishing.is_set():
+                return
             self._dirty.clear()
             await self._edit(fmt.progress_doc(self.working, self.lines))
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finishing.wait(), self.interval)
 
     async def _edit(self, doc: Doc) -> bool:
         text = fmt.to_html(doc, self.mode)[0]
@@ -80,9 +96,11 @@ class _ProgressMessage:
         return True
 
     async def finish(self, doc: Doc, delivery: AlertDelivery) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        """Show the final report. A progress edit in flight is let finish first: cancelled,
+        it could still reach Telegram after the report and overwrite it."""
+        self._finishing.set()
+        self._dirty.set()
+        await self._task
         parts = fmt.to_html(doc, self.mode)
         first_ok = len(parts) == 1 and await self._edit(doc)
         if not first_ok:
@@ -99,16 +117,22 @@ class ConfirmFlow:
         ttl: float = 60.0,
         edit_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        operator_ids: set[int] | None = None,
+        attempts: int = 3,
+        backoff: float = 0.5,
     ) -> None:
         self.delivery = delivery
         self.mode = mode
         self.ttl = ttl
         self.edit_interval = edit_interval
         self.clock = clock
+        self.operator_ids = frozenset(operator_ids or ())
+        self.attempts = attempts
+        self.backoff = backoff
         self._pending: dict[str, _Pending] = {}
         self._running: set[asyncio.Task[None]] = set()
 
-    async def ask(self, bot: Bot, chat_id: int, confirm: Confirm) -> None:
+    async def ask(self, bot: Bot, chat_id: int, confirm: Confirm, requester: User) -> None:
         token = secrets.token_urlsafe(6)
         buttons = InlineKeyboardMarkup(
             [
@@ -121,15 +145,46 @@ class ConfirmFlow:
             ]
         )
         prompt = fmt.confirm_doc(confirm.action, confirm.question, self.ttl)
-        sent = await bot.send_message(
-            chat_id,
-            fmt.to_html(prompt, self.mode())[0],
-            parse_mode=ParseMode.HTML,
-            reply_markup=buttons,
-        )
-        pending = _Pending(confirm, chat_id, sent.message_id, self.clock() + self.ttl)
+        pending = _Pending(confirm, chat_id, requester.id, who(requester))
+        self._pending[token] = pending  # before sending: the prompt exists once it is asked
+        sent = await self._send_prompt(bot, chat_id, fmt.to_html(prompt, self.mode())[0], buttons)
+        if self._pending.get(token) is not pending:  # shutting down meanwhile
+            return
+        if sent is None:
+            del self._pending[token]
+            doc = fmt.error_doc(f"Could not show the confirmation; send /{confirm.action} again")
+            await self.delivery.send_doc(chat_id, doc)
+            return
+        pending.message_id = sent.message_id
+        pending.expires_at = self.clock() + self.ttl
         pending.expiry = asyncio.create_task(self._expire(bot, token, pending), name="confirm:ttl")
-        self._pending[token] = pending
+
+    async def _send_prompt(
+        self, bot: Bot, chat_id: int, text: str, buttons: InlineKeyboardMarkup
+    ) -> Message | None:
+        """Send the prompt, retrying a 429, a 5xx or a timeout; None when it could not be."""
+        backoff = self.backoff
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await bot.send_message(
+                    chat_id, text, parse_mode=ParseMode.HTML, reply_markup=buttons
+                )
+            except (Forbidden, BadRequest) as exc:
+                log.warning("the confirmation prompt was refused: %s", exc.message)
+                return None
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc)
+            except NetworkError as exc:
+                log.warning(
+                    "could not send the confirmation prompt (attempt %d: %s)", attempt, exc.message
+                )
+                wait, backoff = backoff, backoff * 2
+            except TelegramError as exc:
+                log.warning("the confirmation prompt failed: %s", exc.message)
+                return None
+            if attempt < self.attempts:
+                await asyncio.sleep(wait)
+        return None
 
     async def _expire(self, bot: Bot, token: str, pending: _Pending) -> None:
         await asyncio.sleep(self.ttl)
@@ -142,13 +197,17 @@ class ConfirmFlow:
         if query is None or query.data is None or not query.data.startswith(CONFIRM_PREFIX):
             return
         token, _, answer = query.data.removeprefix(CONFIRM_PREFIX).partition(":")
-        pending = self._pending.pop(token, None)
-        chat = update.effective_chat
-        if pending is None or chat is None or pending.chat_id != chat.id:
-            if pending is not None:  # a token from another chat: leave it to its owner
-                self._pending[token] = pending
+        pending = self._pending.get(token)
+        chat, presser = update.effective_chat, update.effective_user
+        if pending is None or chat is None or pending.chat_id != chat.id or not pending.message_id:
             await self._answer(query, "this confirmation is no longer valid")
             return
+        if presser is None or (
+            presser.id != pending.requester_id and presser.id not in self.operator_ids
+        ):
+            await self._answer(query, "only who asked, or an operator, can answer this")
+            return
+        del self._pending[token]
         if pending.expiry is not None:
             pending.expiry.cancel()
         action = pending.confirm.action
@@ -160,7 +219,10 @@ class ConfirmFlow:
             await self._answer(query, "cancelled")
             await self._edit(context.bot, pending, fmt.cancelled_doc(action))
             return
-        log.warning("%s confirmed by %s", action, who(update.effective_user))
+        by = pending.requester
+        if presser.id != pending.requester_id:
+            by = f"{who(presser)} (asked by {pending.requester})"
+        log.warning("%s confirmed by %s", action, by)
         progress = _ProgressMessage(
             context.bot,
             pending.chat_id,
@@ -169,14 +231,14 @@ class ConfirmFlow:
             self.mode(),
             self.edit_interval,
         )
-        task = asyncio.create_task(self._run(pending, progress), name=f"confirm:{action}")
+        task = asyncio.create_task(self._run(pending, progress, by), name=f"confirm:{action}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         await self._answer(query, f"{pending.confirm.working}…")
 
-    async def _run(self, pending: _Pending, progress: _ProgressMessage) -> None:
+    async def _run(self, pending: _Pending, progress: _ProgressMessage, by: str) -> None:
         try:
-            doc = await pending.confirm.run(progress.add)
+            doc = await pending.confirm.run(progress.add, by)
         except Exception as exc:  # tell the user; the kill switch failing must be loud
             log.exception("%s failed", pending.confirm.action)
             doc = fmt.error_doc(f"{pending.confirm.action} FAILED: {type(exc).__name__}: {exc}")

@@ -4,7 +4,12 @@
 sender task sends messages one at a time (through PTB's AIORateLimiter), waits out 429s, backs
 off on network errors, merges a backlog into fewer messages, and marks each alert done in the
 outbox once Telegram accepted it. Alerts still in the outbox after a crash are sent on the next
-start. Permanent refusals (403: the user blocked the bot; 400) are journaled, not retried.
+start. Permanent refusals (403: the user blocked the bot; 400) are journaled, not retried;
+anything else (5xx, timeouts, even an answer PTB cannot read) is retried with backoff.
+
+Flatten reports and security alerts never wait behind the bounded queue: they are always
+written to the outbox and go in a priority lane sent first; only routine alerts are dropped
+(counted and told) when the queue is full.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import contextlib
 import json
 import logging
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -35,12 +40,14 @@ from telegram.warnings import PTBDeprecationWarning
 from bot import format as fmt
 from bot.alerts import Alert
 from bot.format import Doc
+from bot.tasks import KeptAlive
 from bot.telegram.ports import Outbox
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 _BATCH = 50  # queued messages merged per round when Telegram falls behind
+PRIORITY_KINDS = frozenset({"report", "security"})  # never dropped, sent first
 
 
 @dataclass(slots=True)
@@ -126,10 +133,12 @@ class AlertDelivery:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.delayed_after = delayed_after
-        self._queue: asyncio.Queue[Envelope] = asyncio.Queue(bound)
+        self._queue: deque[Envelope] = deque()  # routine alerts, at most `bound`
+        self._priority: deque[Envelope] = deque()  # reports and security alerts
+        self._queued = asyncio.Event()
         self._bot: Bot | None = None
         self._attached = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._sender = KeptAlive("telegram:delivery", self._run, initial_backoff)
         self._dropped: Counter[str] = Counter()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -185,19 +194,27 @@ class AlertDelivery:
                 return
 
     async def _enqueue(self, envelope: Envelope) -> None:
-        if self._queue.full():
+        priority = envelope.kind in PRIORITY_KINDS
+        if not priority and self._full():
             self._count_dropped(envelope)
             return
         try:
             envelope.outbox_id = await self.outbox.outbox_add(CHANNEL, envelope.to_json())
         except Exception:  # the journal failing must not cost the alert
             log.exception("could not write an alert to the outbox; sending it anyway")
-        try:
-            self._queue.put_nowait(envelope)
-            self._idle.clear()
-        except asyncio.QueueFull:
+        if not priority and self._full():  # filled up while the outbox was written
             self._count_dropped(envelope)
             await self._done(envelope)
+            return
+        self._put(envelope)
+
+    def _full(self) -> bool:
+        return len(self._queue) >= self.bound
+
+    def _put(self, envelope: Envelope) -> None:
+        (self._priority if envelope.kind in PRIORITY_KINDS else self._queue).append(envelope)
+        self._idle.clear()
+        self._queued.set()
 
     def _count_dropped(self, envelope: Envelope) -> None:
         self._dropped[envelope.kind] += 1
@@ -213,17 +230,18 @@ class AlertDelivery:
                 log.warning("outbox entry %d is unreadable; dropping it", outbox_id)
                 await self.outbox.outbox_done(outbox_id)
                 continue
-            if envelope.chat_id not in self.chat_ids or self._queue.full():
+            if envelope.chat_id not in self.chat_ids or (
+                envelope.kind not in PRIORITY_KINDS and self._full()
+            ):
                 await self.outbox.outbox_done(outbox_id)
                 continue
-            self._queue.put_nowait(envelope)
-            self._idle.clear()
+            self._put(envelope)
             restored += 1
         return restored
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue) + len(self._priority)
 
     @property
     def dropped(self) -> int:
@@ -235,33 +253,37 @@ class AlertDelivery:
         self._bot = bot
         self._attached.set()
 
+    @property
+    def sender_restarts(self) -> int:
+        return self._sender.restarts
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="telegram:delivery")
+        self._sender.start()
 
     async def stop(self, drain_timeout: float = 2.0) -> None:
         """Give queued alerts a moment to go out; the rest stay in the outbox for next time."""
-        if self._task is None:
-            return
-        if self._attached.is_set():
+        if self._attached.is_set() and self._sender.running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), drain_timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._sender.stop()
 
     async def wait_idle(self) -> None:
         """Until everything queued so far was delivered or given up (for tests and shutdown)."""
         await self._idle.wait()
 
     async def _run(self) -> None:
+        """The sender. If it dies anyway, `KeptAlive` restarts it; what it had taken from the
+        queue is still in the outbox and goes out on the next start."""
         await self._attached.wait()
         while True:
-            if self._queue.empty() and not self._dropped:
+            if not self.pending and not self._dropped:
                 self._idle.set()
-            batch = [await self._queue.get()] if not self._dropped else []
-            while len(batch) < _BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                self._queued.clear()
+                await self._queued.wait()
+            batch: list[Envelope] = []
+            for lane in (self._priority, self._queue):
+                while lane and len(batch) < _BATCH:
+                    batch.append(lane.popleft())
             for message in self._merge(batch):
                 await self._deliver(message)
             if self._dropped:
@@ -279,7 +301,13 @@ class AlertDelivery:
         for envelope in batch:
             text = envelope.html
             if (now - envelope.created).total_seconds() > self.delayed_after:
-                text = fmt.delayed_note(envelope.created, self.tz) + text
+                note = fmt.delayed_note(envelope.created, self.tz)
+                if fmt.telegram_length(note + text) <= fmt.TELEGRAM_LIMIT:
+                    text = note + text
+                else:  # a full part: the note goes just before it, on its own
+                    note_only = _Message(envelope.chat_id, note.strip(), "", True)
+                    messages.append(note_only)
+                    open_by_chat[envelope.chat_id] = note_only
             current = open_by_chat.get(envelope.chat_id)
             if current is not None and (
                 fmt.telegram_length(current.html) + 2 + fmt.telegram_length(text)
@@ -342,6 +370,16 @@ class AlertDelivery:
             except TelegramError as exc:
                 await self._give_up(message, f"Telegram error: {exc.message}")
                 return
+            except Exception as exc:  # e.g. a 200 with ok=false (PTB: KeyError): retry
+                self.retries += 1
+                log.warning(
+                    "alert delivery failed unexpectedly (%s); retrying in %.1f s",
+                    type(exc).__name__,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
             self.delivered += len(message.envelopes)
             self.last_delivered = datetime.now(UTC)
             for envelope in message.envelopes:

@@ -61,7 +61,8 @@ class Handlers:
                     log.warning("could not send a chart: %s", exc.message)
                     await self.delivery.reply(chat_id, fmt.error_doc("The chart could not be sent"))
             case Confirm():
-                await self.confirm.ask(context.bot, chat_id, result)
+                assert update.effective_user is not None  # the gate let only users through
+                await self.confirm.ask(context.bot, chat_id, result, update.effective_user)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bot.telegram import TelegramFrontEnd
 from tests.bot.fake_control import FakeControl
 from tests.bot.harness import OPERATOR, READER, STRANGER, MemoryOutbox, running_front_end
@@ -116,3 +118,60 @@ async def test_token_never_in_messages_or_logs(
     secret = api.token.split(":", 1)[1]
     assert all(secret not in r.getMessage() for r in caplog.records)
     assert all(secret not in r.text for r in api.requests)
+
+
+async def test_slow_telegram_does_not_make_a_fresh_flatten_stale(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    """Replies to stale commands hang; the gate must not wait for them, and a /flatten sent
+    now is judged by when it was fetched, not when a handler got to it."""
+    async with running_front_end(api, control, outbox, tune={"stale_after": 2.0}):
+        api.fail("hang", "sendMessage", count=5, where=lambda r: "Ignored" in r.text)
+        old = int(api.now()) - 100
+        for _ in range(5):
+            api.inject_command("/status", chat_id=OPERATOR, date=old)
+        api.inject_command("/flatten", chat_id=OPERATOR)
+        prompt = await api.wait_for("sendMessage", lambda r: "reply_markup" in r.params)
+        assert "Confirm flatten?" in prompt.text
+    stale = [text for _, kind, text, _ in outbox.events if kind == "stale_command"]
+    assert len(stale) == 5 and all("ignored /status" in text for text in stale)
+
+
+@pytest.mark.parametrize(
+    ("telegram_ahead", "age", "runs"),
+    [
+        (-120.0, 0, True),  # our clock is 2 min fast: a fresh command is not stale
+        (-120.0, 90, False),
+        (120.0, 90, False),  # our clock is 2 min slow: a stale command is still stale
+        (120.0, 0, True),
+    ],
+)
+async def test_stale_rule_uses_telegrams_clock(
+    control: FakeControl,
+    outbox: MemoryOutbox,
+    caplog: pytest.LogCaptureFixture,
+    telegram_ahead: float,
+    age: int,
+    runs: bool,
+) -> None:
+    async with FakeBotAPI(clock_offset=telegram_ahead) as api:
+        async with running_front_end(api, control, outbox):
+            api.inject_command("/status", chat_id=OPERATOR, date=int(api.now()) - age)
+            reply = await api.wait_for("sendMessage", lambda r: r.int("chat_id") == OPERATOR)
+    assert ("Status" in reply.text) is runs
+    assert ("Ignored /status" in reply.text) is not runs
+    assert any("clock is 120 s" in r.getMessage() for r in caplog.records)
+
+
+async def test_commands_for_another_bot_are_ignored(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    group = -100
+    async with running_front_end(api, control, outbox, {group}, {OPERATOR}):
+        for text in ("/flatten@other_bot", "/pause@Other_Bot now", "/status@trade_test_bot"):
+            api.inject_command(text, chat_id=group, user_id=OPERATOR, chat_type="group")
+        await api.wait_for("sendMessage", lambda r: "Status" in r.text)
+        api.inject_command("/positions", chat_id=group, user_id=OPERATOR, chat_type="group")
+        await api.wait_for("sendMessage", lambda r: "Positions" in r.text)
+    assert len(api.sent(group)) == 2  # no confirm prompt, no "Paused"
+    assert control.called("pause") == []
