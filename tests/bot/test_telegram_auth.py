@@ -154,10 +154,12 @@ async def test_stale_rule_uses_telegrams_clock(
     age: int,
     runs: bool,
 ) -> None:
-    async with FakeBotAPI(clock_offset=telegram_ahead) as api:
-        async with running_front_end(api, control, outbox):
-            api.inject_command("/status", chat_id=OPERATOR, date=int(api.now()) - age)
-            reply = await api.wait_for("sendMessage", lambda r: r.int("chat_id") == OPERATOR)
+    async with (
+        FakeBotAPI(clock_offset=telegram_ahead) as api,
+        running_front_end(api, control, outbox),
+    ):
+        api.inject_command("/status", chat_id=OPERATOR, date=int(api.now()) - age)
+        reply = await api.wait_for("sendMessage", lambda r: r.int("chat_id") == OPERATOR)
     assert ("Status" in reply.text) is runs
     assert ("Ignored /status" in reply.text) is not runs
     assert any("clock is 120 s" in r.getMessage() for r in caplog.records)
