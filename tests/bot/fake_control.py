@@ -87,11 +87,13 @@ class FakeControl:
     pause_reason: str = ""
     flatten_delay: float = 0.0  # seconds per closed position
     flatten_fail: set[str] = field(default_factory=set)  # symbols that cannot be closed
+    flatten_error: Exception | None = None  # raised by flatten, e.g. the broker went away
     calls: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
     bus: EventBus = field(default_factory=EventBus)
 
     def __post_init__(self) -> None:
         self.flatten_started = asyncio.Event()
+        self.flatten_finished = asyncio.Event()
 
     async def status(self) -> StatusReport:
         self.calls.append(("status", ()))
@@ -174,6 +176,8 @@ class FakeControl:
     ) -> FlattenReport:
         self.calls.append(("flatten", (by, scope)))
         self.flatten_started.set()
+        if self.flatten_error is not None:
+            raise self.flatten_error
         self.state = EngineState.PAUSED
         cancelled = tuple(o.order_ref for o in self.orders_list)
         self.orders_list.clear()
@@ -194,6 +198,7 @@ class FakeControl:
             if progress:
                 await progress(f"closed {position.symbol} {position.quantity:g}")
         self.positions_list = kept
+        self.flatten_finished.set()
         return FlattenReport(
             scope,
             cancelled,

@@ -119,3 +119,90 @@ async def test_kill_switch_fires_while_telegram_hangs(
         ("sendMessage", "editMessageText"), lambda r: "flat (bot)" in r.text, timeout=10
     )
     assert "closed AAPL 10" in report.text
+
+
+async def test_prompt_survives_one_failed_send(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl
+) -> None:
+    api.fail("502", "sendMessage", count=1)
+    prompt, buttons = await prompt_for(api, "/flatten")
+    assert len(api.calls("sendMessage")) == 2  # the 502, then the prompt
+    api.press_button(buttons["yes"], chat_id=OPERATOR, message_id=prompt.result["message_id"])
+    await final_edit(api, prompt.result["message_id"], "flat (bot)")
+
+
+async def test_prompt_that_cannot_be_shown_says_so(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl
+) -> None:
+    api.fail("502", "sendMessage", count=3, where=lambda r: "reply_markup" in r.params)
+    api.inject_command("/flatten all", chat_id=OPERATOR)
+    told = await api.wait_for("sendMessage", lambda r: "Could not show the confirmation" in r.text)
+    assert "send /flatten all again" in told.text
+    assert len(api.calls("sendMessage", lambda r: "reply_markup" in r.params)) == 3
+    assert bot.confirm._pending == {} and control.called("flatten") == []
+
+
+async def test_only_the_requester_or_an_operator_may_confirm(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    group, alice, bob, carol = -100, 51, 52, 53
+
+    async def ask_as(user: int) -> tuple[int, dict[str, str]]:
+        since = time.monotonic()
+        api.inject_command("/flatten", chat_id=group, user_id=user, chat_type="group")
+        prompt = await api.wait_for(
+            "sendMessage", lambda r: r.at >= since and "reply_markup" in r.params
+        )
+        datas = {t.split(",")[0].split()[-1].lower(): d for t, d in api.buttons(prompt)}
+        return prompt.result["message_id"], datas
+
+    async def press_as(user: int, data: str, message_id: int) -> str:
+        since = time.monotonic()
+        api.press_button(data, chat_id=group, message_id=message_id, user_id=user)
+        answer = await api.wait_for("answerCallbackQuery", lambda r: r.at >= since)
+        return answer.params.get("text", "")
+
+    # Everybody may act (no operators set): still, only Alice answers Alice's prompt.
+    async with running_front_end(api, control, outbox, {group}, set()):
+        message_id, buttons = await ask_as(alice)
+        assert "only who asked" in await press_as(bob, buttons["yes"], message_id)
+        assert "only who asked" in await press_as(bob, buttons["cancel"], message_id)
+        assert control.called("flatten") == []
+        assert "flattening" in await press_as(alice, buttons["yes"], message_id)
+        await final_edit(api, message_id, "flat (bot)")
+    assert control.called("flatten") == [("telegram:51 @user51", "bot")]
+    # Operators may answer for each other; the journal names who confirmed.
+    async with running_front_end(api, control, outbox, {group}, {carol, alice}):
+        message_id, buttons = await ask_as(alice)
+        await press_as(carol, buttons["yes"], message_id)
+        await final_edit(api, message_id, "Flat (bot): nothing to close")
+    assert control.called("flatten")[1] == (
+        "telegram:53 (asked by telegram:51 @user51)",
+        "bot",
+    )
+
+
+async def test_final_report_is_not_overwritten_by_a_late_progress_edit(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl
+) -> None:
+    control.flatten_delay = 0.05
+    prompt, buttons = await prompt_for(api, "/flatten")
+    message_id = prompt.result["message_id"]
+    api.fail("slow", "editMessageText", count=1, delay=0.5)  # the first progress edit
+    api.press_button(buttons["yes"], chat_id=OPERATOR, message_id=message_id)
+    await final_edit(api, message_id, "flat (bot)")
+    await api.wait_for("editMessageText", count=2)  # the slow one has landed too
+    assert "flat (bot)" in api.messages[(OPERATOR, message_id)]["text"]
+
+
+async def test_a_long_failure_report_still_arrives(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl
+) -> None:
+    control.flatten_error = RuntimeError("broker said: " + "x" * 5000)
+    prompt, buttons = await prompt_for(api, "/flatten")
+    api.press_button(buttons["yes"], chat_id=OPERATOR, message_id=prompt.result["message_id"])
+    first = await api.wait_for("sendMessage", lambda r: "flatten FAILED" in r.text)
+    await bot.delivery.wait_idle()
+    report = [r.text for r in api.sent(OPERATOR) if "FAILED" in r.text or "xxxx" in r.text]
+    assert first.text in report and "".join(report).count("x") >= 5000
+    assert bot.delivery.failed == 0
