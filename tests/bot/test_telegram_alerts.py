@@ -6,10 +6,13 @@ import asyncio
 import html
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot import format as fmt
+from bot.alerts import Alert
 from bot.telegram import TelegramFrontEnd
+from bot.telegram.delivery import Envelope
 from engine.domain import ConnectionState, EngineState, Order, OrderType, Side
 from engine.events import ConnectionEvent, FillEvent, LifecycleEvent, OrderEvent, RiskEvent
 from engine.journal import Journal
@@ -246,3 +249,42 @@ async def test_outbox_works_with_the_real_journal(
         assert await journal.outbox_pending("telegram") == []
     finally:
         await journal.close()
+
+
+async def test_a_full_delayed_part_still_fits(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    """A digest part already near 4,096 characters, sent late: the 'delayed' note must not
+    push it over Telegram's limit (a 400 would drop it for good)."""
+    summaries = [f"Filled: BUY {i} AAPL: BUY {i} AAPL @ 187.25" for i in range(300)]
+    parts = fmt.to_html(fmt.digest_doc("fills", summaries, 60), "sim")
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    for part in parts:
+        envelope = Envelope(OPERATOR, part, "", "fills", False, old)
+        await outbox.outbox_add("telegram", envelope.to_json())
+    async with running_front_end(api, control, outbox, {OPERATOR}) as bot:
+        await bot.delivery.wait_idle()
+        assert bot.delivery.failed == 0 and bot.delivery.delivered == len(parts)
+    texts = "".join(r.text for r in api.sent(OPERATOR))
+    assert texts.count("Filled: BUY") == 300 and "delayed, from" in texts
+
+
+async def test_reports_and_security_alerts_are_never_dropped(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    tune = {"burst_limit": 1000, "queue_bound": 3}
+    async with running_front_end(api, control, outbox, {OPERATOR}, tune=tune) as bot:
+        api.fail("502", "sendMessage")
+        for i in range(10):
+            await bot.delivery.submit(Alert("fills", fmt.fill_doc(fill_event(i + 1), UTC)))
+        await bot.delivery.submit(Alert("security", fmt.Doc("Unauthorized access attempt")))
+        await bot.delivery.send_doc(OPERATOR, fmt.Doc("flat (bot): closed AAPL 10"), "report")
+        pending = [json.loads(p)["kind"] for _, p in await outbox.outbox_pending("telegram")]
+        assert {"security", "report"} <= set(pending)
+        api.heal()
+        await bot.delivery.wait_idle()
+    texts = [r.text for r in api.sent(OPERATOR)]
+    assert any("Unauthorized access attempt" in t for t in texts)
+    assert any("flat (bot): closed AAPL 10" in t for t in texts)
+    assert bot.delivery.dropped_total == 10 - 3
+    assert not await outbox.outbox_pending("telegram")
