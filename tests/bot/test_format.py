@@ -103,3 +103,14 @@ def test_daily_summary_time_is_in_display_time_zone() -> None:
     assert seconds_until(time(16, 30), ny, now) == 1800
     # The next 16:00 comes after the switch to EDT: 24 h of wall-clock time, 23 h real.
     assert seconds_until(time(16, 0), ny, now) == pytest.approx(23 * 3600)
+
+
+def test_a_long_title_continues_in_the_body() -> None:
+    message = "flatten FAILED: RuntimeError: " + "x" * 5000 + " <&>"
+    parts = fmt.to_html(fmt.error_doc(message), "live")
+    assert len(parts) > 1
+    assert all(fmt.telegram_length(part) <= fmt.TELEGRAM_LIMIT for part in parts)
+    title = re.search(r"<b>([^<]*)</b>", parts[0].removeprefix("<b>[LIVE]</b>"))
+    assert title is not None and len(title.group(1)) <= fmt.TITLE_LIMIT + len("⚠️ ")
+    body = re.sub(r"<b>[^<]*</b>", "", "".join(parts))  # without the (repeated) title
+    assert body.count("x") + title.group(1).count("x") == 5000 and "&lt;&amp;&gt;" in body
