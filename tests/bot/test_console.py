@@ -107,3 +107,32 @@ async def test_console_without_a_tty_only_prints(control: FakeControl) -> None:
     await front_end.stop()  # drains pending alerts
     assert "Filled" in output.getvalue()
     assert control.called("flatten") == []
+
+
+async def test_a_failing_flatten_does_not_end_the_console(
+    console: tuple[ConsoleFrontEnd, Terminal], control: FakeControl
+) -> None:
+    _, terminal = console
+    control.flatten_error = ConnectionError("broker went away")
+    terminal.type("/flatten")
+    terminal.type("y")
+    await terminal.expect("flatten FAILED: ConnectionError: broker went away")
+    terminal.type("/status")
+    await terminal.expect("Status: RUNNING")
+
+
+async def test_console_stop_lets_a_running_flatten_finish(control: FakeControl) -> None:
+    terminal = Terminal()
+    front_end = ConsoleFrontEnd(
+        control, input=terminal.input, output=terminal.output, interactive=True
+    )
+    await front_end.start()
+    control.flatten_delay = 0.1
+    terminal.type("/flatten")
+    terminal.type("y")
+    await asyncio.wait_for(control.flatten_started.wait(), 5)
+    await front_end.stop_intake()
+    assert control.flatten_finished.is_set()
+    await terminal.expect("flat (bot): closed AAPL 10, MSFT 20")
+    terminal.close()
+    await front_end.stop()
