@@ -74,10 +74,10 @@ class Control:
 
     async def _journal_command(self, command: str, by: str, **args: object) -> None:
         engine = self._engine
+        engine.bus.publish(CommandEvent(command, by, engine.clock.now(), dict(args)))
         await engine.journal.log_event(
             "info", "command", f"{command} by {by}", {"by": by, **args}
         )
-        engine.bus.publish(CommandEvent(command, by, engine.clock.now(), dict(args)))
 
     # --- read-only ------------------------------------------------------------------------
 
@@ -276,11 +276,9 @@ class Control:
         """
         _check_scope(scope)
         engine = self._engine
-        # Act first: a journal that cannot be written must not stop the kill switch.
-        try:
-            await self._journal_command("flatten", by, scope=scope)
-        except Exception:
-            log.exception("could not journal the flatten command; flattening anyway")
+        # Act first: a journal that cannot be written must neither stop nor slow the kill
+        # switch, so its records are written on the side.
+        self._engine.run_aside(self._journal_command("flatten", by, scope=scope))
         async with self._flatten_lock:
             engine.flattening = True
             engine.orders.halt_reason = f"flatten by {by} in progress"
@@ -299,11 +297,8 @@ class Control:
             if progress is not None:
                 await progress(text)
 
-        engine.risk.pause(f"flatten by {by}")  # at once; persisted just below
-        try:
-            await engine.set_state(EngineState.PAUSED, f"flatten by {by}", by)
-        except Exception:
-            log.exception("could not persist the pause")
+        engine.risk.pause(f"flatten by {by}")  # at once; persisted on the side
+        self._engine.run_aside(engine.set_state(EngineState.PAUSED, f"flatten by {by}", by))
         if not engine.broker.is_connected:
             return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
         cancel = await self._cancel(scope)

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -79,6 +80,7 @@ QUIET_SECONDS = 60.0
 BAD_BAR_BURST_SECONDS = 300.0
 CHART_BARS = 500
 PROTECTIVE_CANCEL_SECONDS = 5.0
+ASIDE_WAIT_SECONDS = 2.0
 # A fill whose position update has not come within this long makes the engine ask for positions.
 POSITION_CONFIRM_SECONDS = 3.0
 # An order sent but not found at the broker stays "unknown" this long before it is written off.
@@ -182,6 +184,7 @@ class Engine:
         self._reconcile_lock = asyncio.Lock()
         self._counted_exec_ids: set[str] = set()  # fills whose PnL is in today's figures
         self._uncounted_fills: dict[str, Fill] = {}  # recovered, commission still to come
+        self._aside: set[asyncio.Future[object]] = set()
         self.flattening = False  # while true the strategy places nothing
         self._positions_settled = asyncio.Event()
         self._positions_settled.set()
@@ -200,6 +203,17 @@ class Engine:
         self._spawn(self._run_broker(), "broker")
         self._spawn(self._watchdog(), "watchdog")
         self._spawn(self._measure_loop_lag(), "loop-lag")
+
+    def run_aside(self, work: Coroutine[object, object, object]) -> None:
+        """Run bookkeeping (journaling) beside the caller; stop() waits for it (bounded)."""
+        task = asyncio.ensure_future(work)
+        self._aside.add(task)
+        task.add_done_callback(self._aside_done)
+
+    def _aside_done(self, task: asyncio.Future[object]) -> None:
+        self._aside.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background journaling failed", exc_info=task.exception())
 
     def _spawn(self, coroutine: object, name: str) -> None:
         task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
@@ -228,6 +242,8 @@ class Engine:
             timer.cancel()
             self._announce_fill(fill)
         self.broker.stop()
+        if self._aside:
+            await asyncio.wait(set(self._aside), timeout=ASIDE_WAIT_SECONDS)
         if self._recheck is not None:
             self._recheck.cancel()
         for task in self._tasks:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,9 +65,17 @@ class JournalWriter:
         """
         if self._task is None or self._task.done():
             raise RuntimeError("the journal writer is not running")
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._routine).append((statement, done))
-        self._wake.set()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+        if not urgent:
+            self._routine.append((statement, done))
+            self._wake.set()
+            return await done
+        # Straight to the database thread, without waiting for this loop to get round to the
+        # writer task: the fsync overlaps whatever the loop is busy with. The thread commits
+        # every urgent row queued by then in one transaction.
+        self._urgent.append((statement, done))
+        self._executor.submit(self._commit_urgent, loop)
         return await done
 
     async def flush(self) -> None:
@@ -88,14 +97,28 @@ class JournalWriter:
         if self._db is not None:
             self._db.close()
 
+    def _commit_urgent(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the database thread: commit the urgent rows queued so far, then tell the loop."""
+        batch = []
+        while self._urgent:  # deque pops are atomic: the loop may append meanwhile
+            batch.append(self._urgent.popleft())
+        if not batch:
+            return  # an earlier call took them
+        while True:
+            committed, outcomes = self._apply([statement for statement, _ in batch])
+            if committed:
+                break
+            time.sleep(0.05)  # busy or full disk: an intent is never given up
+        loop.call_soon_threadsafe(_resolve, batch, outcomes)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._urgent or self._routine:
-                source = self._urgent if self._urgent else self._routine
-                count = len(source) if source is self._urgent else min(ROUTINE_BATCH, len(source))
+            while self._routine:
+                source = self._routine
+                count = min(ROUTINE_BATCH, len(source))
                 batch = [source.popleft() for _ in range(count)]
                 committed, outcomes = await loop.run_in_executor(
                     self._executor, self._apply, [statement for statement, _ in batch]
@@ -108,13 +131,7 @@ class JournalWriter:
                     await asyncio.sleep(min(0.05 * 2 ** min(self.failures, 7), 5.0))
                     continue
                 self.failures = 0
-                for (_, done), outcome in zip(batch, outcomes, strict=True):
-                    if done is None or done.done():
-                        continue
-                    if isinstance(outcome, BaseException):
-                        done.set_exception(outcome)
-                    else:
-                        done.set_result(outcome)
+                _resolve(batch, outcomes)
             if self._stopping:
                 return
 
@@ -138,3 +155,13 @@ class JournalWriter:
                 db.execute("ROLLBACK")
             return False, []
         return True, outcomes
+
+
+def _resolve(batch: list[Item], outcomes: list[int | BaseException]) -> None:
+    for (_, done), outcome in zip(batch, outcomes, strict=True):
+        if done is None or done.done():
+            continue
+        if isinstance(outcome, BaseException):
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)

@@ -26,6 +26,8 @@ from engine.journal_writer import JournalWriter
 
 log = logging.getLogger(__name__)
 
+KILL_SWITCH_JOURNAL_SECONDS = 2.0
+
 
 def new_order_ref() -> str:
     return f"{ORDER_REF_PREFIX}{uuid.uuid4().hex[:16]}"
@@ -121,7 +123,11 @@ class OrderManager:
         self.sending.add(order.order_ref)
         try:
             # Write-ahead: the intent is committed to disk before anything is sent.
-            await self._writer.write_durable(insert_order_stmt(order))
+            written = asyncio.ensure_future(self._writer.write_durable(insert_order_stmt(order)))
+            if kill_switch:
+                await self._journal_or_go_on(written, order)
+            else:
+                await written
             halted = self.halt_reason is not None and not kill_switch
             if order.status is not OrderStatus.INTENT or halted:
                 self.abandon(order, self.halt_reason or order.message or "abandoned")
@@ -130,6 +136,18 @@ class OrderManager:
             return self._place(order, parent, transmit, oca_group, outside_rth)
         finally:
             self.sending.discard(order.order_ref)
+
+    @staticmethod
+    async def _journal_or_go_on(written: asyncio.Future[int], order: Order) -> None:
+        """The kill switch waits only so long for the journal: a full or failing disk must not
+        keep positions open. The intent is still written when the disk allows."""
+        done, _ = await asyncio.wait({written}, timeout=KILL_SWITCH_JOURNAL_SECONDS)
+        if not done:
+            log.error("journal not writable; kill-switch order %s sent without its intent "
+                      "on disk", order.order_ref)
+        elif written.exception() is not None:
+            log.error("journaling kill-switch order %s failed: %s", order.order_ref,
+                      written.exception())
 
     def _place(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from engine.broker import LiveTradingRefused
 from engine.domain import Bar, ConnectionState, EngineState, OrderStatus, OrderType, Side
-from engine.events import CommandEvent, ConnectionEvent, DataEvent, FillEvent, OrderEvent, RiskEvent
+from engine.events import ConnectionEvent, DataEvent, FillEvent, OrderEvent, RiskEvent
 from engine.journal import Journal
 from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
 
@@ -292,12 +293,8 @@ async def test_flatten_stops_an_order_whose_intent_is_still_being_written(
         engine.writer.write_durable = slow_disk
         entry = asyncio.ensure_future(engine.orders.submit("AAPL", Side.BUY, 10, "entry"))
         await asyncio.sleep(0)  # the entry is now waiting for its write
-        events = control.subscribe()
-        flatten = asyncio.ensure_future(control.flatten("test"))
-        await next_event(events, CommandEvent, lambda e: e.command == "flatten")
-        assert engine.orders.halt_reason is not None  # the kill switch holds
-        gate.set()
-        report = await asyncio.wait_for(flatten, 20)
+        report = await asyncio.wait_for(control.flatten("test"), 20)
+        gate.set()  # the intent reaches the disk only after the kill switch
         order = await asyncio.wait_for(entry, 20)
         assert order.status is OrderStatus.CANCELLED
         assert report.flat
@@ -329,3 +326,27 @@ async def test_pause_survives_a_restart(gateway, tmp_path: Path) -> None:
             assert (await control.status()).state is EngineState.RUNNING
     finally:
         await journal.close()
+
+
+async def test_kill_switch_fires_when_the_journal_cannot_be_written(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, control):
+        for symbol in ("AAPL", "MSFT"):
+            order = await engine.orders.submit(symbol, Side.BUY, 3, "test position")
+            assert await engine.orders.wait_done([order.order_ref], 10)
+        await engine.wait_positions_settled(5)
+        blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the disk is "full": nobody else can write
+        try:
+            report = await asyncio.wait_for(control.flatten("test"), 40)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert report.flat, report
+        assert all(q == 0 for q in gateway_positions(gateway).values())
+        await engine.writer.flush()  # and the intents reach the journal once it can be written
+        flatten_orders = [o for o in await engine.journal.recent_orders(10)
+                          if o.reason == "flatten by test"]
+        assert len(flatten_orders) == 2
