@@ -30,6 +30,9 @@ class KeptAlive:
         self._stopped = False
 
     def start(self) -> None:
+        """Start it (no-op while it runs)."""
+        if self.running or self._timer is not None:
+            return
         self._stopped = False
         self._spawn()
 
