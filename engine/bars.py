@@ -46,6 +46,7 @@ def bad_bar_reason(bar: Bar, previous: Bar | None) -> str | None:
 class _Partial:
     start: datetime
     bar: Bar
+    complete: bool  # built from the interval's first 5 seconds on (or seeded from history)
 
 
 class BarBuilder:
@@ -58,23 +59,30 @@ class BarBuilder:
         self.bar_seconds = bar_seconds
         self._partial: _Partial | None = None
         self._step = timedelta(seconds=bar_seconds)
+        self.partial_dropped = 0  # bars dropped because streaming began in their middle
+        self._stream_started = False
 
     def seed(self, bar: Bar) -> None:
         """Continue an interval already begun in history (the last, unfinished bar)."""
-        self._partial = _Partial(bar.time, bar)
+        self._partial = _Partial(bar.time, bar, complete=True)
+        self._stream_started = True
 
     def add(self, small: Bar) -> list[Bar]:
         """Take one 5-second bar; return the bars it closed (usually zero or one)."""
-        closed: list[Bar] = []
+        closed: list[_Partial] = []
         start = bar_start(small.time, self.bar_seconds)
         partial = self._partial
         if partial is not None and start < partial.start:
-            return closed  # late data for a bar already closed
+            return []  # late data for a bar already closed
         if partial is not None and start > partial.start:
-            closed.append(partial.bar)
+            closed.append(partial)
             partial = None
         if partial is None:
-            partial = _Partial(start, replace(small, time=start))
+            # Only the first bar of a stream can have begun before we listened; later ones
+            # just had quiet seconds.
+            complete = self._stream_started or small.time == start
+            partial = _Partial(start, replace(small, time=start), complete=complete)
+            self._stream_started = True
         elif start == partial.start:
             current = partial.bar
             partial.bar = Bar(
@@ -89,14 +97,25 @@ class BarBuilder:
         self._partial = partial
         # The 5-second bar that ends the interval closes the bar at once.
         if small.time + timedelta(seconds=REALTIME_BAR_SECONDS) >= partial.start + self._step:
-            closed.append(partial.bar)
+            closed.append(partial)
             self._partial = None
-        return closed
+        return self._finished(closed)
 
     def flush(self, now: datetime) -> Bar | None:
         """Close the bar being built if the broker clock says its interval is over."""
         if self._partial is not None and now >= self._partial.start + self._step:
-            bar = self._partial.bar
-            self._partial = None
-            return bar
+            partial, self._partial = self._partial, None
+            finished = self._finished([partial])
+            return finished[0] if finished else None
         return None
+
+    def reset(self) -> None:
+        """Forget the bar being built (the stream restarts, e.g. after a reconnect)."""
+        self._partial = None
+        self._stream_started = False
+
+    def _finished(self, closed: list[_Partial]) -> list[Bar]:
+        # A bar whose first seconds were never seen has a wrong open (and high/low): drop it.
+        complete = [partial.bar for partial in closed if partial.complete]
+        self.partial_dropped += len(closed) - len(complete)
+        return complete

@@ -316,8 +316,13 @@ class Engine:
         self.writer.write(event_stmt("warning", "connection", reason))
         self.bus.publish(ConnectionEvent(ConnectionState.DISCONNECTED, self.clock.now(),
                                          detail=reason))
+        for state in self.symbols.values():
+            state.builder.reset()  # the bar in progress will not be seen whole
         for order in self.orders.working():
-            if order.status is OrderStatus.INTENT or order.status is OrderStatus.PENDING:
+            if order.status is OrderStatus.INTENT:
+                # Decided before the drop and not sent yet: it will not be sent on old data.
+                self.orders.abandon(order, "the connection was lost before it was sent")
+            elif order.status is OrderStatus.PENDING:
                 # Sent, but no answer: its outcome is unknown until reconciliation.
                 order.status = OrderStatus.UNKNOWN
 
@@ -852,6 +857,7 @@ class Engine:
             return
         message = f"{state.symbol}: no market data for {QUIET_SECONDS:.0f}s; resubscribed"
         state.last_small_wall = time.monotonic()
+        state.builder.reset()
         self.broker.subscribe_bars(state.symbol, use_rth=not self.settings.outside_rth)
         self.writer.write(event_stmt("warning", "quiet", message))
         self.bus.publish(DataEvent("quiet", state.symbol, message, now))

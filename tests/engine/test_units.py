@@ -161,3 +161,18 @@ async def test_slow_subscriber_drops_oldest_and_counts() -> None:
         bus.publish(number)
     assert slow.dropped == 3
     assert [slow.get_nowait(), slow.get_nowait()] == [3, 4]
+
+
+def test_first_bar_of_a_stream_begun_mid_interval_is_dropped() -> None:
+    builder = BarBuilder("AAPL", 60)
+    closed = []
+    for seconds in range(30, 125, 5):  # listening began half way through the first minute
+        closed += builder.add(small(seconds, 100 + seconds))
+    assert [bar.time for bar in closed] == [T0 + timedelta(seconds=60)]
+    assert closed[0].open == 160
+    assert builder.partial_dropped == 1
+    builder.reset()  # a new stream (after a reconnect) starts over
+    closed = []
+    for seconds in range(185, 245, 5):
+        closed += builder.add(small(seconds, 1))
+    assert closed == [] and builder.partial_dropped == 2
