@@ -55,7 +55,7 @@ _STATUS = {
     "PreSubmitted": OrderStatus.SUBMITTED,
     "Submitted": OrderStatus.SUBMITTED,
     "PendingCancel": OrderStatus.SUBMITTED,
-    "ValidationError": OrderStatus.SUBMITTED,
+    "ValidationError": OrderStatus.SUBMITTED,  # live, with a warning on it
     "ApiUpdate": OrderStatus.SUBMITTED,
     "Filled": OrderStatus.FILLED,
     "Cancelled": OrderStatus.CANCELLED,
@@ -201,6 +201,7 @@ class IBBroker:
         self._bar_subscriptions: dict[str, RealTimeBarList] = {}
         self._disconnected = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._positions_lock = asyncio.Lock()
         self.connected_once = False
         self._wire()
 
@@ -316,7 +317,12 @@ class IBBroker:
         """Look every instrument up (one contract-details request each, all at once);
         return the symbols IB does not know or finds ambiguous."""
         found = await asyncio.gather(
-            *(self.ib.reqContractDetailsAsync(make_contract(i)) for i in instruments),
+            *(
+                asyncio.wait_for(
+                    self.ib.reqContractDetailsAsync(make_contract(i)), self._request_timeout
+                )
+                for i in instruments
+            ),
             return_exceptions=True,
         )
         unknown = []
@@ -555,7 +561,9 @@ class IBBroker:
 
     async def fresh_positions(self) -> list[Position]:
         """Positions asked of the broker now, not ib_async's running copy."""
-        await asyncio.wait_for(self.ib.reqPositionsAsync(), self._request_timeout)
+        # ib_async keeps one pending positions request: two at once would orphan one.
+        async with self._positions_lock:
+            await asyncio.wait_for(self.ib.reqPositionsAsync(), self._request_timeout)
         return self.positions()
 
     async def ensure_contract(self, symbol: str) -> bool:
@@ -632,6 +640,9 @@ class IBBroker:
     def _on_order_status(self, trade: Trade) -> None:
         ref = trade.order.orderRef
         if not ref or not ref.startswith(ORDER_REF_PREFIX):
+            return
+        if trade.orderStatus.status == "ValidationError":
+            # ib_async's mark for a warning (399, 110, ...) on the order: not a state of it.
             return
         status = trade.orderStatus
         message = trade.log[-1].message if trade.log else ""

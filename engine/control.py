@@ -244,6 +244,7 @@ class Control:
     async def _cancel(self, scope: str) -> CancelReport:
         engine = self._engine
         orders = engine.orders
+        engine.adopt_unknown_working()  # e.g. before the first reconciliation after a restart
         working = orders.working()
         refs = []
         for order in working:
@@ -306,8 +307,13 @@ class Control:
             await say(f"cancelled {len(cancel.cancelled)} order(s)")
         # A fill that raced the cancel must show in the positions before they are closed.
         await engine.wait_positions_settled(POSITION_SETTLE_SECONDS)
+        try:
+            current = await engine.broker.fresh_positions()
+        except (ConnectionError, TimeoutError) as exc:
+            log.warning("fresh positions unavailable (%s); using the last known", exc)
+            current = engine.broker.positions()
         positions = [
-            p for p in await engine.broker.fresh_positions()
+            p for p in current
             if p.quantity != 0 and (scope == "account" or p.symbol in engine.symbols)
         ]
         if not positions and not cancel.cancelled and not cancel.failed:
@@ -320,6 +326,10 @@ class Control:
                 # Closing now could close twice: that order may still fill.
                 not_closed.append(f"{position.symbol} {position.quantity:g}: an order for it "
                                   "is still working")
+            elif engine.awaiting_position(position.symbol):
+                # The broker has not shown a fill in this position yet: its size is not known.
+                not_closed.append(f"{position.symbol} {position.quantity:g}: a fill is not in "
+                                  "the positions yet; flatten again")
             elif await engine.broker.ensure_contract(position.symbol):
                 to_close.append(position)
             else:

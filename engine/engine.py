@@ -21,6 +21,7 @@ from engine import strategies
 from engine.bars import REALTIME_BAR_SECONDS, BarBuilder, bad_bar_reason, bar_start
 from engine.broker import (
     AccountNotFound,
+    BrokerOrder,
     BrokerRequestError,
     BrokerSnapshot,
     ContractInfo,
@@ -81,6 +82,7 @@ BAD_BAR_BURST_SECONDS = 300.0
 CHART_BARS = 500
 PROTECTIVE_CANCEL_SECONDS = 5.0
 ASIDE_WAIT_SECONDS = 2.0
+JOURNAL_FAILURES_ALERT = 5
 # A fill whose position update has not come within this long makes the engine ask for positions.
 POSITION_CONFIRM_SECONDS = 3.0
 # An order sent but not found at the broker stays "unknown" this long before it is written off.
@@ -106,6 +108,7 @@ class SymbolState:
     bad_bars_in_burst: int = 0
     awaiting_position: bool = False  # a fill seen that the broker's position may not show
     awaiting_since: float = 0.0
+    expected_position: float | None = None  # what the position will be once it shows the fills
 
 
 class Engine:
@@ -182,6 +185,8 @@ class Engine:
         self._no_trace_since: dict[str, float] = {}
         self._recheck: asyncio.Future[None] | None = None
         self._reconcile_lock = asyncio.Lock()
+        self._setting_up = False
+        self._journal_alerted = False
         self._counted_exec_ids: set[str] = set()  # fills whose PnL is in today's figures
         self._uncounted_fills: dict[str, Fill] = {}  # recovered, commission still to come
         self._aside: set[asyncio.Future[object]] = set()
@@ -249,7 +254,7 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.writer.stop()
+        await self.writer.stop(timeout=2.0)
         self._stopped.set()
 
     async def set_state(self, state: EngineState, reason: str, by: str) -> None:
@@ -270,18 +275,24 @@ class Engine:
             time.monotonic() - self.disconnected_at if self.disconnected_at is not None else None
         )
         self.account = account
-        # Nothing trades until reconciliation and warm-up are done: CONNECTED comes last.
+        # Nothing trades until reconciliation and warm-up are done: CONNECTED comes last,
+        # and only if IB did not report its servers gone (1100) meanwhile.
         self.connection = ConnectionState.CONNECTING
         self.connected_since = datetime.now(UTC)
-        self.clock.sync(await self.broker.current_time())
-        if not self.broker.contracts:
-            await self._qualify()
-        await self.reconcile()
-        await self._warm_up(backfill=reconnect)
-        for symbol in self.symbols:
-            self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
-            self.symbols[symbol].last_small_wall = time.monotonic()
-        self.connection = ConnectionState.CONNECTED
+        self._setting_up = True
+        try:
+            self.clock.sync(await self.broker.current_time())
+            if not self.broker.contracts:
+                await self._qualify()
+            await self.reconcile()
+            await self._warm_up(backfill=reconnect)
+            for symbol in self.symbols:
+                self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
+                self.symbols[symbol].last_small_wall = time.monotonic()
+        finally:
+            self._setting_up = False
+        if self.connection is ConnectionState.CONNECTING:
+            self.connection = ConnectionState.CONNECTED
         await self.journal.log_event(
             "info", "connection", f"connected to {self.broker.host}:{self.broker.port}",
             {"account": account, "reconnect": reconnect, "downtime": downtime},
@@ -318,13 +329,17 @@ class Engine:
                                          detail=reason))
         for state in self.symbols.values():
             state.builder.reset()  # the bar in progress will not be seen whole
+        self._abandon_unsent("the connection was lost before it was sent")
         for order in self.orders.working():
-            if order.status is OrderStatus.INTENT:
-                # Decided before the drop and not sent yet: it will not be sent on old data.
-                self.orders.abandon(order, "the connection was lost before it was sent")
-            elif order.status is OrderStatus.PENDING:
+            if order.status is OrderStatus.PENDING:
                 # Sent, but no answer: its outcome is unknown until reconciliation.
                 order.status = OrderStatus.UNKNOWN
+
+    def _abandon_unsent(self, reason: str) -> None:
+        """Orders decided but not sent yet will not be sent on what is now old data."""
+        for order in self.orders.working():
+            if order.status is OrderStatus.INTENT:
+                self.orders.abandon(order, reason)
 
     def on_connect_failed(self, error: str, retry_in: float) -> None:
         self.connection = ConnectionState.CONNECTING
@@ -431,15 +446,7 @@ class Engine:
                 )
                 continue
             if await self.journal.order(ref) is None:
-                order = Order(
-                    order_ref=ref, symbol=found.symbol, side=found.side,
-                    quantity=found.quantity, order_type=OrderType(found.order_type)
-                    if found.order_type in OrderType._value2member_map_ else OrderType.MARKET,
-                    limit_price=found.limit_price, stop_price=found.stop_price,
-                    reason="adopted from the broker", status=found.status,
-                    ib_order_id=found.ib_order_id, perm_id=found.perm_id,
-                    created_at=self.clock.now(),
-                )
+                order = _order_from_broker(found, self.clock.now())
                 await self.journal.insert_order(order)
                 self.orders.adopt(order)
                 adopted += 1
@@ -683,21 +690,31 @@ class Engine:
         order = self.orders.orders.get(update.order_ref)
         filled_before = order.filled if order is not None else 0.0
         self.orders.on_update(update, symbol)
+        if update.status is OrderStatus.UNKNOWN:
+            self._schedule_recheck()  # held, or a cancel that may not have happened
         if order is not None and order.filled > filled_before:
             # IB may report the fill in the status before the execution or the position.
             self._await_position(order.symbol)
 
-    def _await_position(self, symbol: str) -> None:
+    def _await_position(self, symbol: str, change: float | None = None) -> None:
+        """Note a fill the broker's position may not show yet; `change` is its signed
+        quantity when known (an execution), so the position that shows it is recognised."""
         state = self.symbols.get(symbol)
-        if state is not None:
-            state.awaiting_position = True
-            state.awaiting_since = time.monotonic()
-            self._positions_settled.clear()
+        if state is None:
+            return
+        if change is not None:
+            base = state.expected_position
+            if not state.awaiting_position or base is None:
+                base = self.portfolio.position(symbol)
+            state.expected_position = base + change
+        state.awaiting_position = True
+        state.awaiting_since = time.monotonic()
+        self._positions_settled.clear()
 
     def on_fill(self, fill: Fill) -> None:
         if not self.orders.on_fill(fill):
             return
-        self._await_position(fill.symbol)
+        self._await_position(fill.symbol, fill.side.sign * fill.quantity)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(COMMISSION_WAIT_SECONDS, self._commission_timeout, fill.exec_id)
         self._pending_fills[fill.exec_id] = (fill, timer)
@@ -747,25 +764,50 @@ class Engine:
 
     def on_position(self, position: Position) -> None:
         self.portfolio.set_position(position)
-        self._position_confirmed(position.symbol)
+        state = self.symbols.get(position.symbol)
+        if state is None or not state.awaiting_position:
+            return
+        expected = state.expected_position
+        # A position reflecting only an earlier execution of the order does not settle it.
+        if expected is None or abs(position.quantity - expected) < 1e-9:
+            self._position_confirmed(position.symbol)
 
     def _position_confirmed(self, symbol: str) -> None:
         state = self.symbols.get(symbol)
         if state is not None:
             state.awaiting_position = False
+            state.expected_position = None
             if not any(s.awaiting_position for s in self.symbols.values()):
                 self._positions_settled.set()
 
     async def _refresh_positions(self) -> None:
         """Ask the broker for positions when an expected position update has not come."""
+        asked = time.monotonic()
         try:
             positions = await self.broker.fresh_positions()
         except (ConnectionError, TimeoutError) as exc:
             log.warning("position refresh failed: %s", exc)
             return
         self.portfolio.replace_positions(positions)
-        for symbol in self.symbols:
-            self._position_confirmed(symbol)
+        for symbol, state in self.symbols.items():
+            if state.awaiting_position and state.awaiting_since < asked:
+                self._position_confirmed(symbol)
+
+    def awaiting_position(self, symbol: str) -> bool:
+        state = self.symbols.get(symbol)
+        return state is not None and state.awaiting_position
+
+    def adopt_unknown_working(self) -> int:
+        """Track the bot's orders ib_async knows as open but the engine does not (yet):
+        after a restart, before reconciliation adopted them. Returns how many."""
+        adopted = 0
+        for found in self.broker.working_orders():
+            ref = found.order_ref
+            if not ref.startswith("tb-") or ref in self.orders.orders:
+                continue
+            self.orders.adopt(_order_from_broker(found, self.clock.now()))
+            adopted += 1
+        return adopted
 
     async def wait_positions_settled(self, timeout: float) -> None:
         """Wait (bounded) until every fill seen has shown up in the broker's positions."""
@@ -800,11 +842,14 @@ class Engine:
         now = self.clock.now()
         if action is ErrorAction.DEGRADED:
             self.connection = ConnectionState.DEGRADED
+            self._abandon_unsent("IB lost its servers before it was sent")
             self.bus.publish(ConnectionEvent(ConnectionState.DEGRADED, now, detail=message))
             return
         if action in (ErrorAction.RESTORED, ErrorAction.RESTORED_DATA_LOST):
-            # Still DEGRADED until reconciliation says what happened while IB was away.
-            self.connection = ConnectionState.DEGRADED
+            # Still DEGRADED until reconciliation says what happened while IB was away
+            # (and still CONNECTING if the connect's own set-up is running).
+            if self.connection is not ConnectionState.CONNECTING:
+                self.connection = ConnectionState.DEGRADED
             self._spawn(self._after_restore(action is ErrorAction.RESTORED_DATA_LOST, message),
                         "restore")
             return
@@ -815,14 +860,16 @@ class Engine:
     async def _after_restore(self, data_lost: bool, message: str) -> None:
         try:
             await self.reconcile()
-        except (ConnectionError, TimeoutError) as exc:
-            log.warning("reconciliation after a restore failed (%s); reconnecting", exc)
+        except Exception:
+            # Whatever it was, a fresh connection runs the whole set-up again.
+            log.exception("reconciliation after a restore failed; reconnecting")
             self.broker.ib.disconnect()
             return
         if data_lost:
-            for symbol in self.symbols:
+            for symbol, state in self.symbols.items():
+                state.builder.reset()
                 self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
-        if self.connection is ConnectionState.DEGRADED:
+        if self.connection is ConnectionState.DEGRADED and not self._setting_up:
             self.connection = ConnectionState.CONNECTED
             self.bus.publish(ConnectionEvent(ConnectionState.CONNECTED, self.clock.now(),
                                              detail=message))
@@ -837,6 +884,7 @@ class Engine:
             if self.connection is not ConnectionState.CONNECTED or not self.ready.is_set():
                 continue
             now = self.clock.now()
+            self._check_journal()
             stuck = time.monotonic() - POSITION_CONFIRM_SECONDS
             if any(s.awaiting_position and s.awaiting_since < stuck
                    for s in self.symbols.values()):
@@ -847,6 +895,14 @@ class Engine:
                 if closed is not None:
                     self._on_bar(state, closed, trade=state.warm)
                 self._check_quiet(state, now)
+
+    def _check_journal(self) -> None:
+        failing = self.writer.failures >= JOURNAL_FAILURES_ALERT
+        if failing and not self._journal_alerted:
+            self.bus.publish(RiskEvent(
+                "journal", "the journal cannot be written (disk full or busy); new orders wait "
+                "until it can", self.clock.now()))
+        self._journal_alerted = failing
 
     def _check_quiet(self, state: SymbolState, now: datetime) -> None:
         info = self.contract_info(state.symbol)
@@ -912,6 +968,18 @@ class Engine:
 
     def bar_start(self, moment: datetime) -> datetime:
         return bar_start(moment, self.settings.bar_seconds)
+
+
+def _order_from_broker(found: BrokerOrder, now: datetime) -> Order:
+    known_type = found.order_type in OrderType._value2member_map_
+    return Order(
+        order_ref=found.order_ref, symbol=found.symbol, side=found.side,
+        quantity=found.quantity,
+        order_type=OrderType(found.order_type) if known_type else OrderType.MARKET,
+        limit_price=found.limit_price, stop_price=found.stop_price,
+        reason="adopted from the broker", status=found.status, filled=found.filled,
+        ib_order_id=found.ib_order_id, perm_id=found.perm_id, created_at=now,
+    )
 
 
 def _state_statements(state: EngineState, reason: str, by: str) -> list[Statement]:

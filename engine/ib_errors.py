@@ -31,6 +31,8 @@ class ErrorInfo:
 
 ERRORS: dict[int, ErrorInfo] = {
     100: ErrorInfo("message rate to the gateway exceeded", ErrorAction.ERROR),
+    161: ErrorInfo("cancel attempted on an order in a state that cannot be cancelled",
+                   ErrorAction.RESYNC),
     162: ErrorInfo("historical data service error", ErrorAction.PACING),
     200: ErrorInfo("no security definition found (unknown or ambiguous contract)",
                    ErrorAction.CONFIG),

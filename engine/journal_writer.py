@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +36,7 @@ class JournalWriter:
         self._wake = asyncio.Event()
         self._stopping = False
         self.failures = 0  # commits failed in a row (busy or full disk)
+        self._abort = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
@@ -55,6 +56,9 @@ class JournalWriter:
 
     def write(self, statement: Statement) -> None:
         """Queue a routine row; it reaches the disk with one of the next commits."""
+        if self._stopping and self._task is None:
+            log.error("journal row after shutdown not written: %s", statement[0].split("(")[0])
+            return
         self._routine.append((statement, None))
         self._wake.set()
 
@@ -82,16 +86,25 @@ class JournalWriter:
         """Wait until every row queued so far is committed."""
         await self.write_durable(("SELECT 1", ()), urgent=False)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Commit what is queued and close; after `timeout` (a disk that cannot be written)
+        give up, say how many rows were lost, and never hang the process's exit."""
         if self._task is None:
             return
         self._stopping = True
         self._wake.set()
-        await self._task
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._abort.set()
+            self._task.cancel()
+            lost = len(self._routine) + len(self._urgent)
+            log.error("journal not writable at shutdown: %d row(s) not written", lost)
         self._task = None
         if self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-            self._executor.shutdown()
+            if not self._abort.is_set():
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+            self._executor.shutdown(wait=not self._abort.is_set(), cancel_futures=True)
 
     def _close(self) -> None:
         if self._db is not None:
@@ -108,7 +121,9 @@ class JournalWriter:
             committed, outcomes = self._apply([statement for statement, _ in batch])
             if committed:
                 break
-            time.sleep(0.05)  # busy or full disk: an intent is never given up
+            if self._abort.wait(0.05):  # busy or full disk: retried until shutdown gives up
+                outcomes = [RuntimeError("journal writer stopped")] * len(batch)
+                break
         loop.call_soon_threadsafe(_resolve, batch, outcomes)
 
     async def _run(self) -> None:
@@ -145,14 +160,21 @@ class JournalWriter:
             for sql, params in statements:
                 try:
                     outcomes.append(db.execute(sql, params).rowcount)
-                except sqlite3.Error as exc:  # one bad row must not lose the others
-                    log.error("journal write failed: %s (%s)", exc, sql.split("(")[0])
+                except sqlite3.OperationalError:
+                    raise  # full, I/O error, busy: the whole batch is retried as one
+                except Exception as exc:  # a bad row (constraint, bad value) loses no other
+                    if not db.in_transaction:
+                        raise
+                    log.error("journal row refused: %s (%s)", exc, sql.split("(")[0])
                     outcomes.append(exc)
             db.execute("COMMIT")
-        except sqlite3.Error:
-            log.exception("journal commit failed; retrying")
+        except Exception:
+            log.exception("journal commit failed; the batch will be retried")
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:  # the connection is beyond use; the next BEGIN says so
+                    log.exception("journal rollback failed")
             return False, []
         return True, outcomes
 

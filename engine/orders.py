@@ -288,8 +288,8 @@ class OrderManager:
         if previous.is_done and not more_filled and previous is not OrderStatus.CANCELLED:
             # A late or repeated status after the final one changes nothing.
             return
-        if previous is OrderStatus.CANCELLED and not more_filled and update.status in (
-            OrderStatus.CANCELLED, OrderStatus.REJECTED
+        if previous is OrderStatus.CANCELLED and not more_filled and update.status not in (
+            OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED
         ):
             return
         # Past this point a "done" order is revived only by the broker itself reporting it

@@ -350,3 +350,35 @@ async def test_kill_switch_fires_when_the_journal_cannot_be_written(
         flatten_orders = [o for o in await engine.journal.recent_orders(10)
                           if o.reason == "flatten by test"]
         assert len(flatten_orders) == 2
+
+
+async def test_flatten_before_reconciliation_still_cancels_the_bots_orders(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    journal = await Journal.open(settings.db_path)
+    try:
+        async with running_engine(gateway, settings, journal) as (engine, _):
+            last = engine.portfolio.last_price["AAPL"]
+            stop = await engine.orders.submit(
+                "AAPL", Side.SELL, 10, "protective", OrderType.STOP, None, round(last * 0.8, 2)
+            )
+            assert await engine.orders.wait_status(stop.order_ref, {OrderStatus.SUBMITTED}, 10)
+        # Restarted, and a /flatten arrives before reconciliation has adopted that order.
+        release, connected = asyncio.Event(), asyncio.Event()
+        async with running_engine(gateway, settings, journal, ready=False) as (engine, control):
+            reconcile = engine.reconcile
+
+            async def slow_reconcile() -> list[str]:
+                connected.set()
+                await release.wait()
+                return await reconcile()
+
+            engine.reconcile = slow_reconcile
+            await asyncio.wait_for(connected.wait(), 10)
+            report = await asyncio.wait_for(control.flatten("test"), 20)
+            release.set()
+            assert report.flat
+            assert [o for o in gateway_open_orders(gateway) if o.order_ref == stop.order_ref] == []
+    finally:
+        await journal.close()

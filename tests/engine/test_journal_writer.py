@@ -7,6 +7,8 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from engine.domain import Fill, Order, Side
 from engine.journal import Journal, event_stmt, fill_stmt, insert_order_stmt
 from engine.journal_writer import JournalWriter
@@ -50,4 +52,24 @@ async def test_a_busy_database_delays_rows_but_loses_none(tmp_path: Path) -> Non
     finally:
         blocker.close()
         await writer.stop()
+        await journal.close()
+
+
+async def test_stop_gives_up_on_a_disk_that_cannot_be_written(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = await Journal.open(path)
+    writer = JournalWriter(path, busy_timeout=0.01)
+    await writer.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        order = Order(order_ref="tb-1", symbol="AAPL", side=Side.BUY, quantity=1)
+        intent = asyncio.ensure_future(writer.write_durable(insert_order_stmt(order)))
+        writer.write(event_stmt("info", "test", "never written"))
+        await asyncio.wait_for(writer.stop(timeout=0.3), 5)  # returns: no hang at exit
+        with pytest.raises(RuntimeError, match="stopped"):
+            await asyncio.wait_for(intent, 5)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
         await journal.close()
