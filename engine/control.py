@@ -343,9 +343,10 @@ class Control:
         ))
         closing = []
         for position, order in zip(to_close, orders, strict=True):
-            if order.status.is_done:
-                not_closed.append(f"{position.symbol} {position.quantity:g}: {order.message}")
-            else:
+            if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+                detail = order.message or order.status.value
+                not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
+            else:  # working, or already filled while the others were being sent
                 closing.append((position, order))
         if closing:
             await say("closing " + ", ".join(f"{p.symbol} {p.quantity:g}" for p, _ in closing))

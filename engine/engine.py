@@ -62,8 +62,10 @@ from engine.journal import (
     equity_stmt,
     event_stmt,
     fill_stmt,
+    insert_order_stmt,
     signal_stmt,
     state_stmt,
+    update_order_stmt,
 )
 from engine.journal_writer import JournalWriter
 from engine.orders import OrderManager
@@ -428,8 +430,12 @@ class Engine:
                         f"{ref} {order.symbol}: not seen at the broker yet; checking again"
                     )
                     self._schedule_recheck()
-            await self.journal.update_order(
-                ref, order.status, ib_order_id=order.ib_order_id, perm_id=order.perm_id
+            # Through the writer, after any older status of this order still queued there.
+            await self.writer.write_durable(
+                update_order_stmt(
+                    ref, order.status, ib_order_id=order.ib_order_id, perm_id=order.perm_id
+                ),
+                urgent=False,
             )
             self.orders.adopt(order)
             if order.status is not OrderStatus.UNKNOWN:
@@ -447,7 +453,7 @@ class Engine:
                 continue
             if await self.journal.order(ref) is None:
                 order = _order_from_broker(found, self.clock.now())
-                await self.journal.insert_order(order)
+                await self.writer.write_durable(insert_order_stmt(order), urgent=False)
                 self.orders.adopt(order)
                 adopted += 1
                 differences.append(f"{ref} {found.symbol}: open at the broker, not journaled")
