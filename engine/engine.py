@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from engine import strategies
-from engine.bars import REALTIME_BAR_SECONDS, BarBuilder, bad_bar_reason, bar_start
+from engine.bars import REALTIME_BAR_SECONDS, BarBuilder, bad_bar_reason
 from engine.broker import (
     AccountNotFound,
     BrokerOrder,
@@ -971,9 +971,6 @@ class Engine:
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_wall
-
-    def bar_start(self, moment: datetime) -> datetime:
-        return bar_start(moment, self.settings.bar_seconds)
 
 
 def _order_from_broker(found: BrokerOrder, now: datetime) -> Order:
