@@ -127,8 +127,10 @@ class Engine:
         mode: str | None = None,
         clock_speed: float = 1.0,
         backoff_initial: float = 1.0,
+        no_trace_grace: float = NO_TRACE_GRACE_SECONDS,
     ) -> None:
         self.settings = settings
+        self.no_trace_grace = no_trace_grace
         self.journal = journal
         self.bus = bus or EventBus()
         self.mode = mode or settings.trading_mode
@@ -418,7 +420,7 @@ class Engine:
                 # (sent just before a drop), so it stays unknown, blocking new orders for its
                 # symbol, until a later check after a grace period finds it still absent.
                 first_seen = self._no_trace_since.setdefault(ref, time.monotonic())
-                if time.monotonic() - first_seen >= NO_TRACE_GRACE_SECONDS:
+                if time.monotonic() - first_seen >= self.no_trace_grace:
                     order.status = OrderStatus.CANCELLED
                     order.message = "no trace at the broker; not working"
                     differences.append(f"{ref} {order.symbol}: no trace at the broker")
@@ -458,6 +460,12 @@ class Engine:
                 adopted += 1
                 differences.append(f"{ref} {found.symbol}: open at the broker, not journaled")
 
+        # Orders settled by a live status since they were last missed need no re-check.
+        for ref in list(self._no_trace_since):
+            order = self.orders.orders.get(ref)
+            if order is None or order.status is not OrderStatus.UNKNOWN:
+                del self._no_trace_since[ref]
+
         recovered = 0
         for fill in snapshot.fills:
             if not fill.order_ref.startswith("tb-"):
@@ -484,12 +492,17 @@ class Engine:
             return
 
         async def recheck() -> None:
-            await asyncio.sleep(NO_TRACE_GRACE_SECONDS)
-            if self.broker.is_connected:
-                try:
-                    await self.reconcile()
-                except (ConnectionError, TimeoutError) as exc:
-                    log.warning("order recheck failed: %s", exc)
+            # Until every order sent but not seen at the broker is settled one way or the
+            # other (a reconcile run from here cannot schedule the next check itself).
+            while True:
+                await asyncio.sleep(self.no_trace_grace)
+                if self.broker.is_connected:
+                    try:
+                        await self.reconcile()
+                    except (ConnectionError, TimeoutError) as exc:
+                        log.warning("order recheck failed: %s", exc)
+                if not self._no_trace_since:
+                    return
 
         self._recheck = asyncio.ensure_future(recheck())
         self._recheck.add_done_callback(_log_task_failure)

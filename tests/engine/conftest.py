@@ -18,6 +18,7 @@ from engine.journal import Journal
 from ibsim import SimGateway
 
 SPEED = 600.0  # simulated seconds per wall second: a 5-second bar every ~8 ms
+NO_TRACE_GRACE = 0.5  # seconds an order sent but not seen at the broker stays "unknown"
 
 FAST_SETTINGS: dict[str, Any] = {
     "symbols": "AAPL,MSFT",
@@ -53,7 +54,7 @@ async def running_engine(
     journal = journal or await Journal.open(settings.db_path)
     engine = Engine(
         settings, journal, host="127.0.0.1", port=gateway.port, mode="sim",
-        clock_speed=SPEED, backoff_initial=0.05,
+        clock_speed=SPEED, backoff_initial=0.05, no_trace_grace=NO_TRACE_GRACE,
     )
     await engine.start()
     try:
