@@ -268,9 +268,8 @@ class Engine:
             self.risk.pause(reason)
         else:
             self.risk.halt(reason)
-        await self.journal.set_state("engine_state", state.value)
-        await self.journal.set_state("pause_reason", reason)
-        await self.journal.log_event("info", "state", f"{state.value} by {by}: {reason}")
+        for statement in _state_statements(state, reason, by):
+            await self.journal.execute(statement)
 
     # --- BrokerListener: connection --------------------------------------------------------
 

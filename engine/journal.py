@@ -299,6 +299,11 @@ class Journal:
                 f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
             )
 
+    async def execute(self, statement: Statement) -> int:
+        """Write one row (a statement from the `*_stmt` builders); committed when it returns.
+        Returns the number of rows changed (0 for a fill already journaled)."""
+        return await self._write(*statement)
+
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         cursor = await self._db.execute(sql, tuple(params))
         rowcount = cursor.rowcount
@@ -310,31 +315,6 @@ class Journal:
             return list(await cursor.fetchall())
 
     # --- orders -------------------------------------------------------------------------
-
-    async def insert_order(self, order: Order) -> None:
-        """Journal an intent before it is sent; a second insert of the same ref is an error."""
-        await self._write(*insert_order_stmt(order))
-
-    async def update_order(
-        self,
-        order_ref: str,
-        status: OrderStatus,
-        *,
-        ib_order_id: int | None = None,
-        perm_id: int | None = None,
-        quantity: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-    ) -> None:
-        await self._write(
-            *update_order_stmt(
-                order_ref, status, ib_order_id=ib_order_id, perm_id=perm_id,
-                quantity=quantity, limit_price=limit_price, stop_price=stop_price,
-            )
-        )
-
-    async def add_order_event(self, update: OrderUpdate) -> None:
-        await self._write(*order_event_stmt(update))
 
     async def order(self, order_ref: str) -> Order | None:
         rows = await self._rows("SELECT * FROM orders WHERE order_ref = ?", (order_ref,))
@@ -357,15 +337,6 @@ class Journal:
 
     # --- fills --------------------------------------------------------------------------
 
-    async def record_fill(self, fill: Fill) -> bool:
-        """Store a fill; return False if this exec_id was already journaled (harmless)."""
-        return await self._write(*fill_stmt(fill)) == 1
-
-    async def set_fill_commission(
-        self, exec_id: str, commission: float, realized_pnl: float | None
-    ) -> None:
-        await self._write(*fill_commission_stmt(exec_id, commission, realized_pnl))
-
     async def has_fill(self, exec_id: str) -> bool:
         return bool(await self._rows("SELECT 1 FROM fills WHERE exec_id = ?", (exec_id,)))
 
@@ -383,9 +354,6 @@ class Journal:
         return [_fill_from_row(row) for row in rows]
 
     # --- signals, events, equity ----------------------------------------------------------
-
-    async def add_signal(self, signal: Signal) -> None:
-        await self._write(*signal_stmt(signal))
 
     async def log_event(
         self,
@@ -419,15 +387,6 @@ class Journal:
             )
             for row in rows
         ]
-
-    async def add_equity(
-        self,
-        at: datetime,
-        net_liquidation: float | None,
-        realized_pnl: float | None,
-        unrealized_pnl: float | None,
-    ) -> None:
-        await self._write(*equity_stmt(at, net_liquidation, realized_pnl, unrealized_pnl))
 
     async def equity_curve(self, limit: int = 2000) -> list[tuple[datetime, float]]:
         rows = await self._rows(

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from engine.domain import Fill, Order, OrderStatus, OrderUpdate, Side
-from engine.journal import MIGRATIONS, SCHEMA_VERSION, Journal
+from engine.journal import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Journal,
+    equity_stmt,
+    fill_commission_stmt,
+    fill_stmt,
+    insert_order_stmt,
+    order_event_stmt,
+    update_order_stmt,
+)
 
 
 def _fill(exec_id: str = "0001.01", quantity: float = 10) -> Fill:
@@ -37,9 +47,9 @@ async def test_new_journal_is_wal_and_current(tmp_path: Path) -> None:
 async def test_duplicate_fill_is_harmless(tmp_path: Path) -> None:
     journal = await Journal.open(tmp_path / "j.sqlite3")
     try:
-        assert await journal.record_fill(_fill()) is True
-        assert await journal.record_fill(_fill()) is False
-        await journal.set_fill_commission("0001.01", 1.0, 0.0)
+        assert await journal.execute(fill_stmt(_fill())) == 1
+        assert await journal.execute(fill_stmt(_fill())) == 0
+        await journal.execute(fill_commission_stmt("0001.01", 1.0, 0.0))
         fills = await journal.recent_fills()
         assert len(fills) == 1
         assert fills[0].commission == 1.0
@@ -83,20 +93,22 @@ async def test_order_lifecycle_round_trip(tmp_path: Path) -> None:
     journal = await Journal.open(tmp_path / "j.sqlite3")
     try:
         order = Order(order_ref="tb-1", symbol="AAPL", side=Side.BUY, quantity=10, reason="x")
-        await journal.insert_order(order)
+        await journal.execute(insert_order_stmt(order))
         assert [o.order_ref for o in await journal.open_orders()] == ["tb-1"]
-        await journal.update_order("tb-1", OrderStatus.SUBMITTED, ib_order_id=5, perm_id=0)
-        now = datetime.now(UTC)
-        await journal.add_order_event(
-            OrderUpdate("tb-1", OrderStatus.FILLED, 10, 0, 190.0, now, ib_order_id=5, perm_id=9)
+        await journal.execute(
+            update_order_stmt("tb-1", OrderStatus.SUBMITTED, ib_order_id=5, perm_id=0)
         )
-        await journal.update_order("tb-1", OrderStatus.FILLED, perm_id=9)
+        now = datetime.now(UTC)
+        await journal.execute(order_event_stmt(
+            OrderUpdate("tb-1", OrderStatus.FILLED, 10, 0, 190.0, now, ib_order_id=5, perm_id=9)
+        ))
+        await journal.execute(update_order_stmt("tb-1", OrderStatus.FILLED, perm_id=9))
         stored = await journal.order("tb-1")
         assert stored is not None
         assert (stored.status, stored.ib_order_id, stored.perm_id) == (OrderStatus.FILLED, 5, 9)
         assert await journal.open_orders() == []
         with pytest.raises(sqlite3.IntegrityError):
-            await journal.insert_order(order)
+            await journal.execute(insert_order_stmt(order))
     finally:
         await journal.close()
 
@@ -104,7 +116,7 @@ async def test_order_lifecycle_round_trip(tmp_path: Path) -> None:
 async def test_writes_survive_reopen(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     journal = await Journal.open(path)
-    await journal.record_fill(_fill("e1"))
+    await journal.execute(fill_stmt(_fill("e1")))
     await journal.log_event("warning", "bad_bar", "dropped", {"symbol": "AAPL"})
     await journal.set_state("paused", "1")
     await journal.close()
@@ -122,6 +134,6 @@ async def test_naive_time_is_refused(tmp_path: Path) -> None:
     journal = await Journal.open(tmp_path / "j.sqlite3")
     try:
         with pytest.raises(ValueError, match="naive"):
-            await journal.add_equity(datetime(2026, 1, 1), 1.0, 0.0, 0.0)
+            await journal.execute(equity_stmt(datetime(2026, 1, 1), 1.0, 0.0, 0.0))
     finally:
         await journal.close()
