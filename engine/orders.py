@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 
 from engine.broker import ORDER_REF_PREFIX, IBBroker
 from engine.clock import BrokerClock
@@ -46,7 +47,6 @@ class OrderManager:
         self._bus = bus
         self._clock = clock
         self.orders: dict[str, Order] = {}  # every order of this run, and adopted ones
-        self._done_events: dict[str, asyncio.Event] = {}
         self._seen_exec_ids: set[str] = set()
         self.sending: set[str] = set()  # intents being written, not yet placed
         self.halt_reason: str | None = None  # set while the kill switch runs
@@ -103,7 +103,7 @@ class OrderManager:
         if order.status in (OrderStatus.INTENT, OrderStatus.CANCELLED):
             order.status = OrderStatus.CANCELLED
             order.message = order.message or f"not sent: {reason}"
-            self._done_event(order.order_ref).set()
+            self._notify()
 
     async def send(
         self,
@@ -170,7 +170,7 @@ class OrderManager:
             order.status = OrderStatus.CANCELLED
             order.message = f"not sent: {exc}"
             self._writer.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
-            self._done_event(order.order_ref).set()
+            self._notify()
             self._bus.publish(OrderEvent(order, "rejected", order.message))
             return order
         if order.status is OrderStatus.INTENT:  # an answer may already have arrived
@@ -237,46 +237,44 @@ class OrderManager:
 
     async def wait_done(self, order_refs: list[str], timeout: float) -> bool:
         """Wait until every order is filled, cancelled or rejected; False on timeout."""
-        waits = [
-            self._done_event(ref).wait()
-            for ref in order_refs
-            if ref in self.orders and not self.orders[ref].status.is_done
-        ]
-        if not waits:
-            return True
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
-        except TimeoutError:
-            return False
-        return True
+        orders = [self.orders[ref] for ref in order_refs if ref in self.orders]
+        return await self._wait_until(lambda: all(o.status.is_done for o in orders), timeout)
 
     async def wait_status(
         self, order_ref: str, statuses: set[OrderStatus], timeout: float
     ) -> bool:
-        """Wait until an order reaches one of `statuses` (or any final one); False on timeout."""
+        """Wait until an order reaches one of `statuses` (or any final one); False unless it
+        reached one of `statuses` in time."""
+        order = self.orders[order_ref]
+        await self._wait_until(
+            lambda: order.status in statuses or order.status.is_done, timeout
+        )
+        return order.status in statuses
 
-        async def reached() -> None:
-            order = self.orders[order_ref]
-            while order.status not in statuses and not order.status.is_done:
+    async def _wait_until(self, reached: Callable[[], bool], timeout: float) -> bool:
+        async def wait() -> None:
+            while not reached():
                 changed = self._changed = self._changed or asyncio.Event()
                 await changed.wait()
 
         try:
-            await asyncio.wait_for(reached(), timeout)
+            await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
             return False
-        return self.orders[order_ref].status in statuses
+        return True
 
-    def _done_event(self, order_ref: str) -> asyncio.Event:
-        return self._done_events.setdefault(order_ref, asyncio.Event())
+    def _notify(self) -> None:
+        """Wake everyone waiting for an order's state to change."""
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     # --- broker answers -----------------------------------------------------------------
 
     def adopt(self, order: Order) -> None:
         """Track an order found in the journal or at the broker after a (re)connect."""
         self.orders[order.order_ref] = order
-        if order.status.is_done:
-            self._done_event(order.order_ref).set()
+        self._notify()
 
     def on_update(self, update: OrderUpdate, symbol: str) -> None:
         order = self.orders.get(update.order_ref)
@@ -302,9 +300,7 @@ class OrderManager:
         order.perm_id = update.perm_id or order.perm_id
         order.updated_at = update.time
         order.message = update.message
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._notify()
         if update.status is previous and update.status is not OrderStatus.PARTIAL:
             return
         self._writer.write(order_event_stmt(update))
@@ -318,8 +314,6 @@ class OrderManager:
             self._bus.publish(OrderEvent(order, "rejected", update.message))
         elif update.status is OrderStatus.CANCELLED:
             self._bus.publish(OrderEvent(order, "cancelled", update.message))
-        if update.status.is_done:
-            self._done_event(order.order_ref).set()
 
     def on_fill(self, fill: Fill) -> bool:
         """Journal a fill once; return False for an exec_id already seen."""
