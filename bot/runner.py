@@ -14,6 +14,7 @@ from typing import Protocol
 from engine.config import Settings
 from engine.control import Control
 from engine.engine import Engine
+from engine.errors import ConfigurationError
 from engine.journal import Journal
 from engine.logs import setup_logging
 
@@ -34,6 +35,7 @@ class Stoppable(Protocol):
 
 SHUTDOWN_SECONDS = 4.0
 EXIT_FATAL = 1
+EXIT_CONFIGURATION = 2
 
 SIMULATED_BANNER = """
   ************************************************************************
@@ -49,6 +51,9 @@ def run(settings: Settings) -> int:
         return asyncio.run(serve(settings))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 0
+    except ConfigurationError as exc:
+        print(f"tradebot: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
 
 
 def sim_state_path(settings: Settings) -> Path:
@@ -107,6 +112,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await shut_down(engine, front_end)
         if engine.fatal is not None:
             print(f"tradebot: {engine.fatal}", file=sys.stderr)
+            if isinstance(engine.fatal, ConfigurationError):
+                return EXIT_CONFIGURATION
             return EXIT_FATAL
     return 0
 
