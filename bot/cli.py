@@ -46,15 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Telegram bot when TELEGRAM_BOT_TOKEN is set, otherwise the console. Ctrl-C stops it.",
     )
 
-    sim = commands.add_parser(
+    # Listed for the overview only: main() hands everything after `sim-gateway` to ibsim's own
+    # parser, because argparse's REMAINDER after a subcommand refuses options (`--port 4002`).
+    commands.add_parser(
         "sim-gateway",
-        help="run the simulated IB Gateway (ibsim) standalone",
-        description="Run ibsim, a simulated IB Gateway speaking the TWS socket protocol, until "
-        "Ctrl-C. Any ib_async/TWS API client can connect to it.",
+        help="run the simulated IB Gateway (ibsim) standalone (see sim-gateway --help)",
         add_help=False,
     )
-    sim.add_argument("-h", "--help", action="store_true", help="show ibsim's options")
-    sim.add_argument("args", nargs=argparse.REMAINDER, help="ibsim options (see --help)")
 
     backtest = commands.add_parser(
         "backtest",
@@ -75,10 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sim-gateway"]:
+        # ibsim takes no tradebot settings: a standalone gateway starts whatever .env holds.
+        return _sim_gateway(argv[1:])
     args = build_parser().parse_args(argv)
     command = args.command or "run"
-    if command == "sim-gateway" and args.help:
-        return _sim_gateway(["--help"])
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -89,8 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.runner import run
 
         return run(settings)
-    if command == "sim-gateway":
-        return _sim_gateway(args.args)
     if command == "backtest":
         print("tradebot backtest: not built yet (it arrives with the backtest issue)")
         return 1

@@ -5,26 +5,81 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
+import sys
 
 from .gateway import SimGateway
+from .persistence import StateFileError
 
 log = logging.getLogger("ibsim")
+
+# Beyond an hour per second the market driver falls behind the clock and the simulated time
+# soon leaves what a datetime can hold; numpy seeds are unsigned 32-bit.
+MAX_SPEED = 3600.0
+MAX_SEED = 2**32 - 1
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not (speed == 0 or 0.1 <= speed <= MAX_SPEED):
+        raise argparse.ArgumentTypeError(
+            f"expected 0 (frozen) or a number from 0.1 to {MAX_SPEED:g}, got {text!r}"
+        )
+    return speed
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_SEED}, got {text!r}"
+        )
+    return seed
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0-65535 (0 = any), got {text!r}")
+    return port
+
+
+def _cash(text: str) -> float:
+    try:
+        cash = float(text)
+    except ValueError:
+        cash = math.nan
+    if not 0 <= cash <= 1e12:
+        raise argparse.ArgumentTypeError(f"expected an amount from 0 to 1e12, got {text!r}")
+    return cash
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="sim-gateway",
+        prog="tradebot sim-gateway",
         description="Simulated IB Gateway speaking the TWS API (connect ib_async to it).",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=4002, help="API port (default 4002, 0 = any)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic prices")
+    p.add_argument("--port", type=_port, default=4002, help="API port (default 4002, 0 = any)")
+    p.add_argument(
+        "--seed", type=_seed, default=1, help=f"seed of the synthetic prices (0-{MAX_SEED})"
+    )
     p.add_argument(
         "--speed",
-        type=float,
+        type=_speed,
         default=60.0,
-        help="simulated seconds per wall second (default 60; 0 = frozen)",
+        help=f"simulated seconds per wall second, 0.1-{MAX_SPEED:g} (default 60; 0 = frozen)",
     )
     p.add_argument(
         "--start",
@@ -43,14 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--account", nargs="+", default=["DU1234567"], help="paper account(s) (default DU1234567)"
     )
-    p.add_argument("--cash", type=float, default=1_000_000.0, help="starting cash per account")
+    p.add_argument("--cash", type=_cash, default=1_000_000.0, help="starting cash per account")
     p.add_argument(
         "--control-port",
-        type=int,
+        type=_port,
         default=None,
         help="loopback port for one-line JSON fault/clock commands (0 = any)",
     )
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO"
+    )
     return p
 
 
@@ -82,10 +139,13 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     try:
         asyncio.run(_serve(args))
+    except StateFileError as exc:
+        print(f"tradebot sim-gateway: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

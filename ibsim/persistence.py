@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,11 @@ from .orders import Execution, SimOrder
 
 log = logging.getLogger("ibsim")
 FORMAT_VERSION = 1
+
+
+class StateFileError(ValueError):
+    """The state file cannot be read back; the message names the file and what is wrong.
+    The file is left as it is: it may be the only record of the simulated account."""
 
 
 def snapshot(clock_time: float, accounts: dict[str, Account], broker: Any) -> dict[str, Any]:
@@ -40,7 +46,20 @@ def snapshot(clock_time: float, accounts: dict[str, Account], broker: Any) -> di
     }
 
 
-def restore(state: dict[str, Any], accounts: dict[str, Account], broker: Any) -> None:
+def restore(
+    state: dict[str, Any], accounts: dict[str, Account], broker: Any, path: Path | None = None
+) -> None:
+    try:
+        _restore(state, accounts, broker)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A file that parses but does not hold what snapshot() writes (edited by hand, say).
+        raise StateFileError(
+            f"{path or 'state file'}: not a state this simulator wrote ({type(exc).__name__}: "
+            f"{exc}); move it away to start afresh"
+        ) from None
+
+
+def _restore(state: dict[str, Any], accounts: dict[str, Account], broker: Any) -> None:
     known = set(broker.universe.by_con_id)
     for item in state.get("accounts", []):
         account = accounts.get(item["name"])
@@ -64,12 +83,26 @@ def restore(state: dict[str, Any], accounts: dict[str, Account], broker: Any) ->
 
 
 def load(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
+    """The saved state, None when there is no file yet; StateFileError when it is unusable."""
+    try:
+        with path.open("rb") as f:
+            state = json.load(f)
+    except FileNotFoundError:
         return None
-    with path.open() as f:
-        state = json.load(f)
-    if state.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported state format {state.get('format')!r}")
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot read the state file ({exc.strerror})") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        raise StateFileError(
+            f"{path}: not a valid state file (corrupt JSON); move it away to start afresh"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise StateFileError(
+            f"{path}: unsupported state file format {found!r} (expected {FORMAT_VERSION})"
+        )
+    clock = state.get("clock")
+    if isinstance(clock, bool) or not isinstance(clock, int | float) or not math.isfinite(clock):
+        raise StateFileError(f"{path}: the state file has no valid clock; move it away")
     return state
 
 
