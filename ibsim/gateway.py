@@ -104,7 +104,7 @@ class SimGateway:
         self.hooks = Hooks()
         self.broker = Broker(self.universe, self.market, self.clock, self.accounts, self)
         if state is not None:
-            persistence.restore(state, self.accounts, self.broker)
+            persistence.restore(state, self.accounts, self.broker, self.state_file)
         self.streamer = MarketStreamer(self)
         self.sessions: set[ClientSession] = set()
         self._by_client: dict[int, ClientSession] = {}
