@@ -24,6 +24,7 @@ from engine.events import (
     ReconcileEvent,
     RiskEvent,
 )
+from engine.logs import redact
 from engine.reports import (
     CancelReport,
     FlattenReport,
@@ -101,6 +102,13 @@ def _title_html(doc: Doc, mode: str, continued: bool) -> str:
     return f"<b>{mode_tag(mode)}</b> {icon}<b>{html.escape(doc.title)}</b>{more}"
 
 
+def _redacted(doc: Doc) -> Doc:
+    """`doc` without secrets: an error's text shown to the user may come from a library, and
+    PTB's hold the bot token. Table cells are too short to hold one."""
+    blocks = tuple(redact(block) if isinstance(block, str) else block for block in doc.blocks)
+    return Doc(redact(doc.title), blocks, doc.icon)
+
+
 def _capped(doc: Doc) -> Doc:
     """`doc` with a title of at most TITLE_LIMIT characters; the rest opens the body."""
     if len(doc.title) <= TITLE_LIMIT:
@@ -111,7 +119,7 @@ def _capped(doc: Doc) -> Doc:
 
 def to_html(doc: Doc, mode: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """Render `doc` as Telegram HTML messages, each at most `limit` characters."""
-    doc = _capped(doc)
+    doc = _capped(_redacted(doc))
     parts: list[str] = []
     current = _title_html(doc, mode, continued=False)
     budget = limit
@@ -163,6 +171,7 @@ def _hard_split(text: str, size: int) -> list[str]:
 
 def to_plain(doc: Doc, mode: str) -> str:
     """Render `doc` for a terminal: the tag and title, then indented lines and tables."""
+    doc = _redacted(doc)
     icon = f"{doc.icon} " if doc.icon else ""
     out = [f"{mode_tag(mode)} {icon}{doc.title}"]
     for block in doc.blocks:
@@ -424,6 +433,9 @@ def flatten_doc(report: FlattenReport) -> Doc:
     if report.not_closed:
         blocks.append("could not close:")
         blocks.extend(f"• {n}" for n in report.not_closed)
+    if report.waiting_for_ib:
+        blocks.append("waiting for IB (not closed again: a second /flatten would not help):")
+        blocks.extend(f"• {w}" for w in report.waiting_for_ib)
     if report.already_flat:
         return Doc(f"Flat ({scope}): nothing to close", tuple(blocks), icon="✅")
     if report.flat:
@@ -434,6 +446,8 @@ def flatten_doc(report: FlattenReport) -> Doc:
     closed = _closed_text(report)
     if closed:
         blocks.insert(0, f"closed {closed}")
+    if report.waiting_for_ib and not report.not_closed:
+        return Doc(f"NOT flat yet ({scope}): waiting for IB", tuple(blocks), icon="⏳")
     return Doc(f"NOT flat ({scope})", tuple(blocks), icon="🚨")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side, Signal
+from engine.logs import redact
 
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released one.
 MIGRATIONS: tuple[str, ...] = (
@@ -210,10 +211,11 @@ def event_stmt(
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> Statement:
+    # Events carry exception texts, and a library's may hold a secret (PTB's holds the token).
     return (
         "INSERT INTO events (at, level, kind, message, details) VALUES (?,?,?,?,?)",
-        (iso(at), level, kind, message,
-         json.dumps(details, default=str) if details is not None else None),
+        (iso(at), level, kind, redact(message),
+         redact(json.dumps(details, default=str)) if details is not None else None),
     )
 
 

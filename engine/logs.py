@@ -1,7 +1,17 @@
-"""Logging to the console and a rotating file, with secrets redacted from every line.
+"""Logging to the console and a rotating file, with secrets redacted from all text the process
+writes.
 
-Redaction happens in the formatter, so it covers the message, its arguments and any traceback,
-whichever logger (ours, httpx's, PTB's) produced the record.
+Two layers, because a token can leave through paths logging never sees:
+- the formatter redacts every log record (message, arguments, traceback), whichever logger
+  (ours, httpx's, PTB's) produced it, before it reaches the console or the log file;
+- `redact_process_output` replaces `sys.stdout` and `sys.stderr` with line-redacting streams,
+  which covers what bypasses logging: tracebacks printed by `sys.excepthook` and
+  `threading.excepthook`, `warnings`, and `print`. All of them look `sys.stderr` up when they
+  write, so one swap covers them all, with no hook to keep in step with each.
+The secrets given here are also remembered process-wide, so `redact(text)` anywhere (the
+journal's event rows, the text of Telegram messages) removes them without being told again.
+Writes to the raw file descriptors (C extensions, child processes) are not covered: none of
+them knows the token.
 """
 
 from __future__ import annotations
@@ -9,19 +19,77 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import re
+import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, TextIO
 
 # A Telegram bot token in any text: "<bot id>:<35 url-safe characters>".
 _TOKEN_PATTERN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
 REDACTED = "[REDACTED]"
+_secrets: set[str] = set()  # every secret this process was told about
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Remember secrets for every later `redact` in this process."""
+    _secrets.update(secret for secret in secrets if secret)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    for secret in secrets:
+    for secret in (*secrets, *_secrets):
         if secret:
             text = text.replace(secret, REDACTED)
     return _TOKEN_PATTERN.sub(REDACTED, text)
+
+
+class RedactingStream:
+    """A text stream that redacts each line before passing it to the stream it wraps.
+
+    Text is held until its line is complete (or `flush` is called), so a secret written in
+    pieces, as `traceback` and `print` do, is still seen whole."""
+
+    _HOLD_LIMIT = 65536  # a line this long without a newline is passed on anyway
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self._held = ""
+        self._lock = threading.Lock()  # the journal writer thread logs too
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._held += text
+            complete, newline, rest = self._held.rpartition("\n")
+            if newline:
+                self.inner.write(redact(complete + newline))
+                self._held = rest
+            if len(self._held) > self._HOLD_LIMIT:
+                self.inner.write(redact(self._held))
+                self._held = ""
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._held:
+                self.inner.write(redact(self._held))
+                self._held = ""
+        self.inner.flush()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding...: the real stream's
+        return getattr(self.inner, name)
+
+
+def redact_process_output(secrets: Iterable[str] = ()) -> None:
+    """Remember `secrets` and redact everything later written to sys.stdout and sys.stderr."""
+    add_secrets(secrets)
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, RedactingStream):
+            setattr(sys, name, RedactingStream(stream))
 
 
 class RedactingFormatter(logging.Formatter):
@@ -51,7 +119,9 @@ def setup_logging(
     secrets: Iterable[str] = (),
     console: bool = True,
 ) -> None:
-    """Configure the root logger once for the process."""
+    """Configure the root logger once for the process, and redact `secrets` (and anything
+    shaped like a bot token) from all it writes; see the module docstring."""
+    redact_process_output(secrets)
     formatter = RedactingFormatter(LOG_FORMAT, secrets)
     root = logging.getLogger()
     for handler in list(root.handlers):

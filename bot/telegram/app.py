@@ -2,7 +2,8 @@
 
 `TelegramFrontEnd.start()` starts the alert pipeline at once (alerts are journaled in the outbox
 even while Telegram is unreachable), then connects: initialize (getMe, retried with backoff, a
-429 after its retry_after; a wrong token fails `start()` with InvalidToken) → setMyCommands →
+429 after its retry_after; a refused token fails `start()` with a ConfigurationError that names
+the setting and the status, never the token) → setMyCommands →
 start → start_polling. A watchdog restarts polling when getUpdates has not answered for
 `watchdog_factor` × the poll timeout. The connect, watchdog and alert-sender tasks are restarted
 if they ever die of an unexpected error.
@@ -20,9 +21,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time as dtime
+from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from telegram import BotCommand
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
@@ -38,6 +41,8 @@ from bot.telegram.confirm import ConfirmFlow
 from bot.telegram.delivery import AlertDelivery, retry_after_seconds
 from bot.telegram.ports import Outbox
 from engine.control import ControlAPI
+from engine.errors import ConfigurationError
+from engine.logs import add_secrets
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,16 @@ class TelegramTuning:
     confirm_attempts: int = 3  # sends of a confirm prompt before giving up
     restart_delay: float = 1.0  # before a background task that died is started again
     drain_timeout: float = 2.0  # queued alerts may go out; the rest stay in the outbox
+
+
+class _WithoutTraceback(logging.Filter):
+    """PTB logs an answer that is not JSON (a proxy's or a wrong path's error page) with the
+    json module's traceback; the message line already says what came back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
 
 
 def file_url_for(base_url: str) -> str:
@@ -115,8 +130,12 @@ class TelegramFrontEnd:
     ) -> None:
         if not allowed_chat_ids:
             raise ValueError("TELEGRAM_ALLOWED_CHAT_IDS is empty: the bot would serve nobody")
+        add_secrets([token])  # whoever built us, the token is redacted from all we write
         for noisy in ("httpx", "httpcore"):  # they log request URLs, which hold the token
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        ptb_request_log = logging.getLogger("telegram.request.BaseRequest")
+        if not any(isinstance(f, _WithoutTraceback) for f in ptb_request_log.filters):
+            ptb_request_log.addFilter(_WithoutTraceback())
         self.control = control
         self.tuning = t = tuning or TelegramTuning()
         tz = display_tz or ZoneInfo("UTC")
@@ -160,7 +179,8 @@ class TelegramFrontEnd:
             t.stale_after,
             telegram_clock=self.telegram_clock,
         )
-        hooks = {"event_hooks": {"response": [self.telegram_clock.on_response]}}
+        self._get_me_status = 0  # what Telegram last answered to getMe, for the refusal line
+        hooks = {"event_hooks": {"response": [self.telegram_clock.on_response, self._note_get_me]}}
         self._poll_request = _PollRequest(
             connect_timeout=t.connect_timeout,
             read_timeout=t.read_timeout,
@@ -200,8 +220,9 @@ class TelegramFrontEnd:
         self._intake_stopped = False
 
     async def start(self) -> None:
-        """Start alerts, then connect. Raises InvalidToken for a wrong token; if Telegram is
-        unreachable or refuses for another reason, returns and keeps connecting."""
+        """Start alerts, then connect. Raises ConfigurationError when Telegram refuses the
+        token; if Telegram is unreachable or fails for another reason, returns and keeps
+        connecting."""
         restored = await self.delivery.restore()
         if restored:
             log.info("%d undelivered alerts from the last run queued", restored)
@@ -213,7 +234,22 @@ class TelegramFrontEnd:
             await self._first_attempt
         except InvalidToken:
             await self.stop()
-            raise
+            # PTB's message holds the token: it is dropped here, chain and all.
+            raise ConfigurationError(self._refusal()) from None
+
+    def _refusal(self) -> str:
+        status = self._get_me_status or HTTPStatus.UNAUTHORIZED
+        if status == HTTPStatus.NOT_FOUND:  # a bad token's format, or a wrong server path
+            return (
+                f"Telegram refused TELEGRAM_BOT_TOKEN ({status}): check the token "
+                "and TELEGRAM_API_BASE_URL"
+            )
+        return f"Telegram refused TELEGRAM_BOT_TOKEN ({status}): check the token"
+
+    async def _note_get_me(self, response: httpx.Response) -> None:
+        """httpx response hook: keep getMe's status (PTB's InvalidToken does not carry it)."""
+        if response.request.url.path.endswith("/getMe"):
+            self._get_me_status = response.status_code
 
     def _first_attempt_done(self, error: BaseException | None = None) -> None:
         if self._first_attempt is not None and not self._first_attempt.done():
