@@ -131,6 +131,8 @@ class FakeBotAPI:
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        # The command menus as Telegram keeps them: scope key (see `scope_key`) → commands.
+        self.menus: dict[str, list[dict[str, str]]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -260,6 +262,14 @@ class FakeBotAPI:
     def heal(self) -> None:
         self.faults.clear()
 
+    # --- command menus -------------------------------------------------------------------
+
+    def menu(self, chat_id: int | None = None) -> list[str]:
+        """Command names set for one chat's scope (None: the default scope, what everyone
+        without a more specific menu sees)."""
+        scope = {"type": "default"} if chat_id is None else {"type": "chat", "chat_id": chat_id}
+        return [command["command"] for command in self.menus.get(scope_key(scope), [])]
+
     # --- looking at what happened --------------------------------------------------------
 
     def calls(
@@ -354,6 +364,18 @@ class FakeBotAPI:
         return True
 
     async def _m_setMyCommands(self, request: Request) -> Any:
+        commands = request.json("commands")
+        key = scope_key(request.json("scope") if "scope" in request.params else None)
+        if commands:
+            self.menus[key] = commands
+        else:  # an empty list is how a menu is removed, like deleteMyCommands
+            self.menus.pop(key, None)
+        return True
+
+    async def _m_deleteMyCommands(self, request: Request) -> Any:
+        self.menus.pop(
+            scope_key(request.json("scope") if "scope" in request.params else None), None
+        )
         return True
 
     async def _m_answerCallbackQuery(self, request: Request) -> Any:
@@ -396,6 +418,12 @@ class FakeBotAPI:
     async def _m_sendPhoto(self, request: Request) -> Any:
         photo = {"file_id": "photo1", "file_unique_id": "u1", "width": 800, "height": 450}
         return self._message(request, photo=[photo], caption=request.params.get("caption", ""))
+
+
+def scope_key(scope: dict[str, Any] | None) -> str:
+    """One BotCommandScope as a dictionary key; no scope is the default scope."""
+    scope = scope or {"type": "default"}
+    return json.dumps({"type": scope["type"], "chat_id": scope.get("chat_id")}, sort_keys=True)
 
 
 def _ok(result: Any) -> web.Response:

@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from telegram import BotCommand
+from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
@@ -304,11 +304,29 @@ class TelegramFrontEnd:
             delay = min(delay * 2, self.tuning.max_backoff)
 
     async def _set_commands(self) -> None:
-        menu = [BotCommand(name, text) for name, text in self.commands.menu()]
+        """The command menu only where the bot serves: none in the default scope (which every
+        stranger sees), one per allowed chat. A failure costs only the menu, not commands."""
         try:
-            await self.app.bot.set_my_commands(menu)
-        except TelegramError as exc:  # only the menu is missing; commands still work
-            log.warning("setMyCommands failed: %s", exc.message)
+            await self.app.bot.delete_my_commands()  # also an older version's default menu
+        except TelegramError as exc:
+            log.warning("deleteMyCommands failed: %s", exc.message)
+        for chat_id in sorted(self.gate.allowed_chat_ids):
+            await self.set_menu(chat_id)
+
+    async def set_menu(self, chat_id: int) -> None:
+        """Set one allowed chat's menu. A private chat of a user who may not act sees only the
+        read-only commands; a group sees all (its operators may act)."""
+        # Users (private chats) have positive ids, groups negative ones.
+        read_only = chat_id > 0 and not self.gate.may_act_id(chat_id)
+        menu = [
+            BotCommand(name, text)
+            for name, text in self.commands.menu()
+            if not (read_only and self.commands.is_acting(name))
+        ]
+        try:
+            await self.app.bot.set_my_commands(menu, scope=BotCommandScopeChat(chat_id))
+        except TelegramError as exc:
+            log.warning("setMyCommands for chat %d failed: %s", chat_id, exc.message)
 
     async def _start_polling(self) -> None:
         self._poll_request.last_answer = time.monotonic()

@@ -102,7 +102,10 @@ class Gate:
         return chat.type in _GROUP_TYPES or user.id == chat.id
 
     def may_act(self, user: User) -> bool:
-        return not self.operator_ids or user.id in self.operator_ids
+        return self.may_act_id(user.id)
+
+    def may_act_id(self, user_id: int) -> bool:
+        return not self.operator_ids or user_id in self.operator_ids
 
     async def __call__(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not isinstance(update, Update):

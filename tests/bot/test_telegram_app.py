@@ -12,8 +12,8 @@ from bot.alerts import Alert
 from bot.format import Doc
 from bot.tasks import KeptAlive
 from tests.bot.fake_control import FakeControl
-from tests.bot.harness import OPERATOR, MemoryOutbox, running_front_end
-from tests.fakebotapi import FakeBotAPI
+from tests.bot.harness import OPERATOR, READER, STRANGER, MemoryOutbox, running_front_end
+from tests.fakebotapi import FakeBotAPI, scope_key
 
 
 @pytest.mark.parametrize(
@@ -96,3 +96,18 @@ async def test_a_background_task_that_dies_is_restarted(
     caplog.set_level(logging.ERROR)
     await kept.stop()
     assert not kept.running
+
+
+async def test_the_command_menu_is_shown_only_in_allowed_chats(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    group = -100
+    api.menus[scope_key(None)] = [{"command": "flatten", "description": "an older version's"}]
+    async with running_front_end(api, control, outbox, {OPERATOR, READER, group}, {OPERATOR}):
+        pass
+    assert api.menu() == []  # strangers see no menu at all
+    for chat_id in (OPERATOR, group):
+        assert {"status", "positions", "pause", "flatten", "cancelall"} <= set(api.menu(chat_id))
+    assert "status" in api.menu(READER) and "flatten" not in api.menu(READER)
+    assert not {"pause", "resume", "cancelall"} & set(api.menu(READER))
+    assert api.menu(STRANGER) == []
