@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from engine.domain import EngineState, Fill, Order, OrderStatus, Side
+from engine.domain import KILL_SWITCH_REASON, EngineState, Fill, Order, OrderStatus, Side
 from engine.events import CommandEvent, Subscription
 from engine.reports import (
     CancelReport,
@@ -241,11 +241,14 @@ class Control:
         await self._journal_command("cancel_all", by, scope=scope)
         return await self._cancel(scope)
 
-    async def _cancel(self, scope: str) -> CancelReport:
+    async def _cancel(self, scope: str, unknown_failed: bool = True) -> CancelReport:
+        """Cancel the working orders, never the kill switch's own closing orders. Orders of
+        unknown outcome count as failed unless `unknown_failed` is False (the kill switch
+        reports them as waiting for IB)."""
         engine = self._engine
         orders = engine.orders
         engine.adopt_unknown_working()  # e.g. before the first reconciliation after a restart
-        working = orders.working()
+        working = [o for o in orders.working() if not o.is_kill_switch]
         refs = []
         for order in working:
             if order.status is OrderStatus.INTENT:
@@ -256,6 +259,8 @@ class Control:
             if engine.broker.is_connected:
                 engine.broker.global_cancel()  # every client's orders, and those placed by hand
             refs = [order.order_ref for order in working if not order.status.is_done]
+        # No answer comes for an order of unknown outcome until IB is back: do not wait for it.
+        refs = [ref for ref in refs if not engine.outcome_unknown(orders.orders[ref])]
         await orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS)
         cancelled = tuple(
             f"{o.symbol} {o.side.value} {o.quantity:g} {o.order_type.value} ({o.order_ref})"
@@ -263,7 +268,9 @@ class Control:
         )
         failed = tuple(
             f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): still {o.status.value}"
-            for o in working if not o.status.is_done
+            + (" (outcome unknown: waits for IB)" if engine.outcome_unknown(o) else "")
+            for o in working
+            if not o.status.is_done and (unknown_failed or not engine.outcome_unknown(o))
         )
         return CancelReport(scope, cancelled, failed)
 
@@ -302,7 +309,7 @@ class Control:
         self._engine.run_aside(engine.set_state(EngineState.PAUSED, f"flatten by {by}", by))
         if not engine.broker.is_connected:
             return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
-        cancel = await self._cancel(scope)
+        cancel = await self._cancel(scope, unknown_failed=False)
         if cancel.cancelled:
             await say(f"cancelled {len(cancel.cancelled)} order(s)")
         # A fill that raced the cancel must show in the positions before they are closed.
@@ -316,12 +323,19 @@ class Control:
             p for p in current
             if p.quantity != 0 and (scope == "account" or p.symbol in engine.symbols)
         ]
-        if not positions and not cancel.cancelled and not cancel.failed:
+        # An order whose outcome is unknown may still fill: a close beside it could close twice.
+        # Its symbol waits for IB, and the report says so rather than invite another /flatten.
+        unknown = [o for o in engine.orders.working() if engine.outcome_unknown(o)]
+        waiting = [_waiting_text(o) for o in unknown]
+        waiting_symbols = {o.symbol for o in unknown}
+        if not positions and not cancel.cancelled and not cancel.failed and not waiting:
             return FlattenReport(scope, (), (), (), flat=True, already_flat=True)
         not_closed = list(cancel.failed)
         still_working = {o.symbol for o in engine.orders.working()}
         to_close = []
         for position in positions:
+            if position.symbol in waiting_symbols:
+                continue  # reported as waiting for IB
             if position.symbol in still_working:
                 # Closing now could close twice: that order may still fill.
                 not_closed.append(f"{position.symbol} {position.quantity:g}: an order for it "
@@ -337,7 +351,7 @@ class Control:
         orders = await asyncio.gather(*(
             engine.orders.submit(
                 p.symbol, Side.SELL if p.quantity > 0 else Side.BUY, abs(p.quantity),
-                f"flatten by {by}", outside_rth=True, kill_switch=True,
+                f"{KILL_SWITCH_REASON}{by}", outside_rth=True, kill_switch=True,
             )
             for p in to_close
         ))
@@ -350,16 +364,30 @@ class Control:
                 closing.append((position, order))
         if closing:
             await say("closing " + ", ".join(f"{p.symbol} {p.quantity:g}" for p, _ in closing))
-        await engine.orders.wait_done([o.order_ref for _, o in closing], FLATTEN_WAIT_SECONDS)
+        # Until each close is done, or its outcome can only be known once IB is back.
+        await engine.orders.wait_until(
+            lambda: all(o.status.is_done or engine.outcome_unknown(o) for _, o in closing),
+            FLATTEN_WAIT_SECONDS,
+        )
         closed = []
         for position, order in closing:
             if order.status is OrderStatus.FILLED:
                 closed.append(ClosedPosition(position.symbol, position.quantity, order.avg_price))
+            elif engine.outcome_unknown(order):
+                waiting.append(_waiting_text(order))
             else:
                 detail = order.message or order.status.value
                 not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
         return FlattenReport(scope, cancel.cancelled, tuple(closed), tuple(not_closed),
-                             flat=not not_closed)
+                             flat=not not_closed and not waiting,
+                             waiting_for_ib=tuple(waiting))
+
+
+def _waiting_text(order: Order) -> str:
+    """"AAPL SELL 5 (tb-…): sent while IB's servers were away; …" — symbol first."""
+    why = order.message or "sent, outcome not known yet"
+    return (f"{order.symbol} {order.side.value} {order.remaining:g} ({order.order_ref}): {why}; "
+            "it fills or not when IB is back, and is never sent twice")
 
 
 CANCEL_WAIT_SECONDS = 10.0

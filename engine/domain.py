@@ -58,6 +58,9 @@ class Bar:
     volume: float = 0.0
 
 
+KILL_SWITCH_REASON = "flatten by "
+
+
 class OrderStatus(enum.StrEnum):
     """Our view of an order's life; IB's statuses map onto these."""
 
@@ -100,6 +103,11 @@ class Order:
     @property
     def remaining(self) -> float:
         return max(self.quantity - self.filled, 0.0)
+
+    @property
+    def is_kill_switch(self) -> bool:
+        """A closing order of /flatten (its reason says so, in the journal too)."""
+        return self.reason.startswith(KILL_SWITCH_REASON)
 
 
 @dataclass(frozen=True, slots=True)

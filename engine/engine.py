@@ -92,6 +92,14 @@ NO_TRACE_GRACE_SECONDS = 10.0
 
 
 @dataclass(slots=True)
+class NoTrace:
+    """An order sent but not found at the broker: since when, and the symbol's position then."""
+
+    since: float  # monotonic
+    position: float
+
+
+@dataclass(slots=True)
 class SymbolState:
     """Everything the engine keeps about one traded symbol."""
 
@@ -186,7 +194,11 @@ class Engine:
         self._last_equity_at: datetime | None = None
         self._exchange_tz = "America/New_York"
         self.loop_lag_samples: deque[float] = deque(maxlen=600)
-        self._no_trace_since: dict[str, float] = {}
+        self._no_trace: dict[str, NoTrace] = {}
+        # IB's own servers, as the gateway reports them (1100/2110 lost, 1101/1102 back); a new
+        # connection starts from "up" and the gateway says 2110 at once if they are away.
+        self.ib_servers_lost = False
+        self._servers_up_since: float | None = None  # monotonic; None while lost or not set up
         self._recheck: asyncio.Future[None] | None = None
         self._reconcile_lock = asyncio.Lock()
         self._setting_up = False
@@ -280,7 +292,8 @@ class Engine:
         self.account = account
         # Nothing trades until reconciliation and warm-up are done: CONNECTED comes last,
         # and only if IB did not report its servers gone (1100) meanwhile.
-        self.connection = ConnectionState.CONNECTING
+        if self.connection is not ConnectionState.DEGRADED:  # 2110 may have come already
+            self.connection = ConnectionState.CONNECTING
         self.connected_since = datetime.now(UTC)
         self._setting_up = True
         try:
@@ -294,13 +307,15 @@ class Engine:
                 self.symbols[symbol].last_small_wall = time.monotonic()
         finally:
             self._setting_up = False
-        if self.connection is ConnectionState.CONNECTING:
-            self.connection = ConnectionState.CONNECTED
+        if self.ib_servers_lost:
+            self.connection = ConnectionState.DEGRADED
+        else:
+            self._servers_up()
         await self.journal.log_event(
             "info", "connection", f"connected to {self.broker.host}:{self.broker.port}",
             {"account": account, "reconnect": reconnect, "downtime": downtime},
         )
-        if reconnect:
+        if reconnect and self.connection is ConnectionState.CONNECTED:
             self.bus.publish(
                 ConnectionEvent(ConnectionState.CONNECTED, self.clock.now(), downtime,
                                 f"account {account}")
@@ -321,10 +336,17 @@ class Engine:
                 )
             )
 
+    def _servers_up(self) -> None:
+        self.connection = ConnectionState.CONNECTED
+        self._servers_up_since = time.monotonic()
+
     def on_disconnected(self, reason: str) -> None:
         if self.connection is ConnectionState.DISCONNECTED or self._stopping:
             return
         self.connection = ConnectionState.DISCONNECTED
+        # The next connection hears from the gateway (2110) whether IB's servers are away.
+        self.ib_servers_lost = False
+        self._servers_up_since = None
         self.disconnects += 1
         self.disconnected_at = time.monotonic()
         self.writer.write(event_stmt("warning", "connection", reason))
@@ -337,6 +359,7 @@ class Engine:
             if order.status is OrderStatus.PENDING:
                 # Sent, but no answer: its outcome is unknown until reconciliation.
                 order.status = OrderStatus.UNKNOWN
+        self.orders.notify_changed()
 
     def _abandon_unsent(self, reason: str) -> None:
         """Orders decided but not sent yet will not be sent on what is now old data."""
@@ -382,6 +405,7 @@ class Engine:
         self.portfolio.replace_positions(list(snapshot.positions))
         self.portfolio.account_values.update(self.broker.account_values())
         differences: list[str] = []
+        positions = {p.symbol: p.quantity for p in snapshot.positions}
         open_by_ref = {o.order_ref: o for o in snapshot.open_orders if o.order_ref}
         done_by_ref = {o.order_ref: o for o in snapshot.completed_orders if o.order_ref}
         fills_by_ref: dict[str, list[Fill]] = {}
@@ -415,20 +439,30 @@ class Engine:
                 order.filled = sum(f.quantity for f in fills_by_ref[ref])
                 differences.append(f"{ref} {order.symbol}: filled while away")
             else:
-                # No open order, no completed order, no execution. It may still be in flight
-                # (sent just before a drop), so it stays unknown, blocking new orders for its
-                # symbol, until a later check after a grace period finds it still absent.
-                first_seen = self._no_trace_since.setdefault(ref, time.monotonic())
-                if time.monotonic() - first_seen >= self.no_trace_grace:
+                # No open order, no completed order, no execution. Absence is no proof: it may
+                # be held by a gateway that lost IB's servers, or still in flight across a drop
+                # or a restart. It stays unknown, blocking its symbol (the kill switch's too),
+                # until executions settle it, or until IB's servers have been up and the
+                # symbol's position unchanged for a whole grace period without a trace of it.
+                position = positions.get(order.symbol, 0.0)
+                missing = self._no_trace.get(ref)
+                if missing is None:
+                    differences.append(
+                        f"{ref} {order.symbol}: not seen at the broker; waiting for IB to "
+                        "settle it (not sent again)"
+                    )
+                if missing is None or missing.position != position:
+                    missing = self._no_trace[ref] = NoTrace(time.monotonic(), position)
+                if self._absence_settles(missing):
                     order.status = OrderStatus.CANCELLED
                     order.message = "no trace at the broker; not working"
                     differences.append(f"{ref} {order.symbol}: no trace at the broker")
-                    self._no_trace_since.pop(ref, None)
+                    self._no_trace.pop(ref, None)
                 else:
                     order.status = OrderStatus.UNKNOWN
-                    order.message = "sent, not yet seen at the broker"
-                    differences.append(
-                        f"{ref} {order.symbol}: not seen at the broker yet; checking again"
+                    order.message = (
+                        "sent while IB's servers were away; waits for IB"
+                        if self.ib_servers_lost else "sent, not seen at the broker yet"
                     )
                     self._schedule_recheck()
             # Through the writer, after any older status of this order still queued there.
@@ -440,7 +474,7 @@ class Engine:
             )
             self.orders.adopt(order)
             if order.status is not OrderStatus.UNKNOWN:
-                self._no_trace_since.pop(ref, None)
+                self._no_trace.pop(ref, None)
 
         for ref, found in open_by_ref.items():
             if not ref.startswith("tb-") or ref in candidates:
@@ -460,10 +494,10 @@ class Engine:
                 differences.append(f"{ref} {found.symbol}: open at the broker, not journaled")
 
         # Orders settled by a live status since they were last missed need no re-check.
-        for ref in list(self._no_trace_since):
+        for ref in list(self._no_trace):
             order = self.orders.orders.get(ref)
             if order is None or order.status is not OrderStatus.UNKNOWN:
-                del self._no_trace_since[ref]
+                del self._no_trace[ref]
 
         recovered = 0
         for fill in snapshot.fills:
@@ -486,6 +520,21 @@ class Engine:
             self.bus.publish(ReconcileEvent(tuple(differences), adopted, self.clock.now()))
         return differences
 
+    def _absence_settles(self, missing: NoTrace) -> bool:
+        """Whether an order's absence at the broker now shows it is not working: IB's servers
+        up, and no trace of it, no change in its symbol's position, for a whole grace period."""
+        if self._servers_up_since is None or self.ib_servers_lost:
+            return False
+        start = max(missing.since, self._servers_up_since)
+        return time.monotonic() - start >= self.no_trace_grace
+
+    def outcome_unknown(self, order: Order) -> bool:
+        """Sent, and whether it is at IB or will fill cannot be known yet: unknown since a
+        drop or restart, or waiting for an answer while IB's servers are away."""
+        return order.status is OrderStatus.UNKNOWN or (
+            order.status is OrderStatus.PENDING and self.ib_servers_lost
+        )
+
     def _schedule_recheck(self) -> None:
         if self._recheck is not None and not self._recheck.done():
             return
@@ -500,7 +549,7 @@ class Engine:
                         await self.reconcile()
                     except (ConnectionError, TimeoutError) as exc:
                         log.warning("order recheck failed: %s", exc)
-                if not self._no_trace_since:
+                if not self._no_trace:
                     return
 
         self._recheck = asyncio.ensure_future(recheck())
@@ -859,11 +908,15 @@ class Engine:
             return  # the order's own status update carries it to the front-ends
         now = self.clock.now()
         if action is ErrorAction.DEGRADED:
+            self.ib_servers_lost = True
+            self._servers_up_since = None
             self.connection = ConnectionState.DEGRADED
+            self.orders.notify_changed()  # orders in flight now have an unknown outcome
             self._abandon_unsent("IB lost its servers before it was sent")
             self.bus.publish(ConnectionEvent(ConnectionState.DEGRADED, now, detail=message))
             return
         if action in (ErrorAction.RESTORED, ErrorAction.RESTORED_DATA_LOST):
+            self.ib_servers_lost = False
             # Still DEGRADED until reconciliation says what happened while IB was away
             # (and still CONNECTING if the connect's own set-up is running).
             if self.connection is not ConnectionState.CONNECTING:
@@ -887,8 +940,12 @@ class Engine:
             for symbol, state in self.symbols.items():
                 state.builder.reset()
                 self.broker.subscribe_bars(symbol, use_rth=not self.settings.outside_rth)
-        if self.connection is ConnectionState.DEGRADED and not self._setting_up:
-            self.connection = ConnectionState.CONNECTED
+        if (
+            self.connection is ConnectionState.DEGRADED
+            and not self._setting_up
+            and not self.ib_servers_lost
+        ):
+            self._servers_up()
             self.bus.publish(ConnectionEvent(ConnectionState.CONNECTED, self.clock.now(),
                                              detail=message))
 

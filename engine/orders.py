@@ -251,6 +251,10 @@ class OrderManager:
         )
         return order.status in statuses
 
+    async def wait_until(self, reached: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `reached()` holds, tested at every order status change; False on timeout."""
+        return await self._wait_until(reached, timeout)
+
     async def _wait_until(self, reached: Callable[[], bool], timeout: float) -> bool:
         async def wait() -> None:
             while not reached():
@@ -262,6 +266,11 @@ class OrderManager:
         except TimeoutError:
             return False
         return True
+
+    def notify_changed(self) -> None:
+        """Wake the waiters after a change made outside this class (statuses marked unknown at
+        a drop, IB's servers lost)."""
+        self._notify()
 
     def _notify(self) -> None:
         """Wake everyone waiting for an order's state to change."""

@@ -101,6 +101,9 @@ class FlattenReport:
     not_closed: tuple[str, ...]  # "MSFT 20: order rejected (reason)"
     flat: bool
     already_flat: bool = False
+    # Orders of unknown outcome (IB away, or a drop or restart with them in flight): their
+    # symbols are not closed again; "AAPL SELL 5 (tb-…): why".
+    waiting_for_ib: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

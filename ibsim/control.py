@@ -39,6 +39,7 @@ _COMMANDS: dict[str, tuple[Any, tuple[str, ...]]] = {
         lambda gw, seconds, data_maintained=True: gw.connectivity_lost(seconds, data_maintained),
         ("seconds", "data_maintained"),
     ),
+    "restore_connectivity": (lambda gw: gw.restore_connectivity(), ()),
     "data_farm_flap": (
         lambda gw, seconds=1.0, farm="usfarm": gw.data_farm_flap(seconds, farm),
         ("seconds", "farm"),

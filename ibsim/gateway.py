@@ -113,6 +113,7 @@ class SimGateway:
         self.port = 0
         self.control_port: int | None = None
         self._timers: set[asyncio.TimerHandle] = set()
+        self._restore_connectivity: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task] = set()
         self._actions: deque[tuple[float, Callable[[], None]]] = deque()
         self._action_timer: asyncio.TimerHandle | None = None
@@ -259,6 +260,14 @@ class SimGateway:
             (2158, "Sec-def data farm connection is OK:secdefnj"),
         ):
             out.append(msg.error(-1, code, text, s.version))
+        if self.faults.connectivity_lost:
+            # As TWS does: a client connecting while the servers are away is told so.
+            out.append(msg.error(
+                -1, 2110,
+                "Connectivity between Trader Workstation and server is broken. "
+                "It will be restored automatically.",
+                s.version,
+            ))  # fmt: skip
         s.write_many(out)
         log.info("client %d connected from %s (server version %d)", s.client_id, s.peer, s.version)
         self.hooks.client_connected.emit(ClientEvent(time.perf_counter(), s.client_id, s.peer))
@@ -640,7 +649,14 @@ class SimGateway:
             )  # fmt: skip
             self._arm_actions()
 
-        self._later(seconds, restore)
+        self._restore_connectivity = restore
+        self._later(seconds, self.restore_connectivity)
+
+    def restore_connectivity(self) -> None:
+        """End a `connectivity_lost` fault now (1102 or 1101; held order requests go on)."""
+        restore, self._restore_connectivity = self._restore_connectivity, None
+        if restore is not None:
+            restore()
 
     def data_farm_flap(self, seconds: float = 1.0, farm: str = "usfarm") -> None:
         """2103 (farm broken, market data pauses) then 2104 after ``seconds``."""
