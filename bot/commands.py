@@ -19,6 +19,7 @@ from engine.control import (
     CANCEL_WAIT_SECONDS,
     FLATTEN_WAIT_SECONDS,
     POSITION_SETTLE_SECONDS,
+    CommandRefused,
     ControlAPI,
     ProgressCallback,
 )
@@ -136,7 +137,7 @@ class Commands:
             return Reply(fmt.error_doc(f"Unknown command {shown}: send /help"))
         try:
             return await spec.handler(self, args, by)
-        except UsageError as exc:
+        except (UsageError, CommandRefused) as exc:
             return Reply(fmt.error_doc(str(exc)))
         except Exception as exc:  # the engine failed: say so, keep the bot alive
             log.exception("command /%s failed", name)

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str], Awaitable[None]]
 
 
+class CommandRefused(Exception):
+    """The engine will not do this now; the message says why, in words for the user."""
+
+
 class ControlAPI(Protocol):
     """What a front-end (console, Telegram) may ask of the engine."""
 
@@ -230,16 +234,26 @@ class Control:
         return await self.status()
 
     async def resume(self, by: str) -> StatusReport:
-        await self._journal_command("resume", by)
+        """Lift a pause; refused (CommandRefused) while a flatten runs."""
         engine = self._engine
+        if self._flatten_lock.locked():
+            engine.run_aside(self._journal_command("resume", by, refused="flatten in progress"))
+            raise CommandRefused("flatten in progress: /resume changes nothing until it is done")
         if engine.fatal is None:
-            await engine.set_state(EngineState.RUNNING, "", by)
+            # In memory at once, before anything awaits, so a /flatten that starts from here
+            # on pauses after it; persisted in order with that flatten's pause.
+            engine.risk.resume()
+            engine.run_aside(engine.persist_state(EngineState.RUNNING, "", by))
+        await self._journal_command("resume", by)
         return await self.status()
 
     async def cancel_all(self, by: str, scope: str = "bot") -> CancelReport:
+        """Cancel the bot's (or the account's) orders; waits for a running flatten first, so
+        it can never cancel the kill switch's own closing orders."""
         _check_scope(scope)
         await self._journal_command("cancel_all", by, scope=scope)
-        return await self._cancel(scope)
+        async with self._flatten_lock:
+            return await self._cancel(scope)
 
     async def _cancel(self, scope: str, unknown_failed: bool = True) -> CancelReport:
         """Cancel the working orders, never the kill switch's own closing orders. Orders of
@@ -306,7 +320,7 @@ class Control:
                 await progress(text)
 
         engine.risk.pause(f"flatten by {by}")  # at once; persisted on the side
-        self._engine.run_aside(engine.set_state(EngineState.PAUSED, f"flatten by {by}", by))
+        engine.run_aside(engine.persist_state(EngineState.PAUSED, f"flatten by {by}", by))
         if not engine.broker.is_connected:
             return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
         cancel = await self._cancel(scope, unknown_failed=False)

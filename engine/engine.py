@@ -280,6 +280,10 @@ class Engine:
             self.risk.pause(reason)
         else:
             self.risk.halt(reason)
+        await self.persist_state(state, reason, by)
+
+    async def persist_state(self, state: EngineState, reason: str, by: str) -> None:
+        """Journal a state already applied in memory (so a restart resumes it)."""
         for statement in _state_statements(state, reason, by):
             await self.journal.execute(statement)
 
