@@ -638,5 +638,17 @@ def stranger_doc(user: str, chat: str, text: str) -> Doc:
     )
 
 
+def chat_moved_doc(old: int, new: int) -> Doc:
+    return Doc(
+        "This group became a supergroup",
+        (
+            f"Telegram moved it from chat id {old} to {new}.",
+            "Commands and alerts follow it (remembered across restarts).",
+            f"Update TELEGRAM_ALLOWED_CHAT_IDS: replace {old} with {new}.",
+        ),
+        icon="🔀",
+    )
+
+
 def delayed_note(created: datetime, tz: tzinfo) -> str:
     return f"<i>delayed, from {html.escape(stamp(created, tz))}</i>\n"

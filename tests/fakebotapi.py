@@ -133,6 +133,7 @@ class FakeBotAPI:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         # The command menus as Telegram keeps them: scope key (see `scope_key`) → commands.
         self.menus: dict[str, list[dict[str, str]]] = {}
+        self.migrated: dict[int, int] = {}  # group id → the supergroup it became
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -200,6 +201,30 @@ class FakeBotAPI:
 
     def inject_command(self, text: str, chat_id: int = 42, **kwargs: Any) -> int:
         return self.inject_message(text, chat_id, command=True, **kwargs)
+
+    def migrate_chat(self, old: int, new: int, announce: bool = True, user_id: int = 42) -> None:
+        """Upgrade group `old` to supergroup `new`, as Telegram does: from now on anything sent
+        to `old` gets a 400 naming `new`; with `announce`, the two service messages arrive
+        (one in the old chat carrying migrate_to_chat_id, one in the new carrying
+        migrate_from_chat_id)."""
+        self.migrated[old] = new
+        if not announce:
+            return
+        for chat, key, other, kind in (
+            (old, "migrate_to_chat_id", new, "group"),
+            (new, "migrate_from_chat_id", old, "supergroup"),
+        ):
+            self.inject_update(
+                {
+                    "message": {
+                        "message_id": next(self._message_ids),
+                        "date": int(self.now()),
+                        "chat": {"id": chat, "type": kind},
+                        "from": {"id": user_id, "is_bot": False, "first_name": "Admin"},
+                        key: other,
+                    }
+                }
+            )
 
     def buttons(self, request: Request) -> list[tuple[str, str]]:
         """(text, callback_data) of the inline buttons a sendMessage carried."""
@@ -348,6 +373,13 @@ class FakeBotAPI:
                 status, text = _ERRORS[fault.kind]
                 parameters = {"retry_after": fault.retry_after} if fault.kind == "429" else None
                 return _error(status, text.format(retry_after=fault.retry_after), parameters)
+        chat_id = request.params.get("chat_id", "")
+        if chat_id.lstrip("-").isdigit() and int(chat_id) in self.migrated:
+            return _error(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self.migrated[int(chat_id)]},
+            )
         if method in ("sendMessage", "editMessageText") and (
             visible_length(request.text, request.params.get("parse_mode")) > MESSAGE_LIMIT
         ):

@@ -39,6 +39,7 @@ from bot.telegram.auth import Gate
 from bot.telegram.clock import StampingQueue, TelegramClock
 from bot.telegram.confirm import ConfirmFlow
 from bot.telegram.delivery import AlertDelivery, retry_after_seconds
+from bot.telegram.migration import ChatMoves
 from bot.telegram.ports import Outbox
 from engine.control import ControlAPI
 from engine.errors import ConfigurationError
@@ -178,7 +179,12 @@ class TelegramFrontEnd:
             tz,
             t.stale_after,
             telegram_clock=self.telegram_clock,
+            on_chat_moved=self._follow_chat,
         )
+        self.chat_moves = ChatMoves(
+            outbox, self.gate.allowed_chat_ids, self._chat_moved, self.pump.publish
+        )
+        self.delivery.on_migrated = lambda old, new: self._follow_chat(old, new, "a send's 400")
         self._get_me_status = 0  # what Telegram last answered to getMe, for the refusal line
         hooks = {"event_hooks": {"response": [self.telegram_clock.on_response, self._note_get_me]}}
         self._poll_request = _PollRequest(
@@ -218,11 +224,13 @@ class TelegramFrontEnd:
         self._connector = KeptAlive("telegram:connect", self._connect, t.restart_delay)
         self._watchdog = KeptAlive("telegram:watchdog", self._watch_polling, t.restart_delay)
         self._intake_stopped = False
+        self._menu_tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start alerts, then connect. Raises ConfigurationError when Telegram refuses the
         token; if Telegram is unreachable or fails for another reason, returns and keeps
         connecting."""
+        await self.chat_moves.restore()  # before the outbox: its alerts may be for a moved chat
         restored = await self.delivery.restore()
         if restored:
             log.info("%d undelivered alerts from the last run queued", restored)
@@ -310,7 +318,7 @@ class TelegramFrontEnd:
             await self.app.bot.delete_my_commands()  # also an older version's default menu
         except TelegramError as exc:
             log.warning("deleteMyCommands failed: %s", exc.message)
-        for chat_id in sorted(self.gate.allowed_chat_ids):
+        for chat_id in self.delivery.chat_ids:  # the allowed chats, where they live now
             await self.set_menu(chat_id)
 
     async def set_menu(self, chat_id: int) -> None:
@@ -327,6 +335,15 @@ class TelegramFrontEnd:
             await self.app.bot.set_my_commands(menu, scope=BotCommandScopeChat(chat_id))
         except TelegramError as exc:
             log.warning("setMyCommands for chat %d failed: %s", chat_id, exc.message)
+
+    async def _follow_chat(self, old: int, new: int, how: str) -> bool:
+        return await self.chat_moves.follow(old, new, how)
+
+    def _chat_moved(self, old: int, new: int) -> None:
+        self.delivery.move_chat(old, new)
+        if self.online.is_set():  # else the menu is set on connecting, for every chat
+            self._menu_tasks.add(task := asyncio.create_task(self.set_menu(new)))
+            task.add_done_callback(self._menu_tasks.discard)
 
     async def _start_polling(self) -> None:
         self._poll_request.last_answer = time.monotonic()

@@ -9,7 +9,9 @@ Runs as `TypeHandler(Update, gate)` in group -1, so it covers messages and butto
 - commands older than `stale_after` seconds (queued while the bot was down): not executed,
   and the user is told so. Age is measured by Telegram's clock, from when the update was
   fetched (see `bot.telegram.clock`);
-- commands addressed to another bot (`/flatten@other_bot` in a group): silently ignored.
+- commands addressed to another bot (`/flatten@other_bot` in a group): silently ignored;
+- Telegram's notes that a group became a supergroup: the old allowed chat's note is passed to
+  `on_chat_moved` (see `bot.telegram.migration`), the new chat's note is dropped.
 
 The gate blocks every later update while it runs, so it never waits on Telegram: its replies
 and button answers run as separate tasks.
@@ -81,8 +83,9 @@ class Gate:
         stale_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         telegram_clock: TelegramClock | None = None,
+        on_chat_moved: Callable[[int, int, str], Awaitable[object]] | None = None,
     ) -> None:
-        self.allowed_chat_ids = frozenset(allowed_chat_ids)
+        self.allowed_chat_ids = set(allowed_chat_ids)  # a chat that moves is added
         self.operator_ids = frozenset(operator_ids)
         self.is_acting = is_acting
         self.journal = journal
@@ -92,6 +95,7 @@ class Gate:
         self.stale_after = stale_after
         self.clock = clock
         self.telegram_clock = telegram_clock or TelegramClock()
+        self.on_chat_moved = on_chat_moved
         self._stranger_last_alert: dict[tuple[int | None, int | None], float] = {}
         self.strangers_refused = 0
 
@@ -115,6 +119,9 @@ class Gate:
         if update.message is not None:  # measured first: the fetch stamp is dropped here
             age = self.telegram_clock.age(update.update_id, update.message.date)
         message = update.message
+        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+            await self._chat_moved(message)
+            raise ApplicationHandlerStop
         if message is not None and command_of(message) is not None:
             target = addressee(message)
             if target is not None and target.lower() != (context.bot.username or "").lower():
@@ -144,6 +151,17 @@ class Gate:
         if self.is_acting(command) and not self.may_act(user):
             self._spawn(context, self.reply(message.chat_id, fmt.read_only_doc(f"/{command}")))
             raise ApplicationHandlerStop
+
+    async def _chat_moved(self, message: Message) -> None:
+        """Follow a move announced in an allowed chat. The note in the new chat is dropped
+        without a stranger alert: it is Telegram's, and the old chat's note moves the bot."""
+        old, new = message.chat_id, message.migrate_to_chat_id
+        if new and old in self.allowed_chat_ids and self.on_chat_moved is not None:
+            await self.on_chat_moved(old, new, "Telegram's note in the old chat")
+        elif new:
+            log.warning("ignored the move of chat %d, which is not allowed, to %d", old, new)
+        else:
+            log.info("chat %d says it was chat %d", old, message.migrate_from_chat_id)
 
     @staticmethod
     def _spawn(context: ContextTypes.DEFAULT_TYPE, coroutine: Coroutine[Any, Any, None]) -> None:

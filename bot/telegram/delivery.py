@@ -7,6 +7,10 @@ outbox once Telegram accepted it. Alerts still in the outbox after a crash are s
 start. Permanent refusals (403: the user blocked the bot; 400) are journaled, not retried;
 anything else (5xx, timeouts, even an answer PTB cannot read) is retried with backoff.
 
+A chat Telegram moved to a new id (a group upgraded to a supergroup: ChatMigrated) is reported
+to `on_migrated`; once the front-end follows the move (`move_chat`), queued and later alerts
+and replies for the old id go to the new one.
+
 Flatten reports and security alerts never wait behind the bounded queue: they are always
 written to the outbox and go in a priority lane sent first; only routine alerts are dropped
 (counted and told) when the queue is full.
@@ -20,7 +24,7 @@ import json
 import logging
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -140,6 +144,10 @@ class AlertDelivery:
         self._attached = asyncio.Event()
         self._sender = KeptAlive("telegram:delivery", self._run, initial_backoff)
         self._dropped: Counter[str] = Counter()
+        self._moved: dict[int, int] = {}  # chat id → the id Telegram moved it to
+        # Called with (old, new) when Telegram answers that a chat moved; it may follow the
+        # move by calling `move_chat`.
+        self.on_migrated: Callable[[int, int], Awaitable[object]] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self.last_delivered: datetime | None = None
@@ -170,21 +178,28 @@ class AlertDelivery:
     async def send_doc(self, chat_id: int, doc: Doc, kind: str = "reply") -> None:
         """Reliably deliver a doc to one chat (e.g. a flatten report whose edit failed)."""
         for part in fmt.to_html(doc, self.mode()):
-            await self._enqueue(Envelope(chat_id, part, "", kind, False, _now()))
+            await self._enqueue(Envelope(self._route(chat_id), part, "", kind, False, _now()))
 
     async def reply(self, chat_id: int, doc: Doc) -> None:
         """Answer a command at once; if Telegram fails, the rest goes through the queue."""
         assert self._bot is not None, "reply() before attach()"
         parts = fmt.to_html(doc, self.mode())
-        for index, part in enumerate(parts):
+        index = 0
+        while index < len(parts):
+            chat_id = self._route(chat_id)
             try:
                 await self._bot.send_message(
                     chat_id,
-                    part,
+                    parts[index],
                     parse_mode=ParseMode.HTML,
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
-            except (Forbidden, BadRequest, ChatMigrated) as exc:
+            except ChatMigrated as exc:
+                if await self._migrated(chat_id, exc.new_chat_id):
+                    continue  # the same part, to the chat's new id
+                log.warning("reply to chat %d refused: it moved to %d", chat_id, exc.new_chat_id)
+                return
+            except (Forbidden, BadRequest) as exc:
                 log.warning("reply to chat %d refused: %s", chat_id, exc.message)
                 return
             except TelegramError as exc:
@@ -192,6 +207,33 @@ class AlertDelivery:
                 for rest in parts[index:]:
                     await self._enqueue(Envelope(chat_id, rest, "", "reply", False, _now()))
                 return
+            index += 1
+
+    # --- chats that moved --------------------------------------------------------------------
+
+    def move_chat(self, old: int, new: int) -> None:
+        """From now on, what is meant for `old` goes to `new`, including what is queued."""
+        self._moved[old] = new
+        self.chat_ids = tuple(sorted({self._route(chat_id) for chat_id in self.chat_ids}))
+        for lane in (self._priority, self._queue):
+            for envelope in lane:
+                envelope.chat_id = self._route(envelope.chat_id)
+
+    def _route(self, chat_id: int) -> int:
+        seen = {chat_id}
+        while chat_id in self._moved and self._moved[chat_id] not in seen:
+            chat_id = self._moved[chat_id]
+            seen.add(chat_id)
+        return chat_id
+
+    async def _migrated(self, old: int, new: int) -> bool:
+        """Telegram says `old` moved to `new`: report it; True if the move is followed."""
+        if self.on_migrated is not None:
+            try:
+                await self.on_migrated(old, new)
+            except Exception:  # following failed: the message is given up, not the sender
+                log.exception("following chat %d to %d failed", old, new)
+        return self._route(old) == new
 
     async def _enqueue(self, envelope: Envelope) -> None:
         priority = envelope.kind in PRIORITY_KINDS
@@ -230,6 +272,7 @@ class AlertDelivery:
                 log.warning("outbox entry %d is unreadable; dropping it", outbox_id)
                 await self.outbox.outbox_done(outbox_id)
                 continue
+            envelope.chat_id = self._route(envelope.chat_id)
             if envelope.chat_id not in self.chat_ids or (
                 envelope.kind not in PRIORITY_KINDS and self._full()
             ):
@@ -328,6 +371,7 @@ class AlertDelivery:
         backoff = self.initial_backoff
         as_plain = False
         while True:
+            message.chat_id = self._route(message.chat_id)
             try:
                 if as_plain:
                     await self._bot.send_message(
@@ -349,6 +393,8 @@ class AlertDelivery:
                 await self._give_up(message, f"Telegram refused it (403: {exc.message})")
                 return
             except ChatMigrated as exc:
+                if await self._migrated(message.chat_id, exc.new_chat_id):
+                    continue  # to the new id
                 await self._give_up(message, f"the chat moved to id {exc.new_chat_id}")
                 return
             except BadRequest as exc:

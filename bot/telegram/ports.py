@@ -1,4 +1,5 @@
-"""What the Telegram front-end needs from the journal: an outbox for alerts and an event log."""
+"""What the Telegram front-end needs from the journal: an outbox for alerts, an event log, and
+state rows (a chat's move to a new id)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,5 @@ class Outbox(Protocol):
     async def log_event(
         self, level: str, kind: str, message: str, details: dict[str, Any] | None = None
     ) -> None: ...
+    async def get_state(self, key: str, default: str | None = None) -> str | None: ...
+    async def set_state(self, key: str, value: str) -> None: ...

@@ -42,6 +42,7 @@ class MemoryOutbox:
     rows: dict[int, tuple[str, str]] = field(default_factory=dict)
     done: set[int] = field(default_factory=set)
     events: list[tuple[str, str, str, dict[str, Any] | None]] = field(default_factory=list)
+    state: dict[str, str] = field(default_factory=dict)
     _next: int = 1
 
     async def outbox_add(self, channel: str, payload: str) -> int:
@@ -60,6 +61,12 @@ class MemoryOutbox:
         self, level: str, kind: str, message: str, details: dict[str, Any] | None = None
     ) -> None:
         self.events.append((level, kind, message, details))
+
+    async def get_state(self, key: str, default: str | None = None) -> str | None:
+        return self.state.get(key, default)
+
+    async def set_state(self, key: str, value: str) -> None:
+        self.state[key] = value
 
     def kinds(self) -> list[str]:
         return [kind for _, kind, _, _ in self.events]
