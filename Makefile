@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench mutants clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-mutants: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutants]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
 	$(BIN)/tradebot run
@@ -33,5 +37,13 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/telegram_bench.py
 
+# Mutation testing of the modules that guard money (not part of `make test`: it takes a while).
+# A fresh run each time; niced, two workers, so it shares the machine. Scores per module at the end.
+MUTANT_JOBS ?= 2
+mutants: $(VENV)/.installed-mutants
+	rm -rf mutants
+	nice -n 15 $(BIN)/mutmut run --max-children $(MUTANT_JOBS)
+	$(BIN)/python tools/mutation_score.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache mutants
