@@ -11,9 +11,10 @@ import asyncio
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ib_async import (
     IB,
@@ -138,6 +139,8 @@ class BrokerListener(Protocol):
     def on_realtime_bar(self, bar: Bar) -> None: ...
     def on_position(self, position: Position) -> None: ...
     def on_account_value(self, tag: str, value: str, currency: str) -> None: ...
+    def on_handler_failed(self, kind: str, error: BaseException) -> None:
+        """One of the handlers above raised (a bug, or a value nobody expected)."""
 
 
 def _price(value: float | None) -> float | None:
@@ -209,13 +212,28 @@ class IBBroker:
 
     def _wire(self) -> None:
         ib = self.ib
-        ib.disconnectedEvent += self._on_disconnected
-        ib.orderStatusEvent += self._on_order_status
-        ib.execDetailsEvent += self._on_exec_details
-        ib.commissionReportEvent += self._on_commission
-        ib.errorEvent += self._on_error
-        ib.positionEvent += self._on_position
-        ib.accountValueEvent += self._on_account_value
+        ib.disconnectedEvent += self._guarded("disconnect", self._on_disconnected)
+        ib.orderStatusEvent += self._guarded("order status", self._on_order_status)
+        ib.execDetailsEvent += self._guarded("execution", self._on_exec_details)
+        ib.commissionReportEvent += self._guarded("commission", self._on_commission)
+        ib.errorEvent += self._guarded("error", self._on_error)
+        ib.positionEvent += self._guarded("position", self._on_position)
+        ib.accountValueEvent += self._guarded("account value", self._on_account_value)
+
+    def _guarded(self, kind: str, handler: Callable[..., None]) -> Callable[..., None]:
+        """`handler`, with what it raises logged and reported to the listener. eventkit hands a
+        handler's exception to an error event nobody listens to: unguarded, it would vanish."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                handler(*args)
+            except Exception as exc:
+                try:
+                    self._listener.on_handler_failed(kind, exc)
+                except Exception:
+                    log.exception("the %s handler failed, and so did reporting it", kind)
+
+        return guarded
 
     @property
     def is_connected(self) -> bool:
@@ -228,6 +246,8 @@ class IBBroker:
         retrying cannot fix.
         """
         delay = self._backoff_initial
+        if self.ib.isConnected():  # run again after it died: start from a fresh connection
+            self.ib.disconnect()
         while not self._stopping.is_set():
             try:
                 await self.ib.connectAsync(
@@ -405,7 +425,7 @@ class IBBroker:
                 if len(bar_list) > 100:
                     del bar_list[:-10]
 
-        bars.updateEvent += on_update
+        bars.updateEvent += self._guarded("bar", on_update)
         self._bar_subscriptions[symbol] = bars
 
     def unsubscribe_bars(self, symbol: str) -> None:

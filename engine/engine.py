@@ -12,10 +12,12 @@ import asyncio
 import logging
 import math
 import time
+import traceback
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine import strategies
 from engine.bars import REALTIME_BAR_SECONDS, BarBuilder, bad_bar_reason
@@ -72,6 +74,7 @@ from engine.orders import OrderManager
 from engine.portfolio import Portfolio
 from engine.risk import OrderRequest, RiskLimits, RiskManager
 from engine.strategies.base import Strategy
+from engine.tasks import KeptAlive
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,8 @@ JOURNAL_FAILURES_ALERT = 5
 POSITION_CONFIRM_SECONDS = 3.0
 # An order sent but not found at the broker stays "unknown" this long before it is written off.
 NO_TRACE_GRACE_SECONDS = 10.0
+# A failing handler or task is alerted at most this often per kind (it is journaled every time).
+FAILURE_ALERT_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
@@ -190,7 +195,9 @@ class Engine:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._pending_fills: dict[str, tuple[Fill, asyncio.TimerHandle]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Future[object]] = set()  # short-lived, supervised
+        self._kept: list[KeptAlive] = []  # long-lived, restarted if they die
+        self._failure_alerted: dict[str, float] = {}  # kind -> when last alerted (monotonic)
         self._last_equity_at: datetime | None = None
         self._exchange_tz = "America/New_York"
         self.loop_lag_samples: deque[float] = deque(maxlen=600)
@@ -221,25 +228,62 @@ class Engine:
         elif state == EngineState.HALTED.value:
             self.risk.halt(reason or "halted before the restart")
         await self.writer.start()
-        self._spawn(self._run_broker(), "broker")
-        self._spawn(self._watchdog(), "watchdog")
-        self._spawn(self._measure_loop_lag(), "loop-lag")
+        self._keep_alive("broker", self._run_broker)
+        self._keep_alive("watchdog", self._watchdog)
+        self._keep_alive("loop-lag", self._measure_loop_lag)
 
     def run_aside(self, work: Coroutine[object, object, object]) -> None:
         """Run bookkeeping (journaling) beside the caller; stop() waits for it (bounded)."""
         task = asyncio.ensure_future(work)
         self._aside.add(task)
-        task.add_done_callback(self._aside_done)
+        task.add_done_callback(self._aside.discard)
+        self._supervise(task, "journaling")
 
-    def _aside_done(self, task: asyncio.Future[object]) -> None:
-        self._aside.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background journaling failed", exc_info=task.exception())
+    def _keep_alive(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        kept = KeptAlive(f"engine:{name}", factory, on_death=self.on_task_died)
+        self._kept.append(kept)
+        kept.start()
 
-    def _spawn(self, coroutine: object, name: str) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, object], name: str) -> asyncio.Future[object]:
+        """Run a short task that stop() cancels; its failure is reported, never silent."""
+        task = asyncio.ensure_future(coroutine)
         task.set_name(name)
-        self._tasks.append(task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._supervise(task, name)
+        return task
+
+    def _supervise(self, task: asyncio.Future[object], name: str) -> None:
+        def ended(task: asyncio.Future[object]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                self.report_failure(name, task.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(ended)
+
+    def on_task_died(self, name: str, error: BaseException) -> None:
+        """A long-lived task died (KeptAlive logged it and restarts it): journal and alert."""
+        self.report_failure(name, error, logged=True)
+
+    def on_handler_failed(self, kind: str, error: BaseException) -> None:
+        """A broker event handler raised: what the rest of the event could do was done."""
+        self.report_failure(f"{kind} handler", error)
+
+    def report_failure(self, what: str, error: BaseException, logged: bool = False) -> None:
+        """A bug or an unexpected value: logged with its traceback, journaled, and alerted
+        once per kind an hour, so a failure that repeats on every bar does not flood."""
+        if not logged:
+            log.error("%s failed", what, exc_info=error)
+        message = f"{what} failed: {type(error).__name__}: {error}"
+        trace = "".join(traceback.format_exception(error))
+        self.writer.write(event_stmt("error", "internal_error", message, {"traceback": trace}))
+        now = time.monotonic()
+        last = self._failure_alerted.get(what)
+        if last is None or now - last >= FAILURE_ALERT_SECONDS:
+            self._failure_alerted[what] = now
+            self.bus.publish(RiskEvent(
+                "internal_error", f"{message} (see the log; alerted at most hourly)",
+                self.clock.now(),
+            ))
 
     async def _run_broker(self) -> None:
         try:
@@ -267,9 +311,12 @@ class Engine:
             await asyncio.wait(set(self._aside), timeout=ASIDE_WAIT_SECONDS)
         if self._recheck is not None:
             self._recheck.cancel()
-        for task in self._tasks:
+        for kept in self._kept:
+            await kept.stop()
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.writer.stop(timeout=2.0)
         self._stopped.set()
 
@@ -557,7 +604,7 @@ class Engine:
                     return
 
         self._recheck = asyncio.ensure_future(recheck())
-        self._recheck.add_done_callback(_log_task_failure)
+        self._supervise(self._recheck, "order recheck")
 
     # --- market data --------------------------------------------------------------------
 
@@ -645,7 +692,10 @@ class Engine:
         signal = state.strategy.on_bar(bar, position)
         state.indicators.append(state.strategy.indicator_values())
         if trade:
-            self._maybe_snapshot_equity()
+            try:
+                self._maybe_snapshot_equity()
+            except Exception as exc:  # bookkeeping: the bar's decision goes on without it
+                self.report_failure("equity snapshot", exc)
             self._check_daily_loss()
             if signal is not None:
                 self._spawn_signal(state, signal)
@@ -653,8 +703,9 @@ class Engine:
     def _spawn_signal(self, state: SymbolState, signal: Signal) -> None:
         prepared = self._decide(state, signal)
         if prepared is not None:
+            # Not cancelled at stop: an order being sent finishes its write-ahead and sending.
             task = asyncio.ensure_future(self._send_entry(*prepared))
-            task.add_done_callback(_log_task_failure)
+            self._supervise(task, f"sending {state.symbol}'s order")
 
     def _decide(self, state: SymbolState, signal: Signal) -> tuple[Order, OrderRequest] | None:
         """Turn a strategy's target into at most one order, registered before returning.
@@ -806,9 +857,9 @@ class Engine:
             fill.exec_id, fill.order_ref, fill.perm_id, fill.time, fill.symbol, fill.side,
             fill.quantity, fill.price, commission, realized_pnl,
         )
+        self._announce_fill(completed)  # first: a fill is never lost to a failing sum
         self.portfolio.add_realized(fill.symbol, realized_pnl, commission)
         self._counted_exec_ids.add(exec_id)
-        self._announce_fill(completed)
         self._check_daily_loss()
 
     def _count_realized(self, fill: Fill) -> None:
@@ -1069,7 +1120,3 @@ def _state_statements(state: EngineState, reason: str, by: str) -> list[Statemen
 def _round_tick(price: float, tick: float) -> float:
     return round(round(price / tick) * tick, 10)
 
-
-def _log_task_failure(task: asyncio.Future[object]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("signal handling failed", exc_info=task.exception())
