@@ -78,7 +78,7 @@ def test_position_cap_counts_the_position_the_order_leads_to() -> None:
     risk = RiskManager(limits(max_position=100))
     # 10 more on a position of 95 is 105: over the cap, though the order itself is small.
     allowed, reason = check(risk, request(Side.BUY, 10, position=95))
-    assert not allowed
+    assert allowed is False
     assert reason == "position cap: AAPL would be 105, cap 100"
     # Same for a short growing past the cap.
     allowed, reason = check(risk, request(Side.SELL, 10, position=-95))
@@ -90,6 +90,13 @@ def test_position_cap_boundary_is_inclusive() -> None:
     assert check(risk, request(Side.BUY, 5, position=95))[0]  # exactly at the cap
     assert check(risk, request(Side.SELL, 100, position=0))[0]
     assert not check(risk, request(Side.BUY, 100.01, position=0))[0]
+
+
+def test_position_cap_tolerates_float_rounding_only() -> None:
+    # Quantities are floats: a position off the cap by rounding is at the cap, no further.
+    risk = RiskManager(limits(max_position=100, max_notional=1e9))
+    assert check(risk, request(Side.BUY, 100 + 1e-9, position=0)) == (True, "")
+    assert check(risk, request(Side.BUY, 100 + 1e-6, position=0))[0] is False
 
 
 def test_position_cap_allows_a_big_order_that_leads_to_a_small_position() -> None:
@@ -110,7 +117,7 @@ def test_position_cap_never_blocks_an_exit() -> None:
 def test_notional_cap_blocks_an_entry_over_it_with_its_reason() -> None:
     risk = RiskManager(limits(max_notional=50_000))
     allowed, reason = check(risk, request(quantity=10, price=5001))
-    assert not allowed
+    assert allowed is False
     assert reason == "notional cap: 50,010.00 over 50,000.00"
 
 
@@ -172,6 +179,16 @@ def test_quantity_must_be_positive(quantity: float) -> None:
     assert check(risk, request(quantity=quantity)) == (False, "quantity must be positive")
 
 
+@pytest.mark.parametrize("quantity", [1, 0.5])
+def test_one_share_or_a_fraction_of_one_is_a_quantity(quantity: float) -> None:
+    assert check(RiskManager(limits()), request(quantity=quantity)) == (True, "")
+
+
+def test_a_new_manager_runs_with_no_reason() -> None:
+    risk = RiskManager(limits())
+    assert (risk.state, risk.pause_reason) == (EngineState.RUNNING, "")
+
+
 def test_paused_blocks_entries_but_lets_exits_out() -> None:
     risk = RiskManager(limits())
     risk.pause("hold on")
@@ -185,6 +202,7 @@ def test_paused_blocks_entries_but_lets_exits_out() -> None:
 def test_halted_blocks_exits_too_and_pause_does_not_lift_it() -> None:
     risk = RiskManager(limits())
     risk.halt("reconcile mismatch")
+    assert check(risk, request()) == (False, "halted: reconcile mismatch")
     risk.pause("later pause")
     assert risk.state is EngineState.HALTED
     assert check(risk, request(Side.SELL, 10, position=10)) == (
