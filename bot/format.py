@@ -497,6 +497,14 @@ def read_only_doc(command: str) -> Doc:
     return Doc(f"{command} needs an operator", ("you have read-only access",), icon="🔒")
 
 
+def anonymous_doc(command: str) -> Doc:
+    return Doc(
+        f"{command} needs an operator",
+        ("you post anonymously, as the group: post as yourself to act",),
+        icon="🔒",
+    )
+
+
 # --- alerts ----------------------------------------------------------------------------------
 
 

@@ -29,6 +29,14 @@ from typing import Any
 from aiohttp import web
 
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Trade Bot", "username": "trade_test_bot"}
+# Who Telegram names as `from` of a message posted on behalf of a chat.
+GROUP_ANONYMOUS_BOT = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 
 
 @dataclass(slots=True)
@@ -201,6 +209,33 @@ class FakeBotAPI:
 
     def inject_command(self, text: str, chat_id: int = 42, **kwargs: Any) -> int:
         return self.inject_message(text, chat_id, command=True, **kwargs)
+
+    def inject_command_as_chat(
+        self,
+        text: str,
+        chat_id: int,
+        sender_chat_id: int | None = None,
+        chat_type: str = "supergroup",
+    ) -> int:
+        """A command posted on behalf of a chat: by an anonymous admin of the group itself
+        (`sender_chat_id` None: from GroupAnonymousBot), or as another chat, e.g. a channel
+        (from Channel_Bot), as Telegram shows them."""
+        as_group = sender_chat_id is None or sender_chat_id == chat_id
+        sender_chat = (
+            {"id": chat_id, "type": chat_type, "title": "The group"}
+            if as_group
+            else {"id": sender_chat_id, "type": "channel", "title": "A channel"}
+        )
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(self.now()),
+            "chat": {"id": chat_id, "type": chat_type, "title": "The group"},
+            "from": GROUP_ANONYMOUS_BOT if as_group else CHANNEL_BOT,
+            "sender_chat": sender_chat,
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+        }
+        return self.inject_update({"message": message})
 
     def migrate_chat(self, old: int, new: int, announce: bool = True, user_id: int = 42) -> None:
         """Upgrade group `old` to supergroup `new`, as Telegram does: from now on anything sent

@@ -6,6 +6,9 @@ Runs as `TypeHandler(Update, gate)` in group -1, so it covers messages and butto
   They get at most a neutral "not authorized", the attempt is journaled, and the operators
   get one alert per stranger per hour;
 - acting commands and confirm buttons from read-only users (when operator ids are set);
+- acting commands from a group's anonymous admins when operator ids are set: they are members
+  (served read-only) whose user id cannot be known, so they are asked to post as themselves.
+  With no operator ids, every member of an allowed chat may act, and so may they;
 - commands older than `stale_after` seconds (queued while the bot was down): not executed,
   and the user is told so. Age is measured by Telegram's clock, from when the update was
   fetched (see `bot.telegram.clock`);
@@ -26,6 +29,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from telegram import CallbackQuery, Chat, Message, Update, User
+from telegram.constants import ChatID
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
@@ -68,6 +72,27 @@ def who(user: User | None) -> str:
     return f"telegram:{user.id}" + (f" @{user.username}" if user.username else "")
 
 
+def is_anonymous_admin(message: Message | None) -> bool:
+    """A group admin posting as the group: Telegram shows GroupAnonymousBot as the sender, and
+    the group itself as `sender_chat`. (Posting as another chat, a channel, is not this.)"""
+    return (
+        message is not None
+        and message.from_user is not None
+        and message.from_user.id == ChatID.ANONYMOUS_ADMIN
+        and message.sender_chat is not None
+        and message.sender_chat.id == message.chat.id
+        and message.chat.type in _GROUP_TYPES
+    )
+
+
+def sender(message: Message | None, user: User | None) -> str:
+    """How the journal names who sent a message: `who`, or the group's anonymous admin."""
+    if is_anonymous_admin(message):
+        assert message is not None
+        return f"telegram:anonymous admin of {message.chat.id}"
+    return who(user)
+
+
 class Gate:
     """Authorization and the stale-command rule; see the module docstring."""
 
@@ -99,8 +124,14 @@ class Gate:
         self._stranger_last_alert: dict[tuple[int | None, int | None], float] = {}
         self.strangers_refused = 0
 
-    def is_allowed(self, chat: Chat | None, user: User | None) -> bool:
-        if chat is None or user is None or user.is_bot or chat.id not in self.allowed_chat_ids:
+    def is_allowed(
+        self, chat: Chat | None, user: User | None, message: Message | None = None
+    ) -> bool:
+        if chat is None or user is None or chat.id not in self.allowed_chat_ids:
+            return False
+        if is_anonymous_admin(message):  # a member of this group, its user id hidden
+            return True
+        if user.is_bot:
             return False
         # In a private chat only its owner may talk; in an allowed group, its members.
         return chat.type in _GROUP_TYPES or user.id == chat.id
@@ -109,7 +140,10 @@ class Gate:
         return self.may_act_id(user.id)
 
     def may_act_id(self, user_id: int) -> bool:
-        return not self.operator_ids or user_id in self.operator_ids
+        if not self.operator_ids:
+            return True  # every member of an allowed chat acts, anonymous admins included
+        # An anonymous admin could be any admin of any allowed group: never an operator.
+        return user_id in self.operator_ids and user_id != ChatID.ANONYMOUS_ADMIN
 
     async def __call__(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not isinstance(update, Update):
@@ -126,7 +160,7 @@ class Gate:
             target = addressee(message)
             if target is not None and target.lower() != (context.bot.username or "").lower():
                 raise ApplicationHandlerStop  # '/cmd@other_bot': not for us
-        if not self.is_allowed(chat, user):
+        if not self.is_allowed(chat, user, message):
             await self._refuse_stranger(update, context)
             raise ApplicationHandlerStop
         assert user is not None
@@ -149,7 +183,12 @@ class Gate:
             await self._ignore_stale(context, message, command, user, age)
             raise ApplicationHandlerStop
         if self.is_acting(command) and not self.may_act(user):
-            self._spawn(context, self.reply(message.chat_id, fmt.read_only_doc(f"/{command}")))
+            doc = (
+                fmt.anonymous_doc(f"/{command}")
+                if is_anonymous_admin(message)
+                else fmt.read_only_doc(f"/{command}")
+            )
+            self._spawn(context, self.reply(message.chat_id, doc))
             raise ApplicationHandlerStop
 
     async def _chat_moved(self, message: Message) -> None:
@@ -176,11 +215,12 @@ class Gate:
         user: User,
         age: float,
     ) -> None:
-        log.warning("ignored stale /%s from %s (%.0f s old)", command, who(user), age)
+        name = sender(message, user)
+        log.warning("ignored stale /%s from %s (%.0f s old)", command, name, age)
         await self._journal(
             "warning",
             "stale_command",
-            f"ignored /{command} from {who(user)}: {age:.0f} s old",
+            f"ignored /{command} from {name}: {age:.0f} s old",
             {"command": command, "age_seconds": round(age)},
         )
         doc = fmt.stale_command_doc(f"/{command}", message.date, self.tz, age)

@@ -1,7 +1,9 @@
 """The inline confirm/cancel flow for acting commands (/flatten, /cancelall).
 
 A prompt with two buttons is valid for `ttl` seconds and for one press, by the user who asked
-or an operator (the journal names who confirmed). The prompt is retried a few times if
+or an operator (the journal names who confirmed). A group's anonymous admin cannot be told
+from the others, so their prompt may be answered by any member the gate lets confirm (the
+press, unlike the command, shows who it is). The prompt is retried a few times if
 Telegram fails; if it cannot be shown, the user is told (through the alert queue) to ask
 again. On "yes" the action starts at once, before any Telegram I/O, so a slow Telegram cannot
 delay the kill switch; progress lines are shown by editing the prompt (coalesced, at most one
@@ -28,7 +30,7 @@ from telegram import (
     Update,
     User,
 )
-from telegram.constants import ParseMode
+from telegram.constants import ChatID, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
@@ -132,7 +134,14 @@ class ConfirmFlow:
         self._pending: dict[str, _Pending] = {}
         self._running: set[asyncio.Task[None]] = set()
 
-    async def ask(self, bot: Bot, chat_id: int, confirm: Confirm, requester: User) -> None:
+    async def ask(
+        self,
+        bot: Bot,
+        chat_id: int,
+        confirm: Confirm,
+        requester: User,
+        requester_name: str | None = None,
+    ) -> None:
         token = secrets.token_urlsafe(6)
         buttons = InlineKeyboardMarkup(
             [
@@ -145,7 +154,7 @@ class ConfirmFlow:
             ]
         )
         prompt = fmt.confirm_doc(confirm.action, confirm.question, self.ttl)
-        pending = _Pending(confirm, chat_id, requester.id, who(requester))
+        pending = _Pending(confirm, chat_id, requester.id, requester_name or who(requester))
         self._pending[token] = pending  # before sending: the prompt exists once it is asked
         sent = await self._send_prompt(bot, chat_id, fmt.to_html(prompt, self.mode())[0], buttons)
         if self._pending.get(token) is not pending:  # shutting down meanwhile
@@ -203,7 +212,9 @@ class ConfirmFlow:
             await self._answer(query, "this confirmation is no longer valid")
             return
         if presser is None or (
-            presser.id != pending.requester_id and presser.id not in self.operator_ids
+            presser.id != pending.requester_id
+            and presser.id not in self.operator_ids
+            and pending.requester_id != ChatID.ANONYMOUS_ADMIN
         ):
             await self._answer(query, "only who asked, or an operator, can answer this")
             return

@@ -19,7 +19,7 @@ from telegram.ext import (
 
 from bot import format as fmt
 from bot.commands import Commands, Confirm, Photo, Reply
-from bot.telegram.auth import CONFIRM_PREFIX, Gate, who
+from bot.telegram.auth import CONFIRM_PREFIX, Gate, sender
 from bot.telegram.confirm import ConfirmFlow
 from bot.telegram.delivery import AlertDelivery
 
@@ -43,7 +43,8 @@ class Handlers:
         message = update.effective_message
         if message is None or message.text is None:
             return
-        result = await self.commands.execute(message.text, by=who(update.effective_user))
+        by = sender(message, update.effective_user)
+        result = await self.commands.execute(message.text, by=by)
         chat_id = message.chat_id
         match result:
             case Reply(doc=doc):
@@ -62,7 +63,7 @@ class Handlers:
                     await self.delivery.reply(chat_id, fmt.error_doc("The chart could not be sent"))
             case Confirm():
                 assert update.effective_user is not None  # the gate let only users through
-                await self.confirm.ask(context.bot, chat_id, result, update.effective_user)
+                await self.confirm.ask(context.bot, chat_id, result, update.effective_user, by)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
