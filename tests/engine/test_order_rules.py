@@ -288,3 +288,17 @@ async def test_working_and_has_working(gateway: SimGateway, tmp_path: Path) -> N
         assert await engine.orders.wait_done([other.order_ref], 10)
         assert not engine.orders.modify(other.order_ref, quantity=5)
         assert not engine.orders.modify("tb-unknown", quantity=5)
+
+
+async def test_outside_rth_setting_reaches_the_strategys_orders(
+    gateway: SimGateway, tmp_path: Path
+) -> None:
+    for outside_rth in (True, False):
+        settings = make_settings(tmp_path / str(outside_rth), symbols="AAPL",
+                                 outside_rth=outside_rth)
+        received = asyncio.ensure_future(gateway.hooks.order_received.wait(
+            lambda r: r.request.order_ref.startswith("tb-"), timeout=20
+        ))
+        async with running_engine(gateway, settings):
+            request = (await received).request
+        assert request.outside_rth is outside_rth
