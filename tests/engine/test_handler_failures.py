@@ -26,11 +26,11 @@ async def test_a_failing_equity_snapshot_does_not_stop_trading(
     gateway, tmp_path: Path, caplog
 ) -> None:
     settings = make_settings(tmp_path, symbols="AAPL")
-    # Past validation (which now refuses it): the value that made the snapshot raise.
-    settings.equity_snapshot_minutes = math.inf
     async with running_engine(gateway, settings) as (engine, control):
         alerts = engine.bus.subscribe(kinds=(RiskEvent,))
         events = control.subscribe()
+        # Past validation (which now refuses it): the value that made the snapshot raise.
+        settings.equity_snapshot_minutes = math.inf
         fill = await next_event(events, FillEvent, timeout=20)
         assert fill.fill.symbol == "AAPL"
         # Many bars later, still one alert: the failure repeats on every bar.
