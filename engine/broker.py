@@ -8,9 +8,11 @@ a `BrokerListener`. Nothing else in the engine imports ib_async.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +46,7 @@ from engine.domain import (
     Position,
     Side,
 )
+from engine.errors import ConfigurationError
 from engine.hours import ALWAYS_OPEN, TradingHours
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,9 @@ _STATUS = {
     "Inactive": OrderStatus.UNKNOWN,
 }
 
+CLIENT_ID_IN_USE = 326
+_CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
+
 # ib_async marks an order Cancelled on any error carrying its id; after these the order may
 # well be alive or filled, so its state is unknown until a re-sync.
 _NOT_REALLY_CANCELLED = frozenset({161, 10147, 10148, 10349})
@@ -76,6 +82,14 @@ class LiveTradingRefused(Exception):
 
 class AccountNotFound(Exception):
     """IB_ACCOUNT is not among the gateway's managed accounts."""
+
+
+class ClientIdInUse(ConfigurationError):
+    """The gateway kept refusing IB_CLIENT_ID (326) for longer than a restart can explain."""
+
+
+# After a restart IB may hold the previous session's client id for a while: retry this long.
+CLIENT_ID_IN_USE_SECONDS = 120.0
 
 
 class BrokerRequestError(Exception):
@@ -141,6 +155,8 @@ class BrokerListener(Protocol):
     def on_account_value(self, tag: str, value: str, currency: str) -> None: ...
     def on_handler_failed(self, kind: str, error: BaseException) -> None:
         """One of the handlers above raised (a bug, or a value nobody expected)."""
+    def on_client_id_in_use(self, client_id: int, give_up_in: float) -> None:
+        """The gateway refused the client id (326), for the first time since connected."""
 
 
 def _price(value: float | None) -> float | None:
@@ -206,6 +222,8 @@ class IBBroker:
         self._stopping = asyncio.Event()
         self._positions_lock = asyncio.Lock()
         self.connected_once = False
+        self._connect_refused = asyncio.Event()  # 326 during the current connect attempt
+        self._client_id_refused_since: float | None = None  # monotonic, first 326 in a row
         self._wire()
 
     # --- connection ---------------------------------------------------------------------
@@ -250,22 +268,17 @@ class IBBroker:
             self.ib.disconnect()
         while not self._stopping.is_set():
             try:
-                await self.ib.connectAsync(
-                    self.host,
-                    self.port,
-                    clientId=self.client_id,
-                    timeout=self._connect_timeout,
-                    account=self._account_setting,
-                    raiseSyncErrors=True,
-                )
-            except (OSError, TimeoutError, ConnectionError) as exc:
+                await self._connect()
+            except _CONNECT_ERRORS as exc:
                 self.ib.disconnect()
+                self._check_client_id_refused()
                 retry_in = delay * random.uniform(0.8, 1.2)
                 self._listener.on_connect_failed(str(exc) or type(exc).__name__, retry_in)
                 await self._sleep_unless_stopped(retry_in)
                 delay = min(delay * 2, self._backoff_max)
                 continue
             self._disconnected.clear()
+            self._client_id_refused_since = None
             self.account = self._choose_account()
             reconnect = self.connected_once
             self.connected_once = True
@@ -288,6 +301,47 @@ class IBBroker:
             if not self._stopping.is_set():
                 # A fresh socket with the same client id can be refused for a moment (326).
                 await self._sleep_unless_stopped(self._backoff_initial * random.uniform(0.8, 1.2))
+
+    async def _connect(self) -> None:
+        """ib_async's connect, ended at once when the gateway refuses the client id (326):
+        ib_async itself would wait out its whole timeout for an API that will not start."""
+        self._connect_refused.clear()
+        connecting = asyncio.ensure_future(self.ib.connectAsync(
+            self.host,
+            self.port,
+            clientId=self.client_id,
+            timeout=self._connect_timeout,
+            account=self._account_setting,
+            raiseSyncErrors=True,
+        ))
+        refused = asyncio.ensure_future(self._connect_refused.wait())
+        try:
+            await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            refused.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *_CONNECT_ERRORS):
+                    await connecting
+        if self._connect_refused.is_set():
+            raise ConnectionError(f"client id {self.client_id} already in use (326)")
+        connecting.result()
+
+    def _check_client_id_refused(self) -> None:
+        """Alert the first 326 in a row; give up (ClientIdInUse) once it has lasted too long:
+        another program, or a second tradebot, is using IB_CLIENT_ID."""
+        if not self._connect_refused.is_set():
+            return
+        now = time.monotonic()
+        if self._client_id_refused_since is None:
+            self._client_id_refused_since = now
+            self._listener.on_client_id_in_use(self.client_id, CLIENT_ID_IN_USE_SECONDS)
+        elif now - self._client_id_refused_since >= CLIENT_ID_IN_USE_SECONDS:
+            raise ClientIdInUse(
+                f"IB_CLIENT_ID: client id {self.client_id} is in use at {self.host}:{self.port} "
+                f"(error 326 for {now - self._client_id_refused_since:.0f}s): another program "
+                "or a second tradebot is connected with it; stop it or choose another id"
+            )
 
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         try:
@@ -703,6 +757,9 @@ class IBBroker:
             )
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Contract | None) -> None:
+        if code == CLIENT_ID_IN_USE:
+            self._connect_refused.set()  # the connect fails at once, and is handled there
+            return
         order_ref = None
         if req_id > 0:
             trade = self.ib.wrapper.trades.get((self.client_id, req_id))

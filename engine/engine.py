@@ -26,6 +26,7 @@ from engine.broker import (
     BrokerOrder,
     BrokerRequestError,
     BrokerSnapshot,
+    ClientIdInUse,
     ContractInfo,
     IBBroker,
     LiveTradingRefused,
@@ -288,7 +289,8 @@ class Engine:
     async def _run_broker(self) -> None:
         try:
             await self.broker.run()
-        except (LiveTradingRefused, AccountNotFound) as exc:  # retrying cannot fix these
+        except (LiveTradingRefused, AccountNotFound, ClientIdInUse) as exc:
+            # Retrying cannot fix these: the user must change a setting or stop a program.
             self.fatal = exc
             self.risk.halt(str(exc))
             await self.journal.log_event("error", "fatal", str(exc))
@@ -417,6 +419,14 @@ class Engine:
         for order in self.orders.working():
             if order.status is OrderStatus.INTENT:
                 self.orders.abandon(order, reason)
+
+    def on_client_id_in_use(self, client_id: int, give_up_in: float) -> None:
+        message = (f"client id {client_id} is in use at the gateway (a second tradebot, or IB "
+                   f"still holding the last session); retrying for {give_up_in:.0f}s, then "
+                   "stopping: check IB_CLIENT_ID")
+        self.writer.write(event_stmt("error", "connection", message, {"code": 326}))
+        self.bus.publish(BrokerErrorEvent(326, message, classify(326).meaning, Level.ERROR,
+                                          self.clock.now()))
 
     def on_connect_failed(self, error: str, retry_in: float) -> None:
         self.connection = ConnectionState.CONNECTING
