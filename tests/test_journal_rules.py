@@ -211,6 +211,11 @@ async def test_a_fill_is_kept_once_and_its_first_version_wins(journal: Journal) 
     assert [(f.exec_id, f.price) for f in fills] == [("e1", 100.0)]
 
 
+async def test_a_fill_without_a_perm_id_reads_back_as_zero(journal: Journal) -> None:
+    await journal.execute(fill_stmt(_fill("e1", perm_id=None)))
+    assert [f.perm_id for f in await journal.recent_fills()] == [0]
+
+
 async def test_commission_lands_on_its_own_fill(journal: Journal) -> None:
     await journal.execute(fill_stmt(_fill("e1")))
     await journal.execute(fill_stmt(_fill("e2")))
@@ -231,6 +236,7 @@ async def test_recent_fills_newest_first_since_and_limit(journal: Journal) -> No
     assert [f.exec_id for f in await journal.fills_for("tb-1")] == ["e1", "e3"]
     fill = (await journal.recent_fills(limit=1))[0]
     assert (fill.symbol, fill.side, fill.quantity, fill.perm_id) == ("AAPL", Side.BUY, 10, 7)
+    assert (fill.order_ref, fill.price) == ("tb-1", 100.0)
     assert fill.time == T0 + timedelta(minutes=3)
 
 
@@ -252,6 +258,12 @@ async def test_events_filter_by_level_newest_first(journal: Journal) -> None:
     assert [(e.kind, e.details) for e in warned] == [("b", {"n": 1})]
     assert [e.message for e in await journal.recent_events(limit=1)] == ["third"]
     assert await journal.recent_events(since=T0 + timedelta(seconds=1)) == []
+    since_before = await journal.recent_events(since=T0 - timedelta(seconds=1))
+    assert [(e.at, e.level, e.kind) for e in since_before] == [
+        (T0, "error", "c"), (T0, "warning", "b"), (T0, "info", "a"),
+    ]
+    two_levels = await journal.recent_events(levels=("warning", "error"))
+    assert [e.message for e in two_levels] == ["third", "second"]
 
 
 async def test_equity_curve_oldest_first_without_unknown_values(journal: Journal) -> None:
