@@ -6,10 +6,12 @@ the CLI prints them and exits with code 2.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -50,6 +52,20 @@ ALERT_KINDS = (
     "daily_summary",
 )
 
+# Every number has a finite range, so inf, nan or a typo's extra zeros stop the start instead of
+# the trading. The ends are far beyond real use, except where the simulator sets them: beyond an
+# hour per wall second its market falls behind its clock and leaves datetime's range (ibsim/cli.py
+# holds the same limits for `tradebot sim-gateway`); numpy seeds are unsigned 32-bit.
+MAX_QUANTITY = 1e9
+MAX_MONEY = 1e12
+MAX_ORDERS_PER_MINUTE = 100_000
+MAX_TAKE_PROFIT_PCT = 1000.0
+MIN_SNAPSHOT_MINUTES = 0.1
+MAX_SNAPSHOT_MINUTES = 7 * 24 * 60.0
+MIN_SIM_SPEED = 0.1
+MAX_SIM_SPEED = 3600.0
+MAX_SIM_SEED = 2**32 - 1
+
 AlertLevel = Literal["on", "silent", "off"]
 IdList = Annotated[frozenset[int], NoDecode]
 
@@ -60,22 +76,26 @@ EXPECTED: dict[str, str] = {
     "ib_client_id": "a whole number from 1 to 2147483647",
     "trading_mode": "'paper' or 'live'",
     "bar_size": "one of: " + ", ".join(BAR_SIZES),
-    "order_quantity": "a number greater than 0",
-    "max_position": "a number greater than 0",
-    "max_notional": "a number greater than 0",
-    "max_daily_loss": "a number greater than 0",
-    "max_orders_per_minute": "a whole number greater than 0",
+    "order_quantity": f"a number greater than 0 and at most {MAX_QUANTITY:,.0f}",
+    "max_position": f"a number greater than 0 and at most {MAX_QUANTITY:,.0f}",
+    "max_notional": f"an amount greater than 0 and at most {MAX_MONEY:,.0f}",
+    "max_daily_loss": f"an amount greater than 0 and at most {MAX_MONEY:,.0f}",
+    "max_orders_per_minute": f"a whole number from 1 to {MAX_ORDERS_PER_MINUTE:,}",
     "stop_loss_pct": "a percentage greater than 0 and below 100, or empty",
-    "take_profit_pct": "a percentage greater than 0, or empty",
+    "take_profit_pct": f"a percentage greater than 0 and at most {MAX_TAKE_PROFIT_PCT:g}, or empty",
     "outside_rth": "true or false",
     "telegram_allowed_chat_ids": "a comma list of numeric chat ids",
     "telegram_operator_ids": "a comma list of numeric user ids",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
-    "sim_speed": "a number greater than 0 (simulated seconds per wall second)",
-    "sim_seed": "a whole number",
-    "equity_snapshot_minutes": "a number of minutes greater than 0",
+    "sim_speed": f"a number from {MIN_SIM_SPEED:g} to {MAX_SIM_SPEED:g} "
+    "(simulated seconds per wall second)",
+    "sim_seed": f"a whole number from 0 to {MAX_SIM_SEED}",
+    "equity_snapshot_minutes": f"a number of minutes from {MIN_SNAPSHOT_MINUTES:g} to "
+    f"{MAX_SNAPSHOT_MINUTES:g} (a week)",
     "daily_summary_time": "a time as HH:MM, or empty for none",
     "display_tz": "an IANA time zone such as Europe/Berlin or America/New_York",
+    "telegram_api_base_url": "an https:// URL such as https://api.telegram.org/bot "
+    "(http:// only to a loopback host: 127.0.0.1, ::1, localhost)",
     **{f"alert_{kind}": "'on', 'silent' or 'off'" for kind in ALERT_KINDS},
 }
 
@@ -121,6 +141,29 @@ def parse_symbols(text: str) -> tuple[Instrument, ...]:
     return tuple(instruments)
 
 
+def normalise_base_url(value: str) -> str:
+    """The Bot API base URL without a trailing slash (python-telegram-bot appends the token
+    right after it, and `.../bot/` + token is a 404), refused unless the token stays private:
+    https, or plain http to this machine (a self-hosted Bot API server on loopback)."""
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError("not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ValueError("http:// would send the token in clear to another machine")
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _parse_ids(value: Any) -> Any:
     if isinstance(value, str):
         items = [item.strip() for item in value.split(",") if item.strip()]
@@ -154,15 +197,19 @@ class Settings(BaseSettings):
         default_factory=lambda: parse_params("sma_cross", "fast=10,slow=30")
     )
 
-    order_quantity: float = Field(10, gt=0)
-    max_position: float = Field(100, gt=0)
-    max_notional: float = Field(50_000, gt=0)
-    max_daily_loss: float = Field(1_000, gt=0)
-    max_orders_per_minute: int = Field(10, gt=0)
-    stop_loss_pct: float | None = Field(None, gt=0, lt=100)
-    take_profit_pct: float | None = Field(None, gt=0)
+    order_quantity: float = Field(10, gt=0, le=MAX_QUANTITY, allow_inf_nan=False)
+    max_position: float = Field(100, gt=0, le=MAX_QUANTITY, allow_inf_nan=False)
+    max_notional: float = Field(50_000, gt=0, le=MAX_MONEY, allow_inf_nan=False)
+    max_daily_loss: float = Field(1_000, gt=0, le=MAX_MONEY, allow_inf_nan=False)
+    max_orders_per_minute: int = Field(10, ge=1, le=MAX_ORDERS_PER_MINUTE)
+    stop_loss_pct: float | None = Field(None, gt=0, lt=100, allow_inf_nan=False)
+    take_profit_pct: float | None = Field(
+        None, gt=0, le=MAX_TAKE_PROFIT_PCT, allow_inf_nan=False
+    )
     outside_rth: bool = False
-    equity_snapshot_minutes: float = Field(5, gt=0)
+    equity_snapshot_minutes: float = Field(
+        5, ge=MIN_SNAPSHOT_MINUTES, le=MAX_SNAPSHOT_MINUTES, allow_inf_nan=False
+    )
 
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_allowed_chat_ids: IdList = frozenset()
@@ -183,8 +230,8 @@ class Settings(BaseSettings):
     log_dir: Path = Path("logs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    sim_speed: float = Field(60, gt=0)
-    sim_seed: int = 1
+    sim_speed: float = Field(60, ge=MIN_SIM_SPEED, le=MAX_SIM_SPEED, allow_inf_nan=False)
+    sim_seed: int = Field(1, ge=0, le=MAX_SIM_SEED)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -195,6 +242,11 @@ class Settings(BaseSettings):
     @classmethod
     def _ids(cls, value: Any) -> Any:
         return _parse_ids(value)
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return normalise_base_url(value)
 
     @field_validator("trading_mode", mode="before")
     @classmethod
@@ -297,6 +349,9 @@ def _describe(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if field in ("symbols",):
         return f"{variable}: {message}"
+    if field == "telegram_api_base_url":
+        # The value is not echoed: a URL pasted from BotFather's docs may hold the token.
+        return f"{variable}: {message}; expected {expected}"
     if expected:
         given = error.get("input")
         got = f", got {given!r}" if isinstance(given, str | int | float) else ""

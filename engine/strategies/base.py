@@ -12,6 +12,10 @@ from typing import ClassVar
 
 from engine.domain import Bar, Signal
 
+# The longest lookback a strategy may ask for, in bars: 10,000 hourly bars are over a year of
+# history to warm up. Beyond it a typo's extra digits would overflow the warm-up request.
+MAX_PERIOD = 10_000
+
 
 @dataclass(frozen=True)
 class StrategyParams:
@@ -19,6 +23,14 @@ class StrategyParams:
 
     def validate(self) -> None:
         """Raise ValueError naming the parameter when a value is out of range."""
+
+
+def check_period(name: str, value: int, minimum: int = 1) -> None:
+    """A lookback of whole bars from `minimum` to MAX_PERIOD, or ValueError naming `name`."""
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
+    if value > MAX_PERIOD:
+        raise ValueError(f"{name} must be at most {MAX_PERIOD} bars")
 
 
 class Strategy(ABC):

@@ -21,7 +21,10 @@ from typing import ClassVar
 from engine.domain import Bar, Signal
 from engine.indicators import Bands, BollingerBands
 from engine.strategies._common import price_text, signal_if_changed
-from engine.strategies.base import Strategy, StrategyParams
+from engine.strategies.base import Strategy, StrategyParams, check_period
+
+# Beyond 10 standard deviations a band is never touched: a typo, not a strategy.
+MAX_K = 10.0
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,11 @@ class BollingerBreakoutParams(StrategyParams):
     allow_short: bool = False
 
     def validate(self) -> None:
-        if self.period < 2:
-            raise ValueError("period must be at least 2")
+        check_period("period", self.period, minimum=2)
         if not (math.isfinite(self.k) and self.k > 0):
             raise ValueError("k must be greater than 0")
+        if self.k > MAX_K:
+            raise ValueError(f"k must be at most {MAX_K:g}")
 
 
 class BollingerBreakout(Strategy):

@@ -21,7 +21,7 @@ from typing import ClassVar
 from engine.domain import Bar, Signal
 from engine.indicators import RSI
 from engine.strategies._common import signal_if_changed
-from engine.strategies.base import Strategy, StrategyParams
+from engine.strategies.base import Strategy, StrategyParams, check_period
 
 _NEUTRAL = 50.0
 
@@ -34,8 +34,7 @@ class RsiReversionParams(StrategyParams):
     allow_short: bool = False
 
     def validate(self) -> None:
-        if self.period < 2:
-            raise ValueError("period must be at least 2")
+        check_period("period", self.period, minimum=2)
         if not 0 < self.oversold < _NEUTRAL:
             raise ValueError("oversold must be between 0 and 50")
         if not _NEUTRAL < self.overbought < 100:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from engine.domain import Bar, Signal
 from engine.indicators import SMA
 from engine.strategies._common import price_text, signal_if_changed
-from engine.strategies.base import Strategy, StrategyParams
+from engine.strategies.base import Strategy, StrategyParams, check_period
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class SmaCrossParams(StrategyParams):
     allow_short: bool = False
 
     def validate(self) -> None:
-        if self.fast < 1:
-            raise ValueError("fast must be at least 1")
+        check_period("fast", self.fast)
+        check_period("slow", self.slow)
         if self.slow <= self.fast:
             raise ValueError("slow must be greater than fast")
 
