@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine import __version__
 from engine.config import Settings, SettingsError, load_settings
+from engine.errors import ConfigurationError
 
 EXIT_SETTINGS = 2
 
@@ -107,7 +108,11 @@ async def _print_journal(settings: Settings, since: datetime | None, limit: int)
     if not settings.db_path.exists():
         print(f"tradebot: no journal at {settings.db_path} yet (DB_PATH)", file=sys.stderr)
         return 1
-    journal = await Journal.open(settings.db_path)
+    try:
+        journal = await Journal.open(settings.db_path)
+    except ConfigurationError as exc:
+        print(f"tradebot: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
     try:
         orders = await journal.recent_orders(limit, since)
         fills = await journal.recent_fills(limit, since)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -11,6 +12,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Protocol
 
+from bot.instance_lock import InstanceLock
 from engine.config import Settings
 from engine.control import Control
 from engine.engine import Engine
@@ -45,15 +47,33 @@ SIMULATED_BANNER = """
 
 
 def run(settings: Settings) -> int:
-    token = settings.telegram_bot_token.get_secret_value()
-    setup_logging(settings.log_level, settings.log_dir, secrets=[token] if token else [])
     try:
-        return asyncio.run(serve(settings))
+        # The lock comes first: a second instance must not write to the log, start a gateway
+        # on the same state file or poll Telegram with the same token.
+        with InstanceLock(settings.db_path):
+            _setup_logging(settings)
+            return asyncio.run(serve(settings))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 0
     except ConfigurationError as exc:
         print(f"tradebot: {exc}", file=sys.stderr)
         return EXIT_CONFIGURATION
+
+
+def _setup_logging(settings: Settings) -> None:
+    token = settings.telegram_bot_token.get_secret_value()
+    try:
+        setup_logging(settings.log_level, settings.log_dir, secrets=[token] if token else [])
+    except OSError as exc:
+        problem = (
+            "a part of the path is a file, not a folder"
+            if exc.errno in (errno.ENOTDIR, errno.EEXIST)
+            else exc.strerror
+        )
+        raise ConfigurationError(
+            f"LOG_DIR: cannot write the log file {settings.log_dir / 'tradebot.log'} "
+            f"({problem}); LOG_DIR must be a writable folder"
+        ) from None
 
 
 def sim_state_path(settings: Settings) -> Path:
@@ -72,15 +92,18 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         stack.push_async_callback(journal.close)
         if settings.simulated:
             from ibsim import SimGateway
+            from ibsim.persistence import StateFileError
 
-            gateway = await stack.enter_async_context(
-                SimGateway(
+            try:
+                simulator = SimGateway(
                     seed=settings.sim_seed,
                     speed=settings.sim_speed,
                     symbols=[instrument.symbol for instrument in settings.symbols],
                     state_file=sim_state_path(settings),
                 )
-            )
+            except StateFileError as exc:
+                raise ConfigurationError(str(exc)) from None
+            gateway = await stack.enter_async_context(simulator)
             print(SIMULATED_BANNER, file=sys.stderr, flush=True)
             log.warning(
                 "simulated gateway on 127.0.0.1:%s (speed %gx, seed %s)",

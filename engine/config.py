@@ -94,6 +94,7 @@ EXPECTED: dict[str, str] = {
     f"{MAX_SNAPSHOT_MINUTES:g} (a week)",
     "daily_summary_time": "a time as HH:MM, or empty for none",
     "display_tz": "an IANA time zone such as Europe/Berlin or America/New_York",
+    "db_path": "the journal's file name, e.g. tradebot.sqlite3 (not empty, not a folder)",
     "telegram_api_base_url": "an https:// URL such as https://api.telegram.org/bot "
     "(http:// only to a loopback host: 127.0.0.1, ::1, localhost)",
     **{f"alert_{kind}": "'on', 'silent' or 'off'" for kind in ALERT_KINDS},
@@ -242,6 +243,15 @@ class Settings(BaseSettings):
     @classmethod
     def _ids(cls, value: Any) -> Any:
         return _parse_ids(value)
+
+    @field_validator("db_path", mode="before")
+    @classmethod
+    def _db_path(cls, value: Any) -> Any:
+        # Path("") is ".", the current folder: SQLite cannot open it and its lock would be "..lock".
+        text = str(value).strip()
+        if not text or Path(text).is_dir():
+            raise ValueError("not a file name")
+        return text
 
     @field_validator("telegram_api_base_url")
     @classmethod

@@ -8,6 +8,7 @@ a database made by an older version is never dropped.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 import aiosqlite
 
 from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side, Signal
+from engine.errors import ConfigurationError
 from engine.logs import redact
 
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released one.
@@ -258,20 +260,39 @@ class Journal:
 
     @classmethod
     async def open(cls, path: str | Path) -> Journal:
+        """Open the journal at `path` (created if new) and bring its schema up to date.
+
+        A journal that cannot be used (not a database, a newer schema, a read-only file or
+        folder) raises ConfigurationError naming DB_PATH and what is wrong; the connection is
+        closed first, so its thread cannot keep the process alive, and nothing was written.
+        """
         path = Path(path)
         if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=FULL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=5000")
-        journal = cls(db, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"DB_PATH: cannot create the folder {path.parent} ({exc.strerror})"
+                ) from None
         try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(_unusable(path, exc)) from None
+        try:
+            db.row_factory = aiosqlite.Row
+            journal = cls(db, path)
+            # Refused before WAL mode is set: setting it rewrites the header of a journal
+            # kept in rollback mode, and a refused file must stay as it was.
+            journal._refuse_newer(await journal.schema_version())
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
             await journal._migrate()
-        except BaseException:
+        except BaseException as exc:
             await db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise ConfigurationError(_unusable(path, exc)) from None
             raise
         return journal
 
@@ -288,13 +309,16 @@ class Journal:
             row = await cursor.fetchone()
         return str(row[0]) if row else ""
 
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"DB_PATH: {self.path} has journal schema {version}, newer than this "
+                f"tradebot's ({SCHEMA_VERSION}); upgrade tradebot or point DB_PATH elsewhere"
+            )
+
     async def _migrate(self) -> None:
         version = await self.schema_version()
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} has journal schema {version}, newer than this tradebot "
-                f"({SCHEMA_VERSION}); upgrade tradebot"
-            )
+        self._refuse_newer(version)
         for number in range(version, SCHEMA_VERSION):
             # One transaction per step: a failed migration leaves the previous version intact.
             await self._db.executescript(
@@ -430,6 +454,22 @@ class Journal:
         await self._write(
             "UPDATE outbox SET delivered_at = ? WHERE id = ?", (iso(), outbox_id)
         )
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> str:
+    """One line for the user from SQLite's error on opening `path`."""
+    reason = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in reason:
+        return (
+            f"DB_PATH: {path} is not a tradebot journal ({reason}); move it away or point "
+            "DB_PATH elsewhere"
+        )
+    if "readonly" in reason or "read-only" in reason or "unable to open" in reason:
+        return (
+            f"DB_PATH: cannot write the journal {path} ({reason}); the file and its folder "
+            "must be writable"
+        )
+    return f"DB_PATH: cannot use the journal {path} ({reason})"
 
 
 def _order_from_row(row: aiosqlite.Row) -> Order:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from engine.domain import Fill, Order, OrderStatus, OrderUpdate, Side
+from engine.errors import ConfigurationError
 from engine.journal import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -80,13 +83,54 @@ async def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
         await journal.close()
 
 
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+def _aiosqlite_threads() -> list[threading.Thread]:
+    """aiosqlite connection threads still running after a moment to finish. Each is a
+    non-daemon thread: one left running keeps the process alive after main() returns (the
+    hang of issue 8, item 8)."""
+    workers = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    for worker in workers:
+        worker.join(timeout=2)  # a stopped connection's thread ends at once
+    return [worker for worker in workers if worker.is_alive()]
+
+
+async def test_newer_schema_is_refused_untouched_and_closed(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite3"
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(path) as db:  # rollback mode: setting WAL would rewrite the header
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
     db.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    before = path.read_bytes()
+    with pytest.raises(ConfigurationError) as caught:
         await Journal.open(path)
+    assert str(caught.value) == (
+        f"DB_PATH: {path} has journal schema {SCHEMA_VERSION + 5}, newer than this tradebot's "
+        f"({SCHEMA_VERSION}); upgrade tradebot or point DB_PATH elsewhere"
+    )
+    assert path.read_bytes() == before
+    assert _aiosqlite_threads() == []
+
+
+async def test_corrupt_journal_is_refused_and_its_connection_closed(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.sqlite3"
+    path.write_bytes(random.Random(8).randbytes(16_384))
+    before = path.read_bytes()
+    with pytest.raises(ConfigurationError) as caught:
+        await Journal.open(path)
+    assert str(caught.value).startswith(f"DB_PATH: {path} is not a tradebot journal (")
+    assert "\n" not in str(caught.value)
+    assert path.read_bytes() == before
+    assert _aiosqlite_threads() == []
+
+
+async def test_journal_path_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"^DB_PATH: cannot write the journal"):
+        await Journal.open(tmp_path)
+    assert _aiosqlite_threads() == []
+
+
+async def test_journal_under_a_regular_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "somefile").write_text("x")
+    with pytest.raises(ConfigurationError, match=r"^DB_PATH: cannot create the folder"):
+        await Journal.open(tmp_path / "somefile" / "x.sqlite3")
 
 
 async def test_order_lifecycle_round_trip(tmp_path: Path) -> None:
