@@ -159,6 +159,7 @@ class Engine:
             backoff_initial=backoff_initial,
         )
         self.writer = JournalWriter(journal.path)
+        self.writer.on_death = self.on_task_died
         self.orders = OrderManager(self.broker, self.writer, self.bus, self.clock)
         self.portfolio = Portfolio()
         self.risk = RiskManager(

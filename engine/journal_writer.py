@@ -14,6 +14,7 @@ import logging
 import sqlite3
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,12 +41,28 @@ class JournalWriter:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
+        # Told (name, error) if the writer task dies of a bug: later writes then fail at once
+        # (an intent that cannot be journaled is not sent) instead of waiting forever.
+        self.on_death: Callable[[str, BaseException], None] | None = None
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
         self._stopping = False
+        self._start_task()
+
+    def _start_task(self) -> None:
         self._task = asyncio.create_task(self._run(), name="journal-writer")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A writer that dies of a bug must not die in silence."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.error("the journal writer died", exc_info=error)
+        if self.on_death is not None and error is not None:
+            self.on_death("journal writer", error)
 
     def _connect(self) -> None:
         db = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout,
@@ -100,6 +117,8 @@ class JournalWriter:
             self._task.cancel()
             lost = len(self._routine) + len(self._urgent)
             log.error("journal not writable at shutdown: %d row(s) not written", lost)
+        except Exception as exc:  # it died of a bug earlier, reported then; stop regardless
+            log.debug("journal writer had died: %s", exc)
         self._task = None
         if self._executor is not None:
             if not self._abort.is_set():
@@ -135,9 +154,13 @@ class JournalWriter:
                 source = self._routine
                 count = min(ROUTINE_BATCH, len(source))
                 batch = [source.popleft() for _ in range(count)]
-                committed, outcomes = await loop.run_in_executor(
-                    self._executor, self._apply, [statement for statement, _ in batch]
-                )
+                try:
+                    committed, outcomes = await loop.run_in_executor(
+                        self._executor, self._apply, [statement for statement, _ in batch]
+                    )
+                except BaseException as exc:  # a bug: whoever waits on these rows is told
+                    _resolve(batch, [exc] * len(batch))
+                    raise
                 if not committed:
                     # Busy or full disk: nothing of the batch is on disk. Keep it, in order,
                     # and try again; fills and order states must not be dropped.

@@ -13,7 +13,10 @@ import asyncio
 import math
 from pathlib import Path
 
+import pytest
+
 from engine.events import FillEvent, RiskEvent
+from engine.journal_writer import JournalWriter
 from engine.portfolio import Portfolio
 from tests.engine.conftest import make_settings, next_event, running_engine
 
@@ -106,3 +109,20 @@ async def test_broker_handlers_are_all_guarded(gateway, tmp_path: Path) -> None:
             ours = [slot.func for slot in event._slots.slots
                     if slot.func.__module__ == "engine.broker"]
             assert ours and all(f.__name__ == "guarded" for f in ours), event.name()
+
+
+async def test_a_dying_journal_writer_is_alerted_and_its_waiters_told(
+    gateway, tmp_path: Path, monkeypatch
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+
+        def bug(self, statements):
+            raise RuntimeError("writer bug")
+
+        monkeypatch.setattr(JournalWriter, "_apply", bug)
+        with pytest.raises(RuntimeError, match="writer bug"):
+            await asyncio.wait_for(engine.writer.flush(), 5)  # told, not left waiting
+        alert = await next_event(events, RiskEvent, lambda e: e.kind == "internal_error", 5)
+        assert "journal writer failed: RuntimeError: writer bug" in alert.message
