@@ -1,4 +1,4 @@
-"""/flatten, /cancelall and /resume are serialised (issue 8, item 3), end to end: the real
+"""The kill switch as the user meets it (issue 8, items 1 and 3), end to end: the real
 python-telegram-bot on the fake Bot API, the real engine, ib_async and ibsim.
 
 Before: a /cancelall confirmed while the kill switch was writing its closing order's intent (a
@@ -11,10 +11,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from engine.domain import EngineState, Side
-from engine.events import CommandEvent
+from engine.domain import ConnectionState, EngineState, Side
+from engine.events import CommandEvent, ConnectionEvent, FillEvent
 from tests.bot.harness import OPERATOR
-from tests.bot.test_engine_e2e import bot_on_engine, open_positions, prompt_for, reply_to
+from tests.bot.test_engine_e2e import (
+    bot_on_engine,
+    confirm,
+    open_positions,
+    prompt_for,
+    reply_to,
+)
 from tests.engine.conftest import next_event
 
 
@@ -62,3 +68,32 @@ async def test_cancelall_and_resume_during_a_flatten_change_nothing(tmp_path: Pa
         assert rig.engine.risk.state is EngineState.PAUSED  # the refused /resume changed nothing
         rows = await rig.engine.journal.recent_events(limit=100)
         assert any(r.kind == "command" and r.message.startswith("resume by") for r in rows)
+
+
+async def test_flatten_during_an_ib_outage_says_it_waits_and_never_doubles(tmp_path: Path) -> None:
+    """Issue 8, item 1, as the user sees it: the report says the closes wait for IB (instead
+    of inviting a second /flatten), a second /flatten after a drop sends nothing, and when IB is
+    back the first closes fill: flat, not reversed."""
+    async with bot_on_engine(tmp_path, symbols="AAPL,MSFT", quiet=True) as rig:
+        await open_positions(rig.engine, [("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)])
+        events = rig.control.subscribe()
+        rig.gateway.connectivity_lost(3600)
+        await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.DEGRADED)
+        first = await confirm(rig.api, "/flatten", "waiting for IB")
+        assert "NOT flat yet (bot): waiting for IB" in first.text
+        assert "AAPL SELL 5" in first.text and "MSFT BUY 7" in first.text
+        assert "a second /flatten would not help" in first.text
+        sent: list[str] = []
+        rig.gateway.hooks.order_received.connect(lambda r: sent.append(r.request.order_ref))
+        rig.gateway.drop_connections()
+        await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.DISCONNECTED)
+        await next_event(events, ConnectionEvent,
+                         lambda e: e.state is not ConnectionState.DISCONNECTED)
+        second = await confirm(rig.api, "/flatten", "waiting for IB")
+        assert "AAPL SELL 5" in second.text and "MSFT BUY 7" in second.text
+        assert sent == [], "a second close was sent"
+        rig.gateway.restore_connectivity()
+        await next_event(events, FillEvent, lambda e: e.fill.symbol == "AAPL")
+        await next_event(events, FillEvent, lambda e: e.fill.symbol == "MSFT")
+        await rig.engine.wait_positions_settled(5)
+        assert rig.gateway.positions() == {}
