@@ -15,7 +15,7 @@ from tests.fakebotapi import FakeBotAPI
 from tests.tradebot_script import TRADEBOT, clean_env, run_tradebot
 
 TOKEN = "123456:TEST-token-do-not-log"
-QUICK = 5.0  # seconds: a refused setting is refused before any import of the engine's parts
+QUICK = 5.0  # seconds: refused before anything starts (a busy machine included)
 
 
 def _files(tmp_path: Path) -> dict[str, str]:

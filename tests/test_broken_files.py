@@ -24,7 +24,7 @@ from bot.instance_lock import lock_path
 from engine.journal import SCHEMA_VERSION, Journal
 from tests.tradebot_script import Result, clean_env, digest, run_tradebot
 
-QUICK = 3.0  # seconds, start-up of the interpreter included
+QUICK = 5.0  # seconds, start-up of the interpreter on a busy machine included
 
 _BIND_READ_ONLY = (
     'folder="$1"; shift; mount --bind "$folder" "$folder" '
@@ -91,6 +91,17 @@ def test_corrupt_journal(tmp_path: Path) -> None:
     db.write_bytes(random.Random(8).randbytes(32_768))
     before = digest(db)
     result = _run(tmp_path, db)
+    _one_line(result, f"tradebot: DB_PATH: {db} is not a tradebot journal (file is not a "
+                      "database); move it away or point DB_PATH elsewhere")  # fmt: skip
+    assert digest(db) == before
+
+
+def test_journal_command_on_a_corrupt_journal(tmp_path: Path) -> None:
+    db = tmp_path / "journal.sqlite3"
+    db.write_bytes(random.Random(9).randbytes(8_192))
+    before = digest(db)
+    env = clean_env(DB_PATH=str(db))
+    result = run_tradebot("journal", cwd=tmp_path, env=env, timeout=10)
     _one_line(result, f"tradebot: DB_PATH: {db} is not a tradebot journal (file is not a "
                       "database); move it away or point DB_PATH elsewhere")  # fmt: skip
     assert digest(db) == before
