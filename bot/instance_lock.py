@@ -18,7 +18,10 @@ from engine.errors import ConfigurationError
 
 
 def lock_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".lock")
+    """`<DB_PATH>.lock` beside the journal's real file, so every name of one journal (relative,
+    absolute, through a symlink) finds the same lock."""
+    real = Path(os.path.realpath(db_path))
+    return real.with_name(real.name + ".lock")
 
 
 class InstanceLock:
@@ -72,7 +75,7 @@ class InstanceLock:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(
-                f"DB_PATH: cannot create the folder {folder} ({_reason(exc)})"
+                f"DB_PATH: cannot create the folder {self.db_path.parent} ({_reason(exc)})"
             ) from None
         try:
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

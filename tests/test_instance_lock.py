@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -28,6 +29,21 @@ def test_second_lock_on_one_journal_is_refused_naming_the_holder(tmp_path: Path)
     with InstanceLock(db):  # released: taken again at once
         pass
     assert lock_path(db).exists() and not db.exists()  # the lock never creates the journal
+
+
+def test_every_name_of_one_journal_finds_the_same_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    (tmp_path / "data" / "journal.sqlite3").touch()
+    (tmp_path / "alias.sqlite3").symlink_to(tmp_path / "data" / "journal.sqlite3")
+    monkeypatch.chdir(tmp_path)
+    with InstanceLock(Path("data/journal.sqlite3")):
+        for other in ("./data/journal.sqlite3", "link/journal.sqlite3", "alias.sqlite3",
+                      str(tmp_path / "data" / ".." / "data" / "journal.sqlite3")):  # fmt: skip
+            with pytest.raises(ConfigurationError, match=re.escape(f"{Path(other)} is in use")):
+                InstanceLock(Path(other)).acquire()
 
 
 def test_other_journals_are_not_locked(tmp_path: Path) -> None:
