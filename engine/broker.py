@@ -157,6 +157,8 @@ class BrokerListener(Protocol):
         """One of the handlers above raised (a bug, or a value nobody expected)."""
     def on_client_id_in_use(self, client_id: int, give_up_in: float) -> None:
         """The gateway refused the client id (326), for the first time since connected."""
+    def on_setup_failed(self, error: BaseException) -> None:
+        """Setting up after a connect raised; the broker reconnects (with growing backoff)."""
 
 
 def _price(value: float | None) -> float | None:
@@ -282,17 +284,20 @@ class IBBroker:
             self.account = self._choose_account()
             reconnect = self.connected_once
             self.connected_once = True
-            delay = self._backoff_initial
             try:
                 await self._listener.on_connected(self.account, reconnect)
-            except Exception:
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return  # stopped while setting up: nothing failed
                 # Setting up after a connect failed (a bug, or IB answering oddly): start
                 # over on a fresh connection rather than trade half set up.
-                log.exception("setting up after the connect failed; reconnecting")
+                log.warning("setting up after the connect failed; reconnecting")
+                self._listener.on_setup_failed(exc)
                 self.ib.disconnect()
                 await self._sleep_unless_stopped(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self._backoff_max)
                 continue
+            delay = self._backoff_initial
             stop = asyncio.ensure_future(self._stopping.wait())
             drop = asyncio.ensure_future(self._disconnected.wait())
             await asyncio.wait({stop, drop}, return_when=asyncio.FIRST_COMPLETED)
@@ -331,6 +336,7 @@ class IBBroker:
         """Alert the first 326 in a row; give up (ClientIdInUse) once it has lasted too long:
         another program, or a second tradebot, is using IB_CLIENT_ID."""
         if not self._connect_refused.is_set():
+            self._client_id_refused_since = None  # refused for another reason: not in a row
             return
         now = time.monotonic()
         if self._client_id_refused_since is None:
@@ -547,11 +553,18 @@ class IBBroker:
         self.ib.placeOrder(trade.contract, trade.order)
         return True
 
-    def cancel(self, order_ref: str) -> bool:
+    def cancel(self, order_ref: str, ib_order_id: int | None = None) -> bool:
+        """Ask IB to cancel an order; by its id (this client's) when ib_async no longer knows
+        it: after a drop or a restart, an order of unknown outcome can still be cancelled."""
         trade = self._trade(order_ref)
-        if trade is None or trade.isDone():
+        if trade is not None:
+            if trade.isDone():
+                return False
+            self.ib.cancelOrder(trade.order)
+            return True
+        if not ib_order_id or not self.is_connected:
             return False
-        self.ib.cancelOrder(trade.order)
+        self.ib.cancelOrder(IBOrder(orderId=ib_order_id, clientId=self.client_id))
         return True
 
     def global_cancel(self) -> None:

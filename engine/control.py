@@ -253,23 +253,26 @@ class Control:
         _check_scope(scope)
         await self._journal_command("cancel_all", by, scope=scope)
         async with self._flatten_lock:
-            return await self._cancel(scope)
+            return await self._cancel(scope, flattening=False)
 
-    async def _cancel(self, scope: str, unknown_failed: bool = True) -> CancelReport:
-        """Cancel the working orders, never the kill switch's own closing orders. Orders of
-        unknown outcome count as failed unless `unknown_failed` is False (the kill switch
-        reports them as waiting for IB)."""
+    async def _cancel(self, scope: str, flattening: bool) -> CancelReport:
+        """Cancel the working orders, never the kill switch's own closes (a /cancelall must not
+        undo a /flatten); while flattening, orders of unknown outcome are left to its report."""
         engine = self._engine
         orders = engine.orders
         engine.adopt_unknown_working()  # e.g. before the first reconciliation after a restart
+        closes = [o for o in orders.working() if o.is_kill_switch]
         working = [o for o in orders.working() if not o.is_kill_switch]
+        # IB's global cancel would cancel the kill switch's closes too: while any is out, only
+        # the bot's own orders are cancelled, one by one, and the report says so.
+        global_cancel = scope == "account" and not closes
         refs = []
         for order in working:
             if order.status is OrderStatus.INTENT:
                 orders.abandon(order, "cancelled before it was sent")  # its sender drops it
-            elif scope == "bot" and orders.cancel(order.order_ref):
+            elif not global_cancel and orders.cancel(order.order_ref):
                 refs.append(order.order_ref)
-        if scope == "account":
+        if global_cancel:
             if engine.broker.is_connected:
                 engine.broker.global_cancel()  # every client's orders, and those placed by hand
             refs = [order.order_ref for order in working if not order.status.is_done]
@@ -284,8 +287,18 @@ class Control:
             f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): still {o.status.value}"
             + (" (outcome unknown: waits for IB)" if engine.outcome_unknown(o) else "")
             for o in working
-            if not o.status.is_done and (unknown_failed or not engine.outcome_unknown(o))
+            if not o.status.is_done and not (flattening and engine.outcome_unknown(o))
         )
+        if not flattening:
+            failed += tuple(
+                f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): the kill switch's "
+                f"close, kept ({o.status.value}); cancel it in TWS if you mean to"
+                for o in closes
+            )
+        if scope == "account" and not global_cancel:
+            failed += ("orders of other programs and placed by hand: not cancelled, as IB's "
+                       "global cancel would cancel the kill switch's closes too; cancel them "
+                       "in TWS",)
         return CancelReport(scope, cancelled, failed)
 
     async def flatten(
@@ -323,7 +336,7 @@ class Control:
         engine.run_aside(engine.persist_state(EngineState.PAUSED, f"flatten by {by}", by))
         if not engine.broker.is_connected:
             return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
-        cancel = await self._cancel(scope, unknown_failed=False)
+        cancel = await self._cancel(scope, flattening=True)
         if cancel.cancelled:
             await say(f"cancelled {len(cancel.cancelled)} order(s)")
         # A fill that raced the cancel must show in the positions before they are closed.
@@ -340,20 +353,22 @@ class Control:
         # An order whose outcome is unknown may still fill: a close beside it could close twice.
         # Its symbol waits for IB, and the report says so rather than invite another /flatten.
         unknown = [o for o in engine.orders.working() if engine.outcome_unknown(o)]
-        waiting = [_waiting_text(o) for o in unknown]
+        waiting = [_waiting_text(o, "outcome unknown: ") for o in unknown]
         waiting_symbols = {o.symbol for o in unknown}
         if not positions and not cancel.cancelled and not cancel.failed and not waiting:
             return FlattenReport(scope, (), (), (), flat=True, already_flat=True)
         not_closed = list(cancel.failed)
-        still_working = {o.symbol for o in engine.orders.working()}
+        still_working = {o.symbol: o for o in engine.orders.working()}
         to_close = []
         for position in positions:
             if position.symbol in waiting_symbols:
                 continue  # reported as waiting for IB
             if position.symbol in still_working:
                 # Closing now could close twice: that order may still fill.
-                not_closed.append(f"{position.symbol} {position.quantity:g}: an order for it "
-                                  "is still working")
+                why = ("the close of an earlier /flatten is still working; it fills when the "
+                       "market takes it" if still_working[position.symbol].is_kill_switch
+                       else "an order for it is still working")
+                not_closed.append(f"{position.symbol} {position.quantity:g}: {why}")
             elif engine.awaiting_position(position.symbol):
                 # The broker has not shown a fill in this position yet: its size is not known.
                 not_closed.append(f"{position.symbol} {position.quantity:g}: a fill is not in "
@@ -388,7 +403,7 @@ class Control:
             if order.status is OrderStatus.FILLED:
                 closed.append(ClosedPosition(position.symbol, position.quantity, order.avg_price))
             elif engine.outcome_unknown(order):
-                waiting.append(_waiting_text(order))
+                waiting.append(_waiting_text(order, "close sent now: "))
             else:
                 detail = order.message or order.status.value
                 not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
@@ -397,11 +412,12 @@ class Control:
                              waiting_for_ib=tuple(waiting))
 
 
-def _waiting_text(order: Order) -> str:
-    """"AAPL SELL 5 (tb-…): sent while IB's servers were away; …" — symbol first."""
-    why = order.message or "sent, outcome not known yet"
-    return (f"{order.symbol} {order.side.value} {order.remaining:g} ({order.order_ref}): {why}; "
-            "it fills or not when IB is back, and is never sent twice")
+def _waiting_text(order: Order, what: str) -> str:
+    """"AAPL SELL 5 (tb-…): close sent now: IB's servers are away; …" — symbol first."""
+    why = order.message or ("IB's servers are away" if what.startswith("close") else
+                            "sent, not seen at the broker")
+    return (f"{order.symbol} {order.side.value} {order.remaining:g} ({order.order_ref}): "
+            f"{what}{why}; it fills or not when IB is back, and is never sent twice")
 
 
 CANCEL_WAIT_SECONDS = 10.0

@@ -22,6 +22,7 @@ from typing import Any
 from engine import strategies
 from engine.bars import REALTIME_BAR_SECONDS, BarBuilder, bad_bar_reason
 from engine.broker import (
+    ORDER_REF_PREFIX,
     AccountNotFound,
     BrokerOrder,
     BrokerRequestError,
@@ -229,10 +230,21 @@ class Engine:
             self.risk.pause(reason or "paused before the restart")
         elif state == EngineState.HALTED.value:
             self.risk.halt(reason or "halted before the restart")
+        await self._load_unfinished_orders()
         await self.writer.start()
         self._keep_alive("broker", self._run_broker)
         self._keep_alive("watchdog", self._watchdog)
         self._keep_alive("loop-lag", self._measure_loop_lag)
+
+    async def _load_unfinished_orders(self) -> None:
+        """Orders the journal left unfinished are of unknown outcome until reconciliation says
+        otherwise: tracked from the start, so they block their symbols (for the strategy and
+        the kill switch) even before the first reconciliation, and are never sent again."""
+        for order in await self.journal.open_orders():
+            if order.status is not OrderStatus.INTENT:
+                order.status = OrderStatus.UNKNOWN
+                order.message = "unfinished before the restart; waits for the broker to show it"
+            self.orders.adopt(order)
 
     def run_aside(self, work: Coroutine[object, object, object]) -> None:
         """Run bookkeeping (journaling) beside the caller; stop() waits for it (bounded)."""
@@ -294,10 +306,10 @@ class Engine:
             # Retrying cannot fix these: the user must change a setting or stop a program.
             self.fatal = exc
             self.risk.halt(str(exc))
-            await self.journal.log_event("error", "fatal", str(exc))
+            self._stopped.set()
             self.bus.publish(RiskEvent("halted", str(exc), self.clock.now(),
                                        state=EngineState.HALTED))
-            self._stopped.set()
+            self.writer.write(event_stmt("error", "fatal", str(exc)))
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -361,6 +373,8 @@ class Engine:
                 self.symbols[symbol].last_small_wall = time.monotonic()
         finally:
             self._setting_up = False
+        if not self.broker.is_connected:
+            return  # dropped during the set-up: the next connection sets up again
         if self.ib_servers_lost:
             self.connection = ConnectionState.DEGRADED
         else:
@@ -415,11 +429,17 @@ class Engine:
                 order.status = OrderStatus.UNKNOWN
         self.orders.notify_changed()
 
-    def _abandon_unsent(self, reason: str) -> None:
-        """Orders decided but not sent yet will not be sent on what is now old data."""
+    def _abandon_unsent(self, reason: str, keep_kill_switch: bool = False) -> None:
+        """Orders decided but not sent yet will not be sent on what is now old data (the kill
+        switch's closes still go when only IB's servers are away: the gateway holds them)."""
         for order in self.orders.working():
-            if order.status is OrderStatus.INTENT:
+            if order.status is OrderStatus.INTENT and not (
+                keep_kill_switch and order.is_kill_switch
+            ):
                 self.orders.abandon(order, reason)
+
+    def on_setup_failed(self, error: BaseException) -> None:
+        self.report_failure("connect set-up", error)
 
     def on_client_id_in_use(self, client_id: int, give_up_in: float) -> None:
         message = (f"client id {client_id} is in use at the gateway (a second tradebot, or IB "
@@ -497,9 +517,15 @@ class Engine:
                 order.perm_id = found.perm_id or order.perm_id
                 differences.append(f"{ref} {order.symbol}: {found.status.value} while away")
             elif ref in fills_by_ref:
-                order.status = OrderStatus.FILLED
                 order.filled = sum(f.quantity for f in fills_by_ref[ref])
-                differences.append(f"{ref} {order.symbol}: filled while away")
+                if order.filled >= order.quantity - 1e-9:
+                    order.status = OrderStatus.FILLED
+                    differences.append(f"{ref} {order.symbol}: filled while away")
+                else:  # the rest may still be working somewhere the broker does not list
+                    order.status = OrderStatus.UNKNOWN
+                    order.message = f"{order.filled:g} of {order.quantity:g} filled; rest unknown"
+                    differences.append(f"{ref} {order.symbol}: {order.message}")
+                    self._schedule_recheck()
             else:
                 # No open order, no completed order, no execution. Absence is no proof: it may
                 # be held by a gateway that lost IB's servers, or still in flight across a drop
@@ -539,7 +565,7 @@ class Engine:
                 self._no_trace.pop(ref, None)
 
         for ref, found in open_by_ref.items():
-            if not ref.startswith("tb-") or ref in candidates:
+            if not ref.startswith(ORDER_REF_PREFIX) or ref in candidates:
                 continue
             if found.client_id != self.broker.client_id:
                 # Only the placing client can modify or cancel it, and only it hears its fills.
@@ -563,7 +589,7 @@ class Engine:
 
         recovered = 0
         for fill in snapshot.fills:
-            if not fill.order_ref.startswith("tb-"):
+            if not fill.order_ref.startswith(ORDER_REF_PREFIX):
                 continue
             self.orders.mark_seen(fill.exec_id)
             # Through the writer, so a commission report arriving later lands after it.
@@ -936,10 +962,17 @@ class Engine:
         adopted = 0
         for found in self.broker.working_orders():
             ref = found.order_ref
-            if not ref.startswith("tb-") or ref in self.orders.orders:
+            if not ref.startswith(ORDER_REF_PREFIX):
                 continue
-            self.orders.adopt(_order_from_broker(found, self.clock.now()))
-            adopted += 1
+            known = self.orders.orders.get(ref)
+            if known is None:
+                self.orders.adopt(_order_from_broker(found, self.clock.now()))
+                adopted += 1
+            elif known.status is OrderStatus.UNKNOWN:  # the broker shows it: it is working
+                known.status, known.filled = found.status, max(known.filled, found.filled)
+                known.ib_order_id = found.ib_order_id or known.ib_order_id
+                known.message = ""
+                self.orders.notify_changed()
         return adopted
 
     async def wait_positions_settled(self, timeout: float) -> None:
@@ -978,7 +1011,7 @@ class Engine:
             self._servers_up_since = None
             self.connection = ConnectionState.DEGRADED
             self.orders.notify_changed()  # orders in flight now have an unknown outcome
-            self._abandon_unsent("IB lost its servers before it was sent")
+            self._abandon_unsent("IB lost its servers before it was sent", keep_kill_switch=True)
             self.bus.publish(ConnectionEvent(ConnectionState.DEGRADED, now, detail=message))
             return
         if action in (ErrorAction.RESTORED, ErrorAction.RESTORED_DATA_LOST):

@@ -26,6 +26,8 @@ Item = tuple[Statement, "asyncio.Future[int] | None"]
 
 # Bounds how long an urgent write can wait behind a routine batch already being committed.
 ROUTINE_BATCH = 16
+# A writer task that died of a bug starts again after this long (a bug that repeats cannot spin).
+RESTART_SECONDS = 1.0
 
 
 class JournalWriter:
@@ -41,8 +43,8 @@ class JournalWriter:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
-        # Told (name, error) if the writer task dies of a bug: later writes then fail at once
-        # (an intent that cannot be journaled is not sent) instead of waiting forever.
+        # Told (name, error) if the writer task dies of a bug; it is restarted after a moment,
+        # and the rows queued behind the failed batch are written then.
         self.on_death: Callable[[str, BaseException], None] | None = None
 
     async def start(self) -> None:
@@ -56,13 +58,21 @@ class JournalWriter:
         self._task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        """A writer that dies of a bug must not die in silence."""
-        if task.cancelled() or task.exception() is None:
+        """A writer that dies of a bug must not die in silence, nor leave fills unwritten."""
+        if task.cancelled() or task.exception() is None or task is not self._task:
             return
         error = task.exception()
-        log.error("the journal writer died", exc_info=error)
+        log.error("the journal writer died; restarting it in %.1fs", RESTART_SECONDS,
+                  exc_info=error)
         if self.on_death is not None and error is not None:
             self.on_death("journal writer", error)
+        asyncio.get_running_loop().call_later(RESTART_SECONDS, self._restart)
+
+    def _restart(self) -> None:
+        if self._stopping or self._task is None or not self._task.done():
+            return
+        self._start_task()
+        self._wake.set()
 
     def _connect(self) -> None:
         db = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout,
@@ -84,7 +94,7 @@ class JournalWriter:
 
         Urgent rows overtake routine ones; urgent=False keeps the order of writes.
         """
-        if self._task is None or self._task.done():
+        if self._task is None or (self._task.done() and self._stopping):
             raise RuntimeError("the journal writer is not running")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
@@ -109,6 +119,8 @@ class JournalWriter:
         if self._task is None:
             return
         self._stopping = True
+        if self._task.done():  # died of a bug: a fresh one writes what is queued, then ends
+            self._start_task()
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)

@@ -207,7 +207,8 @@ class OrderManager:
         )
 
     def cancel(self, order_ref: str) -> bool:
-        return self._broker.cancel(order_ref)
+        order = self.orders.get(order_ref)
+        return self._broker.cancel(order_ref, order.ib_order_id if order else None)
 
     def modify(
         self,

@@ -13,10 +13,9 @@ import asyncio
 import math
 from pathlib import Path
 
-import pytest
-
 from engine.events import FillEvent, RiskEvent
-from engine.journal_writer import JournalWriter
+from engine.journal import event_stmt
+from engine.journal_writer import ROUTINE_BATCH, JournalWriter
 from engine.portfolio import Portfolio
 from tests.engine.conftest import make_settings, next_event, running_engine
 
@@ -111,18 +110,27 @@ async def test_broker_handlers_are_all_guarded(gateway, tmp_path: Path) -> None:
             assert ours and all(f.__name__ == "guarded" for f in ours), event.name()
 
 
-async def test_a_dying_journal_writer_is_alerted_and_its_waiters_told(
+async def test_a_dying_journal_writer_is_alerted_and_restarted(
     gateway, tmp_path: Path, monkeypatch
 ) -> None:
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
     async with running_engine(gateway, settings) as (engine, control):
         events = control.subscribe()
+        apply, failures = JournalWriter._apply, []
 
-        def bug(self, statements):
-            raise RuntimeError("writer bug")
+        def bug_once(self, statements):
+            if not failures:
+                failures.append(len(statements))
+                raise RuntimeError("writer bug")
+            return apply(self, statements)
 
-        monkeypatch.setattr(JournalWriter, "_apply", bug)
-        with pytest.raises(RuntimeError, match="writer bug"):
-            await asyncio.wait_for(engine.writer.flush(), 5)  # told, not left waiting
+        monkeypatch.setattr(JournalWriter, "_apply", bug_once)
+        for i in range(ROUTINE_BATCH + 1):
+            engine.writer.write(event_stmt("info", "test", f"row {i}"))
+        # The rows behind the failed batch are written once the writer is back.
+        await asyncio.wait_for(engine.writer.flush(), 10)
         alert = await next_event(events, RiskEvent, lambda e: e.kind == "internal_error", 5)
         assert "journal writer failed: RuntimeError: writer bug" in alert.message
+        rows = await engine.journal.recent_events(limit=100)
+        assert f"row {ROUTINE_BATCH}" in {r.message for r in rows}
+        assert failures == [ROUTINE_BATCH]

@@ -1,0 +1,175 @@
+"""Holes an adversarial review found in the kill switch after issue 8's first fixes, each
+through the real ib_async client and ibsim.
+
+- a /flatten after a restart, before the first reconciliation, closed again what a held close
+  from before the restart was already closing;
+- a second account-scope command's global cancel cancelled the kill switch's held closes;
+- an order of unknown outcome (ib_async forgot it at the drop) could not be cancelled at all;
+- /cancelall said nothing about the kill switch's resting closes;
+- a failure while setting up after a connect was neither journaled nor alerted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from engine import control as control_module
+from engine.domain import ConnectionState, OrderStatus, OrderType, Side
+from engine.engine import Engine
+from engine.events import ConnectionEvent, RiskEvent
+from engine.journal import Journal
+from tests.engine.conftest import make_settings, next_event, running_engine
+
+QUIET = "fast=50,slow=60"
+NIGHT = 11 * 3600  # from ibsim's 09:30 New York start to 20:30: no session until 04:00
+
+
+@pytest.fixture(autouse=True)
+def _short_waits(monkeypatch) -> None:
+    monkeypatch.setattr(control_module, "FLATTEN_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(control_module, "CANCEL_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(Engine, "_spawn_signal", lambda *_: None)  # the strategy stays out
+
+
+def _record_orders(gateway) -> list[str]:
+    received: list[str] = []
+    gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+    return received
+
+
+async def _positions(engine, legs=(("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7))) -> None:
+    for symbol, side, quantity in legs:
+        order = await engine.orders.submit(symbol, side, quantity, "test position")
+        assert await engine.orders.wait_done([order.order_ref], 10)
+    await engine.wait_positions_settled(5)
+
+
+async def _lose_ib(gateway, control) -> None:
+    events = control.subscribe()
+    gateway.connectivity_lost(3600)
+    await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.DEGRADED)
+
+
+async def test_flatten_right_after_a_restart_does_not_close_what_a_held_close_closes(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, strategy_params=QUIET)
+    received = _record_orders(gateway)
+    journal = await Journal.open(settings.db_path)
+    try:
+        async with running_engine(gateway, settings, journal) as (engine, control):
+            await _positions(engine)
+            await _lose_ib(gateway, control)
+            await control.flatten("test")
+        assert len(received) == 4  # two entries, two held closes
+        async with running_engine(gateway, settings, journal, ready=False) as (engine, control):
+            connected = asyncio.Event()
+            gateway.hooks.client_connected.connect(lambda _: connected.set())
+            await asyncio.wait_for(connected.wait(), 10)
+            # Before the first reconciliation: the journal's closes already block their symbols.
+            report = await control.flatten("operator after the restart")
+            assert not report.flat and not report.closed
+            assert {line.split()[0] for line in report.waiting_for_ib} == {"AAPL", "MSFT"}
+            await asyncio.wait_for(engine.ready.wait(), 20)
+            gateway.restore_connectivity()
+            closes = [o for o in engine.orders.orders.values() if o.is_kill_switch]
+            assert await engine.orders.wait_done([o.order_ref for o in closes], 10)
+            await engine.wait_positions_settled(5)
+    finally:
+        await journal.close()
+    assert len(received) == 4, "a second close was sent"
+    assert gateway.positions() == {}
+
+
+@pytest.mark.parametrize("second", ["flatten all", "cancelall all"])
+async def test_a_second_account_command_leaves_the_held_closes_alone(
+    gateway, tmp_path: Path, second: str
+) -> None:
+    settings = make_settings(tmp_path, strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        await _positions(engine)
+        await gateway.advance(NIGHT)  # the closes will rest, so a global cancel would hit them
+        await _lose_ib(gateway, control)
+        await control.flatten("op", scope="account")
+        closes = [o for o in engine.orders.orders.values() if o.is_kill_switch]
+        assert len(closes) == 2
+        if second == "flatten all":
+            report = await control.flatten("op", scope="account")
+            assert {line.split()[0] for line in report.waiting_for_ib} == {"AAPL", "MSFT"}
+        else:
+            report = await control.cancel_all("op", scope="account")
+            assert sum("the kill switch's close, kept" in f for f in report.failed) == 2
+            assert any("not cancelled" in f for f in report.failed)
+        gateway.restore_connectivity()
+        assert await engine.orders.wait_status(closes[0].order_ref, {OrderStatus.SUBMITTED}, 5)
+        assert await engine.orders.wait_status(closes[1].order_ref, {OrderStatus.SUBMITTED}, 5)
+        assert all(not o.status.is_done for o in closes)  # resting, not cancelled
+        assert len(gateway.open_orders) == 2
+
+
+async def test_an_order_of_unknown_outcome_is_cancelled_by_its_id(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        last = engine.portfolio.last_price["AAPL"]
+        gateway.delay_order_acks(300)
+        entry = await engine.orders.submit(
+            "AAPL", Side.BUY, 10, "entry", OrderType.LIMIT, round(last * 0.8, 2)
+        )
+        await _lose_ib(gateway, control)
+        gateway.delay_order_acks(0)
+        gateway.drop_connections()  # ib_async forgets the order's Trade
+        await next_event(events, ConnectionEvent,
+                         lambda e: e.state is ConnectionState.DISCONNECTED)
+        await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.DEGRADED)
+        await engine.reconcile()  # the connect's own, done: the order is not seen
+        assert entry.status is OrderStatus.UNKNOWN
+        report = await control.flatten("op")
+        assert [line.split()[0] for line in report.waiting_for_ib] == ["AAPL"]
+        gateway.restore_connectivity()  # the held entry is placed, then the held cancel
+        assert await engine.orders.wait_done([entry.order_ref], 10)
+        assert entry.status is OrderStatus.CANCELLED
+    assert gateway.open_orders == [] and gateway.positions() == {}
+
+
+async def test_cancelall_names_the_kill_switchs_resting_close(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        await _positions(engine, (("AAPL", Side.BUY, 5),))
+        await gateway.advance(NIGHT)
+        first = await control.flatten("op")
+        assert not first.flat  # the close rests until the market takes it
+        cancel = await control.cancel_all("op")
+        assert any("the kill switch's close, kept" in f for f in cancel.failed), cancel
+        second = await control.flatten("op")
+        assert any("the close of an earlier /flatten is still working" in n
+                   for n in second.not_closed), second
+        assert len(gateway.open_orders) == 1  # one close, never two
+
+
+async def test_a_failing_connect_set_up_is_alerted_and_backs_off(
+    gateway, tmp_path: Path, monkeypatch
+) -> None:
+    attempts = 0
+
+    async def broken(self, backfill):
+        nonlocal attempts
+        attempts += 1
+        raise KeyError("a value nobody expected")
+
+    monkeypatch.setattr(Engine, "_warm_up", broken)
+    settings = make_settings(tmp_path, symbols="AAPL")
+    async with running_engine(gateway, settings, ready=False) as (engine, _):
+        events = engine.bus.subscribe(kinds=(RiskEvent,))
+        alert = await next_event(events, RiskEvent, lambda e: e.kind == "internal_error", 10)
+        assert "connect set-up failed: KeyError" in alert.message
+        await asyncio.sleep(1.0)  # the backoff grows: a handful of attempts, not dozens
+        assert attempts <= 6, attempts
+        await engine.writer.flush()
+        rows = await engine.journal.recent_events(limit=50, levels=("error",))
+        assert any("connect set-up failed" in r.message for r in rows)
