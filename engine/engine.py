@@ -496,9 +496,10 @@ class Engine:
 
         adopted = 0
         journal_open = {o.order_ref: o for o in await self.journal.open_orders()}
-        # One object per order: the one in memory (this run's) wins over the journal's copy.
+        # One object per order: the one in memory wins over the journal's copy, which may be
+        # older (a fill's status still queued for the disk) and must not revive a done order.
         candidates = {
-            **journal_open,
+            **{ref: o for ref, o in journal_open.items() if ref not in self.orders.orders},
             **{ref: o for ref, o in self.orders.orders.items() if not o.status.is_done},
         }
         for ref in self.orders.sending:  # being written right now: not at the broker yet

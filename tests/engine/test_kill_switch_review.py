@@ -12,6 +12,7 @@ through the real ib_async client and ibsim.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,31 @@ async def test_a_failing_connect_set_up_is_alerted_and_backs_off(
         await engine.writer.flush()
         rows = await engine.journal.recent_events(limit=50, levels=("error",))
         assert any("connect set-up failed" in r.message for r in rows)
+
+
+async def test_a_stale_journal_copy_never_revives_a_done_order(gateway, tmp_path: Path) -> None:
+    """A reconnect right after a fill: the journal may still say PendingSubmit (the status
+    is queued for the disk). Reconciliation must not take that copy over the order in memory,
+    or the filled close would come back as 'unknown' and block its symbol."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        await _positions(engine, (("AAPL", Side.BUY, 5),))
+        filled = next(iter(engine.orders.orders.values()))
+        assert filled.status is OrderStatus.FILLED
+        stale = replace(filled, status=OrderStatus.PENDING, filled=0.0)
+
+        async def journal_behind() -> list:
+            return [stale]
+
+        engine.journal.open_orders = journal_behind
+        snapshot = engine.broker.snapshot
+
+        async def broker_forgot():  # as after a reconnect: today's trace not (yet) listed
+            found = await snapshot()
+            return replace(found, completed_orders=(), fills=())
+
+        engine.broker.snapshot = broker_forgot
+        await engine.reconcile()
+        assert filled.status is OrderStatus.FILLED
+        assert engine.orders.working() == []
+        assert (await control.flatten("op")).closed  # AAPL is not blocked
