@@ -1031,9 +1031,11 @@ class Engine:
     async def _after_restore(self, data_lost: bool, message: str) -> None:
         try:
             await self.reconcile()
-        except Exception:
+        except ConnectionError:
+            return  # the connection dropped meanwhile: the next one sets up from scratch
+        except Exception as exc:
             # Whatever it was, a fresh connection runs the whole set-up again.
-            log.exception("reconciliation after a restore failed; reconnecting")
+            self.report_failure("reconciliation after IB came back", exc)
             self.broker.ib.disconnect()
             return
         if data_lost:
