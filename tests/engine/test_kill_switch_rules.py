@@ -19,9 +19,10 @@ from ib_async import IB, LimitOrder, MarketOrder, Stock, Trade
 from engine import control as control_module
 from engine.domain import EngineState, OrderStatus, OrderType, Side
 from engine.engine import Engine
+from engine.events import CommandEvent
 from ibsim import SimGateway
 from ibsim.hooks import FillRecord, OrderReceived
-from tests.engine.conftest import make_settings, running_engine
+from tests.engine.conftest import make_settings, next_event, running_engine
 
 QUIET = {"strategy_params": "fast=50,slow=60"}  # the strategy stays out of the way
 HAND_CLIENT_ID = 77
@@ -157,22 +158,68 @@ async def test_closing_orders_are_sized_and_sided_from_the_positions(
 ) -> None:
     settings = make_settings(tmp_path, symbols="AAPL,MSFT", **QUIET)
     fills: list[FillRecord] = []
+    sent: list[OrderReceived] = []
+    said: list[str] = []
+
+    async def progress(text: str) -> None:
+        said.append(text)
+
     async with running_engine(gateway, settings) as (engine, control):
-        await _bot_position(engine, "AAPL", Side.BUY, 5)
+        events = control.subscribe()
+        await _bot_position(engine, "AAPL", Side.BUY, 1)  # one share: a boundary of its own
         await _bot_position(engine, "MSFT", Side.SELL, 7)
-        await _positions_shown(engine, {"AAPL": 5, "MSFT": -7})
+        last = engine.portfolio.last_price["MSFT"]
+        resting = await engine.orders.submit(
+            "MSFT", Side.BUY, 1, "resting", OrderType.LIMIT, round(last * 0.8, 2)
+        )
+        assert await engine.orders.wait_status(resting.order_ref, {OrderStatus.SUBMITTED}, 10)
+        await _positions_shown(engine, {"AAPL": 1, "MSFT": -7})
         gateway.hooks.fill.connect(fills.append)
-        report = await asyncio.wait_for(control.flatten("test"), 30)
-        assert report.flat
+        gateway.hooks.order_received.connect(sent.append)
+        report = await asyncio.wait_for(control.flatten("test", progress=progress), 30)
+        assert report.flat is True and report.scope == "bot"
+        assert [line for line in report.cancelled_orders if resting.order_ref in line]
         closing = sorted((f.execution.con_id, f.execution.side, f.execution.shares)
                          for f in fills)
         aapl, msft = gateway.spec("AAPL").con_id, gateway.spec("MSFT").con_id
-        assert closing == sorted([(aapl, "SLD", 5), (msft, "BOT", 7)])
+        assert closing == sorted([(aapl, "SLD", 1), (msft, "BOT", 7)])
+        # Closing orders go out whatever the hour: the kill switch works outside RTH too.
+        assert [(r.request.action, r.request.outside_rth) for r in sent] in (
+            [("SELL", True), ("BUY", True)], [("BUY", True), ("SELL", True)],
+        )
         closed = {c.symbol: c for c in report.closed}
-        assert closed["AAPL"].quantity == 5 and closed["MSFT"].quantity == -7
+        assert closed["AAPL"].quantity == 1 and closed["MSFT"].quantity == -7
         assert all((c.avg_price or 0) > 0 for c in report.closed)  # the closing fill's price
+        assert said[0] == "cancelled 1 order(s)"
+        assert said[1] in ("closing AAPL 1, MSFT -7", "closing MSFT -7, AAPL 1")
+        command = await next_event(events, CommandEvent)
+        assert (command.command, command.by, command.args) == ("flatten", "test", {"scope": "bot"})
+        assert _held(gateway) == {}
         already = await asyncio.wait_for(control.flatten("test"), 30)
         assert already.flat and already.already_flat and already.closed == ()
+
+
+async def test_the_strategy_stays_out_while_the_kill_switch_runs(
+    gateway: SimGateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", **QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        await _bot_position(engine, "AAPL", Side.BUY, 5)
+        await _positions_shown(engine, {"AAPL": 5})
+        seen: dict[str, object] = {}
+
+        async def progress(text: str) -> None:
+            # While it runs: no entries from the strategy, and only the switch's own orders.
+            seen["flattening"] = engine.flattening
+            seen["halt"] = engine.orders.halt_reason
+            entry = await engine.orders.submit("AAPL", Side.BUY, 1, "entry")
+            seen["entry"] = entry.status
+
+        report = await asyncio.wait_for(control.flatten("test", progress=progress), 30)
+        assert report.flat is True
+        assert seen == {"flattening": True, "halt": "flatten by test in progress",
+                        "entry": OrderStatus.CANCELLED}
+        assert engine.flattening is False and engine.orders.halt_reason is None
 
 
 async def test_flatten_when_disconnected_says_so_and_is_not_flat(
@@ -186,7 +233,7 @@ async def test_flatten_when_disconnected_says_so_and_is_not_flat(
         while engine.broker.is_connected:
             await asyncio.wait_for(engine.bus.subscribe().get(), 10)
         report = await asyncio.wait_for(control.flatten("test"), 30)
-        assert not report.flat
+        assert report.flat is False and report.scope == "bot"
         assert report.not_closed == ("not connected to the gateway",)
         assert engine.risk.state is EngineState.PAUSED  # paused all the same
 
