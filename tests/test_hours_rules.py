@@ -58,10 +58,20 @@ def test_a_session_over_midnight() -> None:
     assert not hours.is_open(datetime(2026, 11, 20, 22, 30, tzinfo=UTC))
 
 
-@pytest.mark.parametrize("text", ["", "20261121:CLOSED", ";"])
+@pytest.mark.parametrize("text", ["", ";"])
 def test_no_session_listed_gives_no_interval(text: str) -> None:
     hours = TradingHours.parse(text, NEW_YORK)
     assert hours.intervals == () and not hours.known
+
+
+def test_a_schedule_of_holidays_only_is_closed_on_them() -> None:
+    """Before: only CLOSED days listed parsed as "unknown", i.e. open: a holiday could trade."""
+    hours = TradingHours.parse("20261225:CLOSED;20261226:CLOSED", NEW_YORK)
+    assert hours.known and hours.intervals == ()
+    christmas_noon = datetime(2026, 12, 25, 17, 0, tzinfo=UTC)  # 12:00 in New York
+    assert not hours.is_open(christmas_noon)
+    assert not hours.is_open(datetime(2026, 12, 26, 4, 59, tzinfo=UTC))  # 23:59 on the 25th
+    assert hours.is_open(datetime(2026, 12, 24, 17, 0, tzinfo=UTC))  # not listed: unknown
 
 
 def test_an_unknown_schedule_counts_as_open() -> None:
