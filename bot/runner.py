@@ -47,6 +47,9 @@ SIMULATED_BANNER = """
 
 
 def run(settings: Settings) -> int:
+    # Until the event loop takes SIGTERM over, it stops the process as Ctrl-C does (exit 0),
+    # instead of killing it mid set-up (exit 143).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         # The lock comes first: a second instance must not write to the log, start a gateway
         # on the same state file or poll Telegram with the same token.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,3 +52,30 @@ async def test_run_trades_on_the_simulator_and_stops_cleanly(tmp_path: Path) -> 
             process.kill()
             await process.wait()
     assert (tmp_path / "logs" / "tradebot.log").exists()
+
+
+def test_sigterm_during_start_up_exits_0(tmp_path: Path) -> None:
+    """A SIGTERM as soon as the log file exists (the lock is held, the gateway and the engine
+    not yet up): exit 0 without a traceback, not 143."""
+    env = {
+        **os.environ,
+        "DB_PATH": str(tmp_path / "journal.sqlite3"),
+        "LOG_DIR": str(tmp_path / "logs"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "logs" / "tradebot.log").exists():
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output.decode()
+    assert "Traceback" not in output.decode()
