@@ -311,7 +311,7 @@ class OrderManager:
         order.updated_at = update.time
         order.message = update.message
         self._notify()
-        if update.status is previous and update.status is not OrderStatus.PARTIAL:
+        if update.status is previous and not more_filled:  # a repeat: nothing new to journal
             return
         self._writer.write(order_event_stmt(update))
         self._writer.write(
