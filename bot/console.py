@@ -24,6 +24,7 @@ from bot import format as fmt
 from bot.alerts import Alert, AlertPump
 from bot.commands import ACTION_GRACE, Commands, Confirm, Photo, Reply
 from engine.control import ControlAPI
+from engine.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,11 @@ class ConsoleFrontEnd:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    async def wait_failed(self) -> ConfigurationError:
+        """The console cannot fail the way a refused Telegram token does: waits forever."""
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
     async def stop(self) -> None:
         await self.stop_intake()

@@ -29,6 +29,9 @@ class FrontEnd(Protocol):
         """Take no more commands; let a running flatten finish (each front-end bounds it)."""
 
     async def stop(self) -> None: ...
+    async def wait_failed(self) -> ConfigurationError:
+        """Return when the front-end can no longer serve (Telegram refused the token later):
+        a bot nobody can command must not go on trading."""
 
 
 class Stoppable(Protocol):
@@ -131,11 +134,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await engine.start()
         stopped = asyncio.ensure_future(engine.wait_stopped())
         asked = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({stopped, asked}, return_when=asyncio.FIRST_COMPLETED)
-        asked.cancel()
-        stopped.cancel()
+        failed = asyncio.ensure_future(front_end.wait_failed())
+        await asyncio.wait({stopped, asked, failed}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stopped, asked, failed):
+            waiter.cancel()
         log.info("shutting down")
         await shut_down(engine, front_end)
+        if failed.done() and not failed.cancelled():
+            print(f"tradebot: {failed.result()}", file=sys.stderr)
+            return EXIT_CONFIGURATION
         if engine.fatal is not None:
             print(f"tradebot: {engine.fatal}", file=sys.stderr)
             if isinstance(engine.fatal, ConfigurationError):

@@ -221,6 +221,7 @@ class TelegramFrontEnd:
         self.online = asyncio.Event()
         self.polling_restarts = 0
         self._first_attempt: asyncio.Future[None] | None = None
+        self._refused = asyncio.Event()  # Telegram refused the token after start()
         self._connector = KeptAlive("telegram:connect", self._connect, t.restart_delay)
         self._watchdog = KeptAlive("telegram:watchdog", self._watch_polling, t.restart_delay)
         self._intake_stopped = False
@@ -244,6 +245,12 @@ class TelegramFrontEnd:
             await self.stop()
             # PTB's message holds the token: it is dropped here, chain and all.
             raise ConfigurationError(self._refusal()) from None
+
+    async def wait_failed(self) -> ConfigurationError:
+        """Return when Telegram refuses the token after start() (revoked at BotFather, or
+        refused once Telegram was reachable): nobody could command the bot any more."""
+        await self._refused.wait()
+        return ConfigurationError(self._refusal())
 
     def _refusal(self) -> str:
         status = self._get_me_status or HTTPStatus.UNAUTHORIZED
@@ -291,6 +298,8 @@ class TelegramFrontEnd:
                 return True
             except InvalidToken as exc:
                 log.error("Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)")
+                if self._first_attempt is not None and self._first_attempt.done():
+                    self._refused.set()  # later (revoked, or after a first outage): fatal too
                 self._first_attempt_done(exc)
                 return False
             except RetryAfter as exc:
@@ -368,8 +377,24 @@ class TelegramFrontEnd:
                 log.warning("getUpdates silent for %.0f s; restarting polling", silent_for)
                 try:
                     await self._restart_polling()
-                except Exception as exc:  # e.g. InvalidToken: try again next round
+                except InvalidToken:
+                    if await self._token_refused():
+                        log.error("Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)")
+                        self._refused.set()
+                        return
+                    log.error("restarting polling failed (InvalidToken); getMe still works")
+                except Exception as exc:  # try again next round
                     log.error("restarting polling failed (%s)", type(exc).__name__)
+
+    async def _token_refused(self) -> bool:
+        """Ask getMe whether the token is refused for good (one odd 401 is not proof)."""
+        try:
+            await self.app.bot.get_me()
+        except InvalidToken:
+            return True
+        except TelegramError:
+            return False  # unreachable or busy: not a refusal
+        return False
 
     async def _restart_polling(self) -> None:
         self.polling_restarts += 1

@@ -89,3 +89,19 @@ async def test_the_token_in_an_error_text_never_reaches_telegram_or_the_outbox(
     assert not [r for r in api.requests if secret in json.dumps(r.params)]
     assert not [p for _, p in outbox.rows.values() if secret in p]
     assert not [e for e in outbox.events if secret in repr(e)]
+
+
+async def test_a_token_refused_after_a_first_outage_still_stops_the_bot(tmp_path: Path) -> None:
+    """Telegram unreachable at start (the bot starts trading and keeps connecting), then it
+    refuses the token: a bot nobody can command must not go on trading. Before: it did, with no
+    polling and no alert, and exited 0 when stopped."""
+    async with FakeBotAPI() as api:
+        api.fail("502", "getMe", count=1)
+        api.fail("401", "getMe")
+        code, out, err = await _run_tradebot(tmp_path, api.token, api.base_url)
+        assert len(api.calls("getMe")) >= 2
+    assert code == 2, err
+    assert err.strip().splitlines()[-1] == (
+        "tradebot: Telegram refused TELEGRAM_BOT_TOKEN (401): check the token"
+    )
+    assert "Traceback" not in out + err
