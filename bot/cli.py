@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from engine import __version__
 from engine.config import Settings, SettingsError, load_settings
 from engine.errors import ConfigurationError
+from engine.logs import redact_process_output
 
 EXIT_SETTINGS = 2
 
@@ -80,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sim_gateway(argv[1:])
     args = build_parser().parse_args(argv)
     command = args.command or "run"
+    # From here on nothing this process writes shows a bot token, not even a settings error
+    # about a token pasted into the wrong variable.
+    redact_process_output([os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()])
     try:
         settings = load_settings()
     except SettingsError as exc:

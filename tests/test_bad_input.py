@@ -178,3 +178,23 @@ async def test_base_url_with_a_trailing_slash_reaches_the_bot_api(tmp_path: Path
                 await process.wait()
         assert process.returncode == 0, err.decode()
         assert "Traceback" not in err.decode() and TOKEN not in (out + err).decode()
+
+
+LOOKS_LIKE_A_TOKEN = "123456789:AAHfakefakefakefakefakefakefakefake1"
+
+
+@pytest.mark.parametrize("variable", ["TELEGRAM_ALLOWED_CHAT_IDS", "TELEGRAM_OPERATOR_IDS",
+                                      "DISPLAY_TZ"])
+@pytest.mark.parametrize("given_in", ["environment", ".env"])
+def test_a_token_pasted_into_the_wrong_setting_is_not_echoed(
+    tmp_path: Path, variable: str, given_in: str
+) -> None:
+    settings = {"TELEGRAM_BOT_TOKEN": LOOKS_LIKE_A_TOKEN, "TELEGRAM_ALLOWED_CHAT_IDS": "5",
+                variable: LOOKS_LIKE_A_TOKEN}
+    if given_in == ".env":
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        settings = {}
+    result = run_tradebot("run", cwd=tmp_path, env=clean_env(**settings))
+    assert result.code == 2
+    assert result.lines[-1].startswith(f"tradebot: {variable}: expected"), result.stderr
+    assert LOOKS_LIKE_A_TOKEN.split(":")[1] not in result.stdout + result.stderr
