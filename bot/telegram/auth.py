@@ -133,6 +133,14 @@ class Gate:
             return True
         if user.is_bot:
             return False
+        if message is not None and (
+            message.is_automatic_forward
+            or user.id == ChatID.SERVICE_CHAT
+            or (message.sender_chat is not None and message.sender_chat.id != chat.id)
+        ):
+            # A linked channel's post forwarded into its discussion group (sent as the user
+            # "Telegram", 777000): its admins need not be members of this group.
+            return False
         # In a private chat only its owner may talk; in an allowed group, its members.
         return chat.type in _GROUP_TYPES or user.id == chat.id
 

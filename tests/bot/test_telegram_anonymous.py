@@ -73,3 +73,34 @@ async def test_posting_as_another_chat_stays_refused(
     assert control.called("flatten") == []
     assert outbox.kinds().count("stranger") == 2
     assert not api.calls("sendMessage", lambda r: "reply_markup" in r.params)
+
+
+def _automatic_forward(api: FakeBotAPI, text: str) -> int:
+    """What Telegram delivers in a discussion group when its linked channel posts `text`: sent
+    by the service account "Telegram" (777000, not a bot), as the channel."""
+    return api.inject_update({"message": {
+        "message_id": int(time.monotonic() * 1000) % 1_000_000, "date": int(api.now()),
+        "chat": {"id": GROUP, "type": "supergroup", "title": "Discussion"},
+        "from": {"id": 777000, "is_bot": False, "first_name": "Telegram"},
+        "sender_chat": {"id": CHANNEL, "type": "channel", "title": "Signals"},
+        "is_automatic_forward": True,
+        "text": text,
+        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+    }})  # fmt: skip
+
+
+async def test_a_linked_channels_post_is_not_a_member(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    """The channel's admins need not be members of the allowed group: their post, forwarded
+    into it by Telegram, is a stranger's (before: /pause was served, and with operator ids
+    set /positions was answered)."""
+    for operators in (set(), {OPERATOR}):
+        async with running_front_end(api, control, outbox, {GROUP}, operators):
+            since = time.monotonic()
+            _automatic_forward(api, "/pause" if not operators else "/positions")
+            reply = await api.wait_for(
+                "sendMessage", lambda r, since=since: r.at >= since and r.int("chat_id") == GROUP
+            )
+            assert "Positions" not in reply.text
+        assert control.called("pause") == [] and control.called("positions") == []
