@@ -6,7 +6,10 @@ the CLI prints them and exits with code 2.
 
 from __future__ import annotations
 
+import difflib
+import io
 import ipaddress
+import os
 import re
 from datetime import time
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -369,8 +373,57 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{variable}: {message}"
 
 
+# Unknown names with these prefixes are taken for misspelt settings, not other programs' own.
+_SETTING_PREFIXES = ("IB_", "TELEGRAM_", "ALERT_", "SIM_")
+
+
+def _unknown_setting(name: str, where: str) -> str | None:
+    """A line for a variable that looks meant for tradebot but is no setting of it (a typo
+    that would silently leave a default in force: no operators, a higher loss limit)."""
+    key = name.strip().lower()
+    if key in Settings.model_fields:
+        return None
+    close = difflib.get_close_matches(key, Settings.model_fields, n=1, cutoff=0.85)
+    if not close and not name.upper().startswith(_SETTING_PREFIXES):
+        return None
+    hint = f"; did you mean {close[0].upper()}?" if close else ""
+    return f"{name.strip().upper()} ({where}): not a tradebot setting{hint}"
+
+
+def _check_env_file(path: Path) -> list[str]:
+    """What python-dotenv would silently skip or crash on: unreadable lines, text that is not
+    UTF-8, misspelt setting names."""
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        return [f"{path}: line {line} is not UTF-8 text; save the file as UTF-8"]
+    except OSError as exc:
+        return [f"{path}: cannot be read ({exc.strerror})"]
+    problems = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            problems.append(
+                f"{path}: line {binding.original.line} cannot be read (an unclosed quote?): "
+                "fix it or remove it"
+            )
+        elif binding.key and (line := _unknown_setting(binding.key, str(path))):
+            problems.append(line)
+    return problems
+
+
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read and validate the settings; raise SettingsError with one line per bad variable."""
+    problems = _check_env_file(Path(env_file)) if env_file else []
+    problems += [
+        line for name in os.environ
+        if name.upper().startswith(("IB_", "TELEGRAM_"))
+        and (line := _unknown_setting(name, "environment"))
+    ]
+    if problems:
+        raise SettingsError(problems)
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except SettingsError:

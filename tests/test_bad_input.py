@@ -198,3 +198,48 @@ def test_a_token_pasted_into_the_wrong_setting_is_not_echoed(
     assert result.code == 2
     assert result.lines[-1].startswith(f"tradebot: {variable}: expected"), result.stderr
     assert LOOKS_LIKE_A_TOKEN.split(":")[1] not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # python-dotenv skipped the line with a warning: the default 1000 applied.
+        ('MAX_DAILY_LOSS="200\n', ".env: line 1 cannot be read"),
+        # Other than UTF-8: a traceback before.
+        ("DISPLAY_TZ=Europe/Zürich\n".encode("latin-1"), ".env: line 1 is not UTF-8 text"),
+        # Misspelt: no operators at all, so every member of an allowed group could /flatten.
+        ("TELEGRAM_OPERATOR_ID=42\n", "TELEGRAM_OPERATOR_ID (.env): not a tradebot setting; "
+                                      "did you mean TELEGRAM_OPERATOR_IDS?"),
+        ("MAX_DAILY_LOS=50\n", "MAX_DAILY_LOS (.env): not a tradebot setting; "
+                               "did you mean MAX_DAILY_LOSS?"),
+    ],
+)
+def test_a_dotenv_that_would_be_misread_is_one_line_exit_2(
+    tmp_path: Path, content: str | bytes, expected: str
+) -> None:
+    env_file = tmp_path / ".env"
+    if isinstance(content, bytes):
+        env_file.write_bytes(content)
+    else:
+        env_file.write_text(content)
+    result = run_tradebot("run", cwd=tmp_path, env=clean_env())
+    assert result.code == 2, result.stderr
+    assert result.lines == [f"tradebot: {expected}"] or (
+        len(result.lines) == 1 and expected in result.lines[0]
+    ), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_misspelt_setting_in_the_environment_is_refused(tmp_path: Path) -> None:
+    result = run_tradebot("run", cwd=tmp_path, env=clean_env(TELEGRAM_OPERATOR_ID="42"))
+    assert result.code == 2
+    assert result.lines == ["tradebot: TELEGRAM_OPERATOR_ID (environment): not a tradebot "
+                            "setting; did you mean TELEGRAM_OPERATOR_IDS?"]
+
+
+def test_other_programs_lines_in_dotenv_are_left_alone(tmp_path: Path) -> None:
+    """An .env shared with an IB Gateway container (TWS_USERID, ...) is fine."""
+    (tmp_path / ".env").write_text("TWS_USERID=someone\nVNC_SERVER_PASSWORD=x\nSIM_SEED=abc\n")
+    result = run_tradebot("run", cwd=tmp_path, env=clean_env())
+    assert result.lines == ["tradebot: SIM_SEED: expected a whole number from 0 to 4294967295, "
+                            "got 'abc'"], result.stderr
