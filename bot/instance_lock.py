@@ -1,9 +1,10 @@
 """One `tradebot run` per journal: an exclusive lock on `<DB_PATH>.lock`, held for the process's
 life and released by the kernel when it ends, however it ends (kill -9 leaves no stale lock).
 
-flock(2), not a lock on the SQLite file itself: SQLite takes POSIX record locks on the database,
-and a process that closes any descriptor of a file loses all its POSIX locks on it. The lock file
-holds the owner's process id, for the message the second instance prints.
+The journal file itself is flock(2)ed too, so a second name of the same file (a hard link, a
+bind mount) finds it locked. flock and SQLite's own POSIX record locks are independent on Linux;
+the lock file exists beside it because it holds the owner's process id, for the message the
+second instance prints.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class InstanceLock:
         self.db_path = db_path
         self.path = lock_path(db_path)
         self._fd: int | None = None
+        self._journal_fd: int | None = None
 
     def acquire(self) -> None:
         fd = self._open()
@@ -51,10 +53,35 @@ class InstanceLock:
             ) from None
         self._fd = fd
         _write_pid(fd)
+        self._lock_journal()
+
+    def _lock_journal(self) -> None:
+        """Lock the journal's inode (created empty if missing: SQLite takes an empty file for
+        an empty database). A path that cannot be opened is left to the journal to report."""
+        try:
+            fd = os.open(self.db_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            self.release()
+            raise ConfigurationError(
+                f"DB_PATH: {self.db_path} is in use by another tradebot (under another name of "
+                "the same file); stop it first, or give this one its own DB_PATH"
+            ) from None
+        except OSError:
+            os.close(fd)
+            return
+        self._journal_fd = fd
 
     def release(self) -> None:
         """Unlock. The file stays: removing it could let a starting process lock a file that
         is no longer the one the next process opens."""
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
         if self._fd is None:
             return
         with contextlib.suppress(OSError):

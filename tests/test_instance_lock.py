@@ -28,7 +28,20 @@ def test_second_lock_on_one_journal_is_refused_naming_the_holder(tmp_path: Path)
         )
     with InstanceLock(db):  # released: taken again at once
         pass
-    assert lock_path(db).exists() and not db.exists()  # the lock never creates the journal
+    # The journal's own inode is locked too: created empty when missing (an empty database).
+    assert lock_path(db).exists() and db.stat().st_size == 0
+
+
+def test_a_hard_link_to_the_journal_finds_it_locked(tmp_path: Path) -> None:
+    """Another name of the same file (a hard link, a bind mount) has another lock file beside
+    it, but the same inode: before, a second instance ran, two WAL files on one database."""
+    db = tmp_path / "a.sqlite3"
+    with InstanceLock(db):
+        os.link(db, tmp_path / "b.sqlite3")
+        with pytest.raises(ConfigurationError, match="under another name of the same file"):
+            InstanceLock(tmp_path / "b.sqlite3").acquire()
+    with InstanceLock(tmp_path / "b.sqlite3"):  # released with the first
+        pass
 
 
 def test_every_name_of_one_journal_finds_the_same_lock(
