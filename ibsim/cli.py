@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import math
 import signal
 import sys
+from pathlib import Path
 
 from .gateway import SimGateway
 from .persistence import StateFileError
@@ -65,6 +67,25 @@ def _cash(text: str) -> float:
     return cash
 
 
+def _start(text: str) -> str:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+        moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO time such as 2026-11-20T09:30-05:00, got {text!r}"
+        ) from None
+    if not 1990 <= moment.year <= 2100:
+        raise argparse.ArgumentTypeError(f"expected a year from 1990 to 2100, got {text!r}")
+    return text
+
+
+def _folder(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tradebot sim-gateway",
@@ -83,12 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--start",
+        type=_start,
         default=None,
         help="simulated start time, ISO 8601 (default: last weekday 09:30 New York)",
     )
     p.add_argument("--state", default=None, help="state file that survives restarts (JSON)")
     p.add_argument(
         "--data",
+        type=_folder,
         default=None,
         help="directory of SYMBOL.csv bars (datetime,open,high,low,close,volume)",
     )

@@ -145,7 +145,8 @@ class SimGateway:
             from .control import ControlServer
 
             self._control = ControlServer(self)
-            self.control_port = await self._control.start(self.host, self._control_requested)
+            # Loopback only, whatever --host says: it injects faults and moves the clock.
+            self.control_port = await self._control.start("127.0.0.1", self._control_requested)
         self.streamer.start()
         log.info(
             "ibsim listening on %s:%d (clock %s, speed %gx, accounts %s)",

@@ -11,6 +11,7 @@ import sys
 import pytest
 from ib_async import IB, MarketOrder, Stock
 
+from ibsim import SimGateway
 from ibsim.cli import MAX_SEED, MAX_SPEED, build_parser
 from tests.tradebot_script import TRADEBOT, clean_env, digest, run_tradebot
 
@@ -152,6 +153,9 @@ def test_documented_sim_gateway_help(tmp_path) -> None:
         (("--port", "70000"), "--port"),
         (("--cash", "inf"), "--cash"),
         (("--log-level", "loud"), "--log-level"),
+        (("--start", "0001-01-01T00:00"), "--start"),  # an OverflowError traceback before
+        (("--start", "yesterday"), "--start"),
+        (("--data", "/nonexistent"), "--data"),  # silently synthetic prices before
     ],
 )
 def test_sim_gateway_refuses_values_it_cannot_run(tmp_path, options, named) -> None:
@@ -184,3 +188,11 @@ def test_sim_gateway_accepts_the_ends_of_each_range() -> None:
     args = build_parser().parse_args(["--speed", "0", "--seed", "0", "--port", "0"])
     assert (args.speed, args.seed, args.port) == (0, 0, 0)
     assert build_parser().parse_args(["--speed", "0.1"]).speed == 0.1
+
+
+async def test_the_control_channel_listens_on_loopback_only() -> None:
+    """It injects faults and moves the clock: --host 0.0.0.0 opens the API port, never it."""
+    async with SimGateway(host="0.0.0.0", port=0, control_port=0, speed=0) as gateway:
+        assert gateway._control is not None
+        sockets = gateway._control._server.sockets
+        assert {s.getsockname()[0] for s in sockets} == {"127.0.0.1"}
