@@ -16,6 +16,7 @@ does the first step itself if it was not done). `stop()` always completes.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ from engine.errors import ConfigurationError
 from engine.logs import add_secrets
 
 log = logging.getLogger(__name__)
+
+MENU_KEY = "telegram.menu_chats"  # journal state: the chats given a command menu
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = ["message", "callback_query"]
@@ -138,6 +141,7 @@ class TelegramFrontEnd:
         if not any(isinstance(f, _WithoutTraceback) for f in ptb_request_log.filters):
             ptb_request_log.addFilter(_WithoutTraceback())
         self.control = control
+        self._outbox = outbox
         self.tuning = t = tuning or TelegramTuning()
         tz = display_tz or ZoneInfo("UTC")
         self.delivery = AlertDelivery(
@@ -327,8 +331,26 @@ class TelegramFrontEnd:
             await self.app.bot.delete_my_commands()  # also an older version's default menu
         except TelegramError as exc:
             log.warning("deleteMyCommands failed: %s", exc.message)
-        for chat_id in self.delivery.chat_ids:  # the allowed chats, where they live now
+        served = set(self.delivery.chat_ids)  # the allowed chats, where they live now
+        for chat_id in served:
             await self.set_menu(chat_id)
+        await self._remove_old_menus(served)
+
+    async def _remove_old_menus(self, served: set[int]) -> None:
+        """Telegram keeps a chat's menu until it is deleted: a chat taken off
+        TELEGRAM_ALLOWED_CHAT_IDS would go on showing /flatten. The chats given one are kept in
+        the journal, and those no longer served lose it."""
+        try:
+            before = {int(c) for c in json.loads(await self._outbox.get_state(MENU_KEY) or "[]")}
+        except (ValueError, TypeError):
+            before = set()
+        for chat_id in before - served:
+            try:
+                await self.app.bot.delete_my_commands(scope=BotCommandScopeChat(chat_id))
+            except TelegramError as exc:
+                log.warning("deleteMyCommands for chat %d failed: %s", chat_id, exc.message)
+                served = served | {chat_id}  # try again next time
+        await self._outbox.set_state(MENU_KEY, json.dumps(sorted(served)))
 
     async def set_menu(self, chat_id: int) -> None:
         """Set one allowed chat's menu. A private chat of a user who may not act sees only the

@@ -111,3 +111,18 @@ async def test_the_command_menu_is_shown_only_in_allowed_chats(
     assert "status" in api.menu(READER) and "flatten" not in api.menu(READER)
     assert not {"pause", "resume", "cancelall"} & set(api.menu(READER))
     assert api.menu(STRANGER) == []
+
+
+async def test_a_chat_taken_off_the_allowed_list_loses_its_menu(
+    api: FakeBotAPI, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    """Telegram keeps a chat's menu until deleted: before, a group removed from
+    TELEGRAM_ALLOWED_CHAT_IDS went on showing /flatten after the restart."""
+    old_group = -100555
+    async with running_front_end(api, control, outbox, {OPERATOR, old_group}, {OPERATOR}):
+        pass
+    assert "flatten" in api.menu(old_group)
+    async with running_front_end(api, control, outbox, {OPERATOR}, {OPERATOR}):  # restarted
+        pass
+    assert api.menu(old_group) == []
+    assert "flatten" in api.menu(OPERATOR)
