@@ -12,6 +12,7 @@ through the real ib_async client and ibsim.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -202,3 +203,27 @@ async def test_a_stale_journal_copy_never_revives_a_done_order(gateway, tmp_path
         assert filled.status is OrderStatus.FILLED
         assert engine.orders.working() == []
         assert (await control.flatten("op")).closed  # AAPL is not blocked
+
+
+async def test_who_asked_is_journaled_for_resume_and_cancelall(gateway, tmp_path: Path) -> None:
+    """The journal says who resumed or cancelled, with what scope, and a refused /resume as
+    refused; the state rows name who changed the state."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        await control.pause("alice", "lunch")
+        await control.resume("alice")
+        await control.cancel_all("carol", scope="account")
+        async with control._flatten_lock:  # as while a flatten runs
+            with pytest.raises(control_module.CommandRefused, match="flatten in progress"):
+                await control.resume("bob")
+        assert engine.risk.state.value == "RUNNING"
+        await asyncio.sleep(0)  # the refusal is journaled on the side
+        await engine.writer.flush()
+        rows = await engine.journal.recent_events(limit=50)
+        assert await engine.journal.get_state("pause_reason") == ""
+    commands = {(r.message, json.dumps(r.details, sort_keys=True)) for r in rows
+                if r.kind == "command"}
+    assert ("resume by alice", '{"by": "alice"}') in commands
+    assert ("cancel_all by carol", '{"by": "carol", "scope": "account"}') in commands
+    assert ("resume by bob", '{"by": "bob", "refused": "flatten in progress"}') in commands
+    assert "RUNNING by alice: " in {r.message for r in rows if r.kind == "state"}
