@@ -177,3 +177,29 @@ async def test_commands_for_another_bot_are_ignored(
         await api.wait_for("sendMessage", lambda r: "Positions" in r.text)
     assert len(api.sent(group)) == 2  # no confirm prompt, no "Paused"
     assert control.called("pause") == []
+
+
+async def test_what_is_recorded_of_a_stranger(
+    api: FakeBotAPI, bot: TelegramFrontEnd, control: FakeControl, outbox: MemoryOutbox
+) -> None:
+    """The audit trail of a refusal names who, where and what: the journal row (a warning,
+    with the text sent), the operators' alert, the counter; a stranger's button press is
+    answered 'not authorized' and recorded as a button."""
+    since = time.monotonic()
+    api.inject_command("/flatten all", chat_id=STRANGER)
+    alert = await api.wait_for(
+        "sendMessage", lambda r: r.int("chat_id") == OPERATOR and r.at >= since
+    )
+    who = f"telegram:{STRANGER} @user{STRANGER} (User)"
+    assert f"user {who} in chat {STRANGER} (private)" in alert.text
+    assert "sent: /flatten all" in alert.text
+    level, _, message, details = next(e for e in outbox.events if e[1] == "stranger")
+    assert (level, details) == ("warning", {"text": "/flatten all"})
+    assert message == f"refused {who} in chat {STRANGER} (private)"
+    assert bot.gate.strangers_refused == 1
+    api.press_button("confirm:x:yes", chat_id=STRANGER + 1, user_id=STRANGER + 1)
+    answer = await api.wait_for("answerCallbackQuery")
+    assert answer.params.get("text") == "not authorized"
+    press = [e for e in outbox.events if e[1] == "stranger"][-1]
+    assert press[3] == {"text": "(button) confirm:x:yes"}
+    assert bot.gate.strangers_refused == 2
