@@ -227,3 +227,43 @@ async def test_who_asked_is_journaled_for_resume_and_cancelall(gateway, tmp_path
     assert ("cancel_all by carol", '{"by": "carol", "scope": "account"}') in commands
     assert ("resume by bob", '{"by": "bob", "refused": "flatten in progress"}') in commands
     assert "RUNNING by alice: " in {r.message for r in rows if r.kind == "state"}
+
+
+async def test_a_symbol_waiting_for_ib_does_not_stop_the_others_closing(
+    gateway, tmp_path: Path
+) -> None:
+    """Orders of unknown outcome hold back their own symbol only, and the flatten waits for
+    its cancels before it reads the positions (a fill racing a cancel must be seen)."""
+    settings = make_settings(tmp_path, symbols="AAPL,MSFT,SPY", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        await _positions(engine, (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)))
+        last = engine.portfolio.last_price["SPY"]
+        resting = await engine.orders.submit(
+            "SPY", Side.BUY, 1, "resting", OrderType.LIMIT, round(last * 0.8, 2)
+        )
+        assert await engine.orders.wait_status(resting.order_ref, {OrderStatus.SUBMITTED}, 10)
+        unknown = engine.orders.prepare("AAPL", Side.SELL, 5, "sent before a drop")
+        unknown.status = OrderStatus.UNKNOWN  # as after a drop with it in flight
+        gateway.delay_order_acks(200)  # the cancel's answer takes a while
+        report = await control.flatten("op")
+        gateway.delay_order_acks(0)
+        assert [line.split()[0] for line in report.waiting_for_ib] == ["AAPL"]
+        assert [c.symbol for c in report.closed] == ["MSFT"]
+        assert len(report.cancelled_orders) == 1 and resting.status is OrderStatus.CANCELLED
+        assert not any("kept" in line for line in report.not_closed)
+        if engine._aside:  # the pause is journaled on the side
+            await asyncio.wait(set(engine._aside), timeout=5)
+        assert await engine.journal.get_state("pause_reason") == "flatten by op"
+
+
+async def test_a_fill_not_yet_in_the_positions_holds_its_symbol_back(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        await _positions(engine, (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)))
+        engine._await_position("AAPL", 3)  # a fill the broker's position does not show yet
+        report = await control.flatten("op")
+        assert [c.symbol for c in report.closed] == ["MSFT"]
+        assert [line.split()[0] for line in report.not_closed] == ["AAPL"]
+        assert "a fill is not in the positions yet" in report.not_closed[0]
