@@ -305,3 +305,26 @@ async def test_outside_rth_setting_reaches_the_strategys_orders(
         async with running_engine(gateway, settings):
             request = (await received).request
         assert request.outside_rth is outside_rth
+
+
+async def test_modifying_a_stop_moves_it_at_the_broker_in_memory_and_in_the_journal(
+    gateway: SimGateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, **QUIET)
+    async with running_engine(gateway, settings) as (engine, _):
+        last = engine.portfolio.last_price["AAPL"]
+        stop = await engine.orders.submit(
+            "AAPL", Side.SELL, 3, "protective", OrderType.STOP, None, round(last * 0.8, 2)
+        )
+        assert await engine.orders.wait_status(stop.order_ref, {OrderStatus.SUBMITTED}, 10)
+        moved = round(last * 0.7, 2)
+        assert engine.orders.modify(stop.order_ref, stop_price=moved)
+        received = await gateway.hooks.order_received.wait(
+            lambda r: r.request.order_ref == stop.order_ref and r.request.aux_price == moved
+        )
+        assert received.request.total_quantity == 3  # only the stop moved
+        assert (stop.quantity, stop.limit_price, stop.stop_price) == (3, None, moved)
+        await engine.writer.flush()
+        stored = await engine.journal.order(stop.order_ref)
+        assert stored is not None and (stored.quantity, stored.stop_price) == (3, moved)
+        assert not engine.orders.modify("tb-unknown", stop_price=moved)
