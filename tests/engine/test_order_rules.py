@@ -328,3 +328,25 @@ async def test_modifying_a_stop_moves_it_at_the_broker_in_memory_and_in_the_jour
         stored = await engine.journal.order(stop.order_ref)
         assert stored is not None and (stored.quantity, stored.stop_price) == (3, moved)
         assert not engine.orders.modify("tb-unknown", stop_price=moved)
+
+
+async def test_a_brackets_children_reach_the_broker_as_one_oca_group_under_the_entry(
+    gateway: SimGateway, tmp_path: Path
+) -> None:
+    """The stop-loss and the take-profit must cancel each other at IB (one OCA group) and hang
+    on the entry: without it, both could fill and leave a reversed position."""
+    received: list = []
+    gateway.hooks.order_received.connect(received.append)
+    settings = make_settings(tmp_path, symbols="AAPL", stop_loss_pct=5, take_profit_pct=5)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe()
+        entry = await next_event(events, FillEvent, lambda e: e.fill.side is Side.BUY)
+        children = [o for o in engine.orders.orders.values()
+                    if o.parent_ref == entry.fill.order_ref]
+        assert len(children) == 2
+    by_ref = {r.request.order_ref: r for r in received}
+    parent = by_ref[entry.fill.order_ref]
+    placed = [by_ref[o.order_ref].request for o in children]
+    assert {p.oca_group for p in placed} == {f"oca-{entry.fill.order_ref}"}
+    assert {p.parent_id for p in placed} == {parent.order_id}
+    assert not parent.request.transmit and [p.transmit for p in placed].count(True) == 1
