@@ -239,11 +239,12 @@ class Engine:
     async def _load_unfinished_orders(self) -> None:
         """Orders the journal left unfinished are of unknown outcome until reconciliation says
         otherwise: tracked from the start, so they block their symbols (for the strategy and
-        the kill switch) even before the first reconciliation, and are never sent again."""
+        the kill switch) even before the first reconciliation, and are never sent again. An
+        intent too: the last run may have sent it after journaling it, so it is never taken
+        for one still to send (which a drop or a /flatten would drop as "not sent")."""
         for order in await self.journal.open_orders():
-            if order.status is not OrderStatus.INTENT:
-                order.status = OrderStatus.UNKNOWN
-                order.message = "unfinished before the restart; waits for the broker to show it"
+            order.status = OrderStatus.UNKNOWN
+            order.message = "unfinished before the restart; waits for the broker to show it"
             self.orders.adopt(order)
 
     def run_aside(self, work: Coroutine[object, object, object]) -> None:

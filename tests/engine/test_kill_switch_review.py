@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from engine import control as control_module
-from engine.domain import ConnectionState, OrderStatus, OrderType, Side
+from engine.domain import ConnectionState, Order, OrderStatus, OrderType, Side
 from engine.engine import Engine
 from engine.events import ConnectionEvent, RiskEvent
-from engine.journal import Journal
+from engine.journal import Journal, insert_order_stmt
 from tests.engine.conftest import make_settings, next_event, running_engine
 
 QUIET = "fast=50,slow=60"
@@ -267,3 +267,27 @@ async def test_a_fill_not_yet_in_the_positions_holds_its_symbol_back(
         assert [c.symbol for c in report.closed] == ["MSFT"]
         assert [line.split()[0] for line in report.not_closed] == ["AAPL"]
         assert "a fill is not in the positions yet" in report.not_closed[0]
+
+
+async def test_an_intent_left_by_the_last_run_is_of_unknown_outcome(
+    gateway, tmp_path: Path
+) -> None:
+    """The last run journaled an intent and may have sent it before it died: it is neither
+    sent again nor dropped as 'not sent' by a /flatten before the first reconciliation (which
+    would leave it untracked if it is live at IB)."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    journal = await Journal.open(settings.db_path)
+    try:
+        intent = Order("tb-lastrun0000001", "AAPL", Side.BUY, 5, reason="entry")
+        await journal.execute(insert_order_stmt(intent))
+        connected = asyncio.Event()
+        gateway.hooks.client_connected.connect(lambda _: connected.set())
+        async with running_engine(gateway, settings, journal, ready=False) as (engine, control):
+            loaded = engine.orders.orders[intent.order_ref]
+            assert loaded.status is OrderStatus.UNKNOWN
+            await asyncio.wait_for(connected.wait(), 10)
+            report = await control.flatten("op")
+            assert loaded.status is OrderStatus.UNKNOWN, loaded.message
+            assert [line.split()[0] for line in report.waiting_for_ib] == ["AAPL"]
+    finally:
+        await journal.close()
