@@ -373,8 +373,10 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{variable}: {message}"
 
 
-# Unknown names with these prefixes are taken for misspelt settings, not other programs' own.
+# Unknown names with these prefixes are taken for misspelt settings, not other programs' own;
+# in the environment, shared with every program, only the two no other program would use.
 _SETTING_PREFIXES = ("IB_", "TELEGRAM_", "ALERT_", "SIM_")
+_ENVIRONMENT_PREFIXES = ("IB_", "TELEGRAM_")
 
 
 def _unknown_setting(name: str, where: str) -> str | None:
@@ -419,7 +421,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     problems = _check_env_file(Path(env_file)) if env_file else []
     problems += [
         line for name in os.environ
-        if name.upper().startswith(("IB_", "TELEGRAM_"))
+        if name.upper().startswith(_ENVIRONMENT_PREFIXES)
         and (line := _unknown_setting(name, "environment"))
     ]
     if problems:

@@ -261,8 +261,9 @@ class Control:
         engine = self._engine
         orders = engine.orders
         engine.adopt_unknown_working()  # e.g. before the first reconciliation after a restart
-        closes = [o for o in orders.working() if o.is_kill_switch]
-        working = [o for o in orders.working() if not o.is_kill_switch]
+        closes, working = [], []
+        for order in orders.working():
+            (closes if order.is_kill_switch else working).append(order)
         # IB's global cancel would cancel the kill switch's closes too: while any is out, only
         # the bot's own orders are cancelled, one by one, and the report says so.
         global_cancel = scope == "account" and not closes
@@ -352,13 +353,14 @@ class Control:
         ]
         # An order whose outcome is unknown may still fill: a close beside it could close twice.
         # Its symbol waits for IB, and the report says so rather than invite another /flatten.
-        unknown = [o for o in engine.orders.working() if engine.outcome_unknown(o)]
-        waiting = [_waiting_text(o, "outcome unknown: ") for o in unknown]
+        still_working = {o.symbol: o for o in engine.orders.working()}
+        unknown = [o for o in still_working.values() if engine.outcome_unknown(o)]
+        waiting = [_waiting_text(o, "outcome unknown", "sent, not seen at the broker")
+                   for o in unknown]
         waiting_symbols = {o.symbol for o in unknown}
         if not positions and not cancel.cancelled and not cancel.failed and not waiting:
             return FlattenReport(scope, (), (), (), flat=True, already_flat=True)
         not_closed = list(cancel.failed)
-        still_working = {o.symbol: o for o in engine.orders.working()}
         to_close = []
         for position in positions:
             if position.symbol in waiting_symbols:
@@ -403,7 +405,7 @@ class Control:
             if order.status is OrderStatus.FILLED:
                 closed.append(ClosedPosition(position.symbol, position.quantity, order.avg_price))
             elif engine.outcome_unknown(order):
-                waiting.append(_waiting_text(order, "close sent now: "))
+                waiting.append(_waiting_text(order, "close sent now", "IB's servers are away"))
             else:
                 detail = order.message or order.status.value
                 not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
@@ -412,12 +414,12 @@ class Control:
                              waiting_for_ib=tuple(waiting))
 
 
-def _waiting_text(order: Order, what: str) -> str:
-    """"AAPL SELL 5 (tb-…): close sent now: IB's servers are away; …" — symbol first."""
-    why = order.message or ("IB's servers are away" if what.startswith("close") else
-                            "sent, not seen at the broker")
+def _waiting_text(order: Order, what: str, why: str) -> str:
+    """"AAPL SELL 5 (tb-…): close sent now: IB's servers are away; …" — symbol first; the
+    order's own message, when it has one, says why better than `why`."""
     return (f"{order.symbol} {order.side.value} {order.remaining:g} ({order.order_ref}): "
-            f"{what}{why}; it fills or not when IB is back, and is never sent twice")
+            f"{what}: {order.message or why}; it fills or not when IB is back, and is never "
+            "sent twice")
 
 
 CANCEL_WAIT_SECONDS = 10.0

@@ -496,13 +496,9 @@ class Engine:
             fills_by_ref.setdefault(fill.order_ref, []).append(fill)
 
         adopted = 0
-        journal_open = {o.order_ref: o for o in await self.journal.open_orders()}
-        # One object per order: the one in memory wins over the journal's copy, which may be
-        # older (a fill's status still queued for the disk) and must not revive a done order.
-        candidates = {
-            **{ref: o for ref, o in journal_open.items() if ref not in self.orders.orders},
-            **{ref: o for ref, o in self.orders.orders.items() if not o.status.is_done},
-        }
+        # Every unfinished order is in memory (the journal's were loaded at start), and memory
+        # is newer than the journal, whose copy may still miss a fill's status queued for disk.
+        candidates = {ref: o for ref, o in self.orders.orders.items() if not o.status.is_done}
         for ref in self.orders.sending:  # being written right now: not at the broker yet
             candidates.pop(ref, None)
         for ref, order in candidates.items():

@@ -283,12 +283,13 @@ class Journal:
             journal = cls(db, path)
             # Refused before WAL mode is set: setting it rewrites the header of a journal
             # kept in rollback mode, and a refused file must stay as it was.
-            journal._refuse_newer(await journal.schema_version())
+            version = await journal.schema_version()
+            journal._refuse_newer(version)
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=FULL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
-            await journal._migrate()
+            await journal._migrate(version)
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.Error):
@@ -316,9 +317,8 @@ class Journal:
                 f"tradebot's ({SCHEMA_VERSION}); upgrade tradebot or point DB_PATH elsewhere"
             )
 
-    async def _migrate(self) -> None:
-        version = await self.schema_version()
-        self._refuse_newer(version)
+    async def _migrate(self, version: int) -> None:
+        """Upgrade from `version`, already checked not to be newer than this tradebot's."""
         for number in range(version, SCHEMA_VERSION):
             # One transaction per step: a failed migration leaves the previous version intact.
             await self._db.executescript(

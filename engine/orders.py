@@ -103,7 +103,7 @@ class OrderManager:
         if order.status in (OrderStatus.INTENT, OrderStatus.CANCELLED):
             order.status = OrderStatus.CANCELLED
             order.message = order.message or f"not sent: {reason}"
-            self._notify()
+            self.notify_changed()
 
     async def send(
         self,
@@ -170,7 +170,7 @@ class OrderManager:
             order.status = OrderStatus.CANCELLED
             order.message = f"not sent: {exc}"
             self._writer.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
-            self._notify()
+            self.notify_changed()
             self._bus.publish(OrderEvent(order, "rejected", order.message))
             return order
         if order.status is OrderStatus.INTENT:  # an answer may already have arrived
@@ -239,7 +239,7 @@ class OrderManager:
     async def wait_done(self, order_refs: list[str], timeout: float) -> bool:
         """Wait until every order is filled, cancelled or rejected; False on timeout."""
         orders = [self.orders[ref] for ref in order_refs if ref in self.orders]
-        return await self._wait_until(lambda: all(o.status.is_done for o in orders), timeout)
+        return await self.wait_until(lambda: all(o.status.is_done for o in orders), timeout)
 
     async def wait_status(
         self, order_ref: str, statuses: set[OrderStatus], timeout: float
@@ -247,16 +247,13 @@ class OrderManager:
         """Wait until an order reaches one of `statuses` (or any final one); False unless it
         reached one of `statuses` in time."""
         order = self.orders[order_ref]
-        await self._wait_until(
+        await self.wait_until(
             lambda: order.status in statuses or order.status.is_done, timeout
         )
         return order.status in statuses
 
     async def wait_until(self, reached: Callable[[], bool], timeout: float) -> bool:
         """Wait until `reached()` holds, tested at every order status change; False on timeout."""
-        return await self._wait_until(reached, timeout)
-
-    async def _wait_until(self, reached: Callable[[], bool], timeout: float) -> bool:
         async def wait() -> None:
             while not reached():
                 changed = self._changed = self._changed or asyncio.Event()
@@ -269,12 +266,8 @@ class OrderManager:
         return True
 
     def notify_changed(self) -> None:
-        """Wake the waiters after a change made outside this class (statuses marked unknown at
-        a drop, IB's servers lost)."""
-        self._notify()
-
-    def _notify(self) -> None:
-        """Wake everyone waiting for an order's state to change."""
+        """Wake everyone waiting for an order's state to change (also after a change made
+        outside this class: statuses marked unknown at a drop, IB's servers lost)."""
         if self._changed is not None:
             self._changed.set()
             self._changed = None
@@ -284,7 +277,7 @@ class OrderManager:
     def adopt(self, order: Order) -> None:
         """Track an order found in the journal or at the broker after a (re)connect."""
         self.orders[order.order_ref] = order
-        self._notify()
+        self.notify_changed()
 
     def on_update(self, update: OrderUpdate, symbol: str) -> None:
         order = self.orders.get(update.order_ref)
@@ -310,7 +303,7 @@ class OrderManager:
         order.perm_id = update.perm_id or order.perm_id
         order.updated_at = update.time
         order.message = update.message
-        self._notify()
+        self.notify_changed()
         if update.status is previous and not more_filled:  # a repeat: nothing new to journal
             return
         self._writer.write(order_event_stmt(update))

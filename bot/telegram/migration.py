@@ -43,14 +43,6 @@ class ChatMoves:
         self.alert = alert
         self.moves: dict[int, int] = {}
 
-    def current(self, chat_id: int) -> int:
-        """Where a chat lives now, following every move (a chain ends: ids are never reused)."""
-        seen = {chat_id}
-        while chat_id in self.moves and self.moves[chat_id] not in seen:
-            chat_id = self.moves[chat_id]
-            seen.add(chat_id)
-        return chat_id
-
     async def restore(self) -> None:
         """Apply the moves a previous run learned, for the chats still allowed."""
         text = await self.journal.get_state(STATE_KEY)
