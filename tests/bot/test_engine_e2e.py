@@ -28,7 +28,13 @@ from engine.events import CommandEvent, FillEvent, RiskEvent
 from ibsim import SimGateway
 from ibsim.clock import default_start
 from tests.bot.harness import OPERATOR, running_front_end
-from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
+from tests.engine.conftest import (
+    make_settings,
+    next_event,
+    open_positions,
+    running_engine,
+    sim_gateway,
+)
 from tests.fakebotapi import FakeBotAPI, Request
 
 OTHER_CLIENT_ID = 7
@@ -121,15 +127,6 @@ async def ib_event_until(event: Any, predicate: Callable[[], bool], timeout: flo
         await asyncio.wait_for(done, timeout)
     finally:
         event -= check
-
-
-async def open_positions(engine: Engine, orders: list[tuple[str, Side, float]]) -> None:
-    """Market orders through the engine's order manager, filled and confirmed by the broker."""
-    for symbol, side, quantity in orders:
-        order = await engine.orders.submit(symbol, side, quantity, "test position")
-        assert await engine.orders.wait_done([order.order_ref], 10), order
-        assert order.status is OrderStatus.FILLED, order
-    await engine.wait_positions_settled(5)
 
 
 async def rest_limit(engine: Engine, symbol: str, side: Side, quantity: float = 1) -> str:

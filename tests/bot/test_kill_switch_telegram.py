@@ -14,14 +14,8 @@ from pathlib import Path
 from engine.domain import ConnectionState, EngineState, Side
 from engine.events import CommandEvent, ConnectionEvent, FillEvent
 from tests.bot.harness import OPERATOR
-from tests.bot.test_engine_e2e import (
-    bot_on_engine,
-    confirm,
-    open_positions,
-    prompt_for,
-    reply_to,
-)
-from tests.engine.conftest import next_event
+from tests.bot.test_engine_e2e import bot_on_engine, confirm, prompt_for, reply_to
+from tests.engine.conftest import next_event, open_positions
 
 
 async def test_cancelall_and_resume_during_a_flatten_change_nothing(tmp_path: Path) -> None:

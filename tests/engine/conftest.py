@@ -12,8 +12,9 @@ import pytest
 
 from engine.config import Settings, load_settings
 from engine.control import Control
+from engine.domain import ConnectionState, OrderStatus, Side
 from engine.engine import Engine
-from engine.events import Subscription
+from engine.events import ConnectionEvent, Subscription
 from engine.journal import Journal
 from ibsim import SimGateway
 
@@ -82,6 +83,33 @@ async def next_event(
                 return event
 
     return await asyncio.wait_for(find(), timeout)
+
+
+# +5 AAPL, -7 MSFT: the positions the kill switch tests close.
+TWO_POSITIONS = (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7))
+
+
+async def open_positions(engine: Engine, legs: Any = TWO_POSITIONS) -> None:
+    """Market orders (symbol, side, quantity) through the engine's order manager, filled and
+    shown in the broker's positions."""
+    for symbol, side, quantity in legs:
+        order = await engine.orders.submit(symbol, side, quantity, "test position")
+        assert await engine.orders.wait_done([order.order_ref], 10), order
+        assert order.status is OrderStatus.FILLED, order
+    await engine.wait_positions_settled(5)
+
+
+def record_orders(gateway: SimGateway) -> list[str]:
+    """The orderRef of every placeOrder the gateway receives from now on, held or not."""
+    received: list[str] = []
+    gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+    return received
+
+
+async def lose_ib(gateway: SimGateway, events: Subscription) -> None:
+    """IB's servers go away (1100) until `gateway.restore_connectivity()`."""
+    gateway.connectivity_lost(3600)
+    await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.DEGRADED)
 
 
 @pytest.fixture

@@ -14,31 +14,20 @@ from pathlib import Path
 import pytest
 
 from engine import control as control_module
-from engine.domain import ConnectionState, OrderStatus, Side
+from engine.domain import ConnectionState, OrderStatus
 from engine.events import ConnectionEvent, FillEvent
 from engine.journal import Journal
-from tests.engine.conftest import NO_TRACE_GRACE, make_settings, next_event, running_engine
+from tests.engine.conftest import (
+    NO_TRACE_GRACE,
+    lose_ib,
+    make_settings,
+    next_event,
+    open_positions,
+    record_orders,
+    running_engine,
+)
 
 QUIET = "fast=50,slow=60"  # the strategy places nothing during these tests
-
-
-async def _open_positions(engine) -> None:
-    for symbol, side, quantity in (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)):
-        order = await engine.orders.submit(symbol, side, quantity, "test position")
-        assert await engine.orders.wait_done([order.order_ref], 10)
-    await engine.wait_positions_settled(5)
-
-
-def _record_orders(gateway) -> list[str]:
-    """The orderRef of every placeOrder the gateway receives from now on, held or not."""
-    received: list[str] = []
-    gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
-    return received
-
-
-async def _lose_ib(gateway, events) -> None:
-    gateway.connectivity_lost(3600)
-    await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.DEGRADED)
 
 
 @pytest.mark.parametrize("interruption", ["drop", "restart"])
@@ -48,14 +37,14 @@ async def test_second_flatten_after_an_outage_never_closes_twice(
     # Bounds the first flatten's wait on code that would wait for the held closes.
     monkeypatch.setattr(control_module, "FLATTEN_WAIT_SECONDS", 2.0)
     settings = make_settings(tmp_path, strategy_params=QUIET)
-    received = _record_orders(gateway)
+    received = record_orders(gateway)
     journal = await Journal.open(settings.db_path)
     try:
         async with running_engine(gateway, settings, journal) as (engine, control):
-            await _open_positions(engine)
+            await open_positions(engine)
             assert gateway.positions() == {"AAPL": 5, "MSFT": -7}
             events = control.subscribe()
-            await _lose_ib(gateway, events)
+            await lose_ib(gateway, events)
             first = await control.flatten("test")
             assert not first.flat
             assert {line.split()[0] for line in first.waiting_for_ib} == {"AAPL", "MSFT"}

@@ -23,7 +23,14 @@ from engine.domain import ConnectionState, Order, OrderStatus, OrderType, Side
 from engine.engine import Engine
 from engine.events import ConnectionEvent, RiskEvent
 from engine.journal import Journal, insert_order_stmt
-from tests.engine.conftest import make_settings, next_event, running_engine
+from tests.engine.conftest import (
+    lose_ib,
+    make_settings,
+    next_event,
+    open_positions,
+    record_orders,
+    running_engine,
+)
 
 QUIET = "fast=50,slow=60"
 NIGHT = 11 * 3600  # from ibsim's 09:30 New York start to 20:30: no session until 04:00
@@ -36,35 +43,16 @@ def _short_waits(monkeypatch) -> None:
     monkeypatch.setattr(Engine, "_spawn_signal", lambda *_: None)  # the strategy stays out
 
 
-def _record_orders(gateway) -> list[str]:
-    received: list[str] = []
-    gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
-    return received
-
-
-async def _positions(engine, legs=(("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7))) -> None:
-    for symbol, side, quantity in legs:
-        order = await engine.orders.submit(symbol, side, quantity, "test position")
-        assert await engine.orders.wait_done([order.order_ref], 10)
-    await engine.wait_positions_settled(5)
-
-
-async def _lose_ib(gateway, control) -> None:
-    events = control.subscribe()
-    gateway.connectivity_lost(3600)
-    await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.DEGRADED)
-
-
 async def test_flatten_right_after_a_restart_does_not_close_what_a_held_close_closes(
     gateway, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, strategy_params=QUIET)
-    received = _record_orders(gateway)
+    received = record_orders(gateway)
     journal = await Journal.open(settings.db_path)
     try:
         async with running_engine(gateway, settings, journal) as (engine, control):
-            await _positions(engine)
-            await _lose_ib(gateway, control)
+            await open_positions(engine)
+            await lose_ib(gateway, control.subscribe())
             await control.flatten("test")
         assert len(received) == 4  # two entries, two held closes
         async with running_engine(gateway, settings, journal, ready=False) as (engine, control):
@@ -92,9 +80,9 @@ async def test_a_second_account_command_leaves_the_held_closes_alone(
 ) -> None:
     settings = make_settings(tmp_path, strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
-        await _positions(engine)
+        await open_positions(engine)
         await gateway.advance(NIGHT)  # the closes will rest, so a global cancel would hit them
-        await _lose_ib(gateway, control)
+        await lose_ib(gateway, control.subscribe())
         await control.flatten("op", scope="account")
         closes = [o for o in engine.orders.orders.values() if o.is_kill_switch]
         assert len(closes) == 2
@@ -123,7 +111,7 @@ async def test_an_order_of_unknown_outcome_is_cancelled_by_its_id(
         entry = await engine.orders.submit(
             "AAPL", Side.BUY, 10, "entry", OrderType.LIMIT, round(last * 0.8, 2)
         )
-        await _lose_ib(gateway, control)
+        await lose_ib(gateway, control.subscribe())
         gateway.delay_order_acks(0)
         gateway.drop_connections()  # ib_async forgets the order's Trade
         await next_event(events, ConnectionEvent,
@@ -142,7 +130,7 @@ async def test_an_order_of_unknown_outcome_is_cancelled_by_its_id(
 async def test_cancelall_names_the_kill_switchs_resting_close(gateway, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
-        await _positions(engine, (("AAPL", Side.BUY, 5),))
+        await open_positions(engine, (("AAPL", Side.BUY, 5),))
         await gateway.advance(NIGHT)
         first = await control.flatten("op")
         assert not first.flat  # the close rests until the market takes it
@@ -183,7 +171,7 @@ async def test_a_stale_journal_copy_never_revives_a_done_order(gateway, tmp_path
     or the filled close would come back as 'unknown' and block its symbol."""
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
-        await _positions(engine, (("AAPL", Side.BUY, 5),))
+        await open_positions(engine, (("AAPL", Side.BUY, 5),))
         filled = next(iter(engine.orders.orders.values()))
         assert filled.status is OrderStatus.FILLED
         stale = replace(filled, status=OrderStatus.PENDING, filled=0.0)
@@ -236,7 +224,7 @@ async def test_a_symbol_waiting_for_ib_does_not_stop_the_others_closing(
     its cancels before it reads the positions (a fill racing a cancel must be seen)."""
     settings = make_settings(tmp_path, symbols="AAPL,MSFT,SPY", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
-        await _positions(engine, (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)))
+        await open_positions(engine, (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)))
         last = engine.portfolio.last_price["SPY"]
         resting = await engine.orders.submit(
             "SPY", Side.BUY, 1, "resting", OrderType.LIMIT, round(last * 0.8, 2)
@@ -261,7 +249,7 @@ async def test_a_fill_not_yet_in_the_positions_holds_its_symbol_back(
 ) -> None:
     settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
-        await _positions(engine, (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)))
+        await open_positions(engine, (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)))
         engine._await_position("AAPL", 3)  # a fill the broker's position does not show yet
         report = await control.flatten("op")
         assert [c.symbol for c in report.closed] == ["MSFT"]

@@ -20,7 +20,7 @@ from engine.engine import Engine
 from engine.events import ConnectionEvent, FillEvent, OrderEvent
 from ibsim import SimGateway
 from ibsim.hooks import OrderReceived
-from tests.engine.conftest import make_settings, next_event, running_engine
+from tests.engine.conftest import make_settings, next_event, record_orders, running_engine
 
 QUIET = {"strategy_params": "fast=50,slow=60", "symbols": "AAPL"}  # no signal for a long while
 
@@ -213,8 +213,7 @@ async def test_nothing_leaves_while_the_kill_switch_holds_but_its_own_orders(
     gateway: SimGateway, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, **QUIET)
-    received: list[str] = []
-    gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+    received = record_orders(gateway)
     async with running_engine(gateway, settings) as (engine, _):
         engine.orders.halt_reason = "flatten by test in progress"
         blocked = await engine.orders.submit("AAPL", Side.BUY, 1, "entry")
@@ -232,8 +231,7 @@ async def test_an_order_prepared_then_abandoned_is_not_sent(
     gateway: SimGateway, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, **QUIET)
-    received: list[str] = []
-    gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+    received = record_orders(gateway)
     async with running_engine(gateway, settings) as (engine, _):
         order = engine.orders.prepare("AAPL", Side.BUY, 1, "entry")
         assert engine.orders.has_working("AAPL")  # counts as working from the moment it exists
