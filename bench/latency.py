@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ib_async import IB, MarketOrder, Stock
 
+from engine.broker import IBBroker
 from engine.config import load_settings
 from engine.engine import Engine
 from engine.indicators import SMA
@@ -139,8 +140,8 @@ async def run_engine(signals: int, workdir: Path) -> tuple[list[float], float]:
     )
     async with GatewayProcess(workdir / "engine.json") as gateway:
         journal = await Journal.open(settings.db_path)
-        engine = Engine(settings, journal, host="127.0.0.1", port=gateway.port, mode="sim",
-                        clock_speed=SPEED)
+        broker = IBBroker.from_settings(settings, host="127.0.0.1", port=gateway.port)
+        engine = Engine(settings, journal, broker, mode="sim", clock_speed=SPEED)
         await engine.start()
         await asyncio.wait_for(engine.ready.wait(), 60)
         rss = rss_mb()

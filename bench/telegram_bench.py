@@ -25,6 +25,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from ib_async.client import Client
 
+from engine.broker import IBBroker
 from engine.control import Control
 from engine.domain import OrderStatus, OrderType, Side
 from engine.engine import Engine
@@ -209,10 +210,9 @@ async def flatten_to_ibsim(runs: int = FLATTEN_RUNS) -> list[tuple[float, float]
             start=default_start() + FLATTEN_START_OFFSET,
         ) as gateway:  # fmt: skip
             journal = await Journal.open(settings.db_path)
-            engine = Engine(
-                settings, journal, host="127.0.0.1", port=gateway.port, mode="sim",
-                clock_speed=FLATTEN_SPEED, backoff_initial=0.05,
-            )  # fmt: skip
+            broker = IBBroker.from_settings(settings, host="127.0.0.1", port=gateway.port,
+                                            backoff_initial=0.05)
+            engine = Engine(settings, journal, broker, mode="sim", clock_speed=FLATTEN_SPEED)
             await engine.start()
             try:
                 await asyncio.wait_for(engine.ready.wait(), 30)

@@ -15,12 +15,11 @@ from datetime import UTC, datetime, tzinfo
 from bot import charts
 from bot import format as fmt
 from bot.format import Doc
-from engine.control import (
+from engine.control import CommandRefused, ControlAPI
+from engine.kill_switch import (
     CANCEL_WAIT_SECONDS,
     FLATTEN_WAIT_SECONDS,
     POSITION_SETTLE_SECONDS,
-    CommandRefused,
-    ControlAPI,
     ProgressCallback,
 )
 
@@ -176,7 +175,7 @@ class Commands:
 
     async def _risk(self, args: list[str], by: str) -> Result:
         _no_args(args, "risk")
-        return Reply(fmt.risk_doc(await self.control.risk()))
+        return Reply(fmt.risk_doc(await self.control.risk(), self.tz))
 
     async def _health(self, args: list[str], by: str) -> Result:
         _no_args(args, "health")

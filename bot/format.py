@@ -348,7 +348,7 @@ def pnl_doc(report: PnlReport) -> Doc:
     return Doc(f"PnL {report.trading_day}: {money(report.today)}", tuple(blocks), icon="💰")
 
 
-def risk_doc(report: RiskReport) -> Doc:
+def risk_doc(report: RiskReport, tz: tzinfo) -> Doc:
     state = report.state.value + (f" ({report.pause_reason})" if report.pause_reason else "")
     blocks: list[Block] = [
         f"state: {state}",
@@ -362,7 +362,8 @@ def risk_doc(report: RiskReport) -> Doc:
     ]
     if report.recent_refusals:
         blocks.append("recent refusals:")
-        blocks.extend(f"• {r}" for r in report.recent_refusals)
+        blocks.extend(f"• {clock(r.time, tz)} {r.symbol}: order refused: {r.reason}"
+                      for r in report.recent_refusals)
     return Doc("Risk", tuple(blocks), icon="🛡")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.instance_lock import InstanceLock
+from engine.broker import IBBroker
 from engine.config import Settings
 from engine.control import Control
 from engine.engine import Engine
@@ -117,16 +118,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
                 settings.sim_speed,
                 settings.sim_seed,
             )
-            engine = Engine(
-                settings,
-                journal,
-                host="127.0.0.1",
-                port=gateway.port,
-                mode="sim",
-                clock_speed=settings.sim_speed,
-            )
+            broker = IBBroker.from_settings(settings, host="127.0.0.1", port=gateway.port)
+            engine = Engine(settings, journal, broker, mode="sim",
+                            clock_speed=settings.sim_speed)
         else:
-            engine = Engine(settings, journal)
+            engine = Engine(settings, journal, IBBroker.from_settings(settings))
         control = Control(engine)
         front_end = _front_end(settings, control, journal)
         await front_end.start()

@@ -14,9 +14,8 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from ib_async import (
     IB,
@@ -36,7 +35,9 @@ from ib_async import Position as IBPosition
 from ib_async.objects import CommissionReport, RealTimeBarList
 from ib_async.util import UNSET_DOUBLE
 
+from engine.config import Settings
 from engine.domain import (
+    ORDER_REF_PREFIX,
     Bar,
     Fill,
     Instrument,
@@ -46,12 +47,20 @@ from engine.domain import (
     Position,
     Side,
 )
-from engine.errors import ConfigurationError
 from engine.hours import ALWAYS_OPEN, TradingHours
+from engine.ports import (
+    ACCOUNT_CURRENCIES,
+    AccountNotFound,
+    BrokerListener,
+    BrokerOrder,
+    BrokerRequestError,
+    BrokerSnapshot,
+    ClientIdInUse,
+    ContractInfo,
+    LiveTradingRefused,
+)
 
 log = logging.getLogger(__name__)
-
-ORDER_REF_PREFIX = "tb-"
 
 _STATUS = {
     "PendingSubmit": OrderStatus.PENDING,
@@ -76,89 +85,7 @@ _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
 _NOT_REALLY_CANCELLED = frozenset({161, 10147, 10148, 10349})
 
 
-class LiveTradingRefused(Exception):
-    """The gateway offers a live account and TRADING_MODE is not `live`."""
-
-
-class AccountNotFound(Exception):
-    """IB_ACCOUNT is not among the gateway's managed accounts."""
-
-
-class ClientIdInUse(ConfigurationError):
-    """The gateway kept refusing IB_CLIENT_ID (326) for longer than a restart can explain."""
-
-
-# After a restart IB may hold the previous session's client id for a while: retry this long.
 CLIENT_ID_IN_USE_SECONDS = 120.0
-
-
-class BrokerRequestError(Exception):
-    """IB answered one request with an error (the connection is fine)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class ContractInfo:
-    instrument: Instrument
-    con_id: int
-    min_tick: float
-    time_zone: str
-    liquid_hours: TradingHours
-    trading_hours: TradingHours
-    long_name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerOrder:
-    """An order as the broker knows it (ours or anyone's), for reconciliation."""
-
-    order_ref: str
-    ib_order_id: int
-    perm_id: int
-    client_id: int
-    symbol: str
-    side: Side
-    quantity: float
-    filled: float
-    status: OrderStatus
-    order_type: str
-    limit_price: float | None
-    stop_price: float | None
-    avg_price: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerSnapshot:
-    open_orders: tuple[BrokerOrder, ...]
-    completed_orders: tuple[BrokerOrder, ...]
-    fills: tuple[Fill, ...]
-    positions: tuple[Position, ...]
-
-
-class BrokerListener(Protocol):
-    """What the engine hears from the broker, already in domain types."""
-
-    async def on_connected(self, account: str, reconnect: bool) -> None: ...
-    def on_disconnected(self, reason: str) -> None: ...
-    def on_connect_failed(self, error: str, retry_in: float) -> None: ...
-    def on_order_update(self, update: OrderUpdate, symbol: str) -> None: ...
-    def on_fill(self, fill: Fill) -> None: ...
-    def on_commission(
-        self, exec_id: str, commission: float, realized_pnl: float | None
-    ) -> None: ...
-    def on_error(self, code: int, message: str, req_id: int, order_ref: str | None) -> None: ...
-    def on_realtime_bar(self, bar: Bar) -> None: ...
-    def on_position(self, position: Position) -> None: ...
-    def on_account_value(self, tag: str, value: str, currency: str) -> None: ...
-    def on_handler_failed(self, kind: str, error: BaseException) -> None:
-        """One of the handlers above raised (a bug, or a value nobody expected)."""
-    def on_client_id_in_use(self, client_id: int, give_up_in: float) -> None:
-        """The gateway refused the client id (326), for the first time since connected."""
-    def on_setup_failed(self, error: BaseException) -> None:
-        """Setting up after a connect raised; the broker reconnects (with growing backoff)."""
 
 
 def _price(value: float | None) -> float | None:
@@ -194,7 +121,6 @@ class IBBroker:
 
     def __init__(
         self,
-        listener: BrokerListener,
         host: str,
         port: int,
         client_id: int,
@@ -207,7 +133,7 @@ class IBBroker:
     ) -> None:
         self.ib = IB()
         self.ib.RaiseRequestErrors = True
-        self._listener = listener
+        self._listener: BrokerListener = _NOT_LISTENING
         self.host, self.port, self.client_id = host, port, client_id
         self._account_setting = account
         self._allow_live = allow_live
@@ -216,7 +142,7 @@ class IBBroker:
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
         self.account = ""
         self.contracts: dict[str, Contract] = {}
-        self.contract_info: dict[str, ContractInfo] = {}
+        self._contract_info: dict[str, ContractInfo] = {}
         self._symbol_by_con_id: dict[int, str] = {}
         self._trades: dict[str, Trade] = {}  # order_ref -> the live Trade of this session
         self._bar_subscriptions: dict[str, RealTimeBarList] = {}
@@ -227,6 +153,21 @@ class IBBroker:
         self._connect_refused = asyncio.Event()  # 326 during the current connect attempt
         self._client_id_refused_since: float | None = None  # monotonic, first 326 in a row
         self._wire()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, host: str | None = None, port: int | None = None,
+        backoff_initial: float = 1.0,
+    ) -> IBBroker:
+        """The broker the settings describe (`host`/`port` override them, for tests)."""
+        return cls(
+            host=host or settings.ib_host or "127.0.0.1",
+            port=port or settings.ib_port,
+            client_id=settings.ib_client_id,
+            account=settings.ib_account,
+            allow_live=settings.trading_mode == "live",
+            backoff_initial=backoff_initial,
+        )
 
     # --- connection ---------------------------------------------------------------------
 
@@ -259,12 +200,13 @@ class IBBroker:
     def is_connected(self) -> bool:
         return self.ib.isConnected()
 
-    async def run(self) -> None:
+    async def run(self, listener: BrokerListener) -> None:
         """Connect, hand over to the listener, and reconnect after every drop until stopped.
 
-        Raises LiveTradingRefused or AccountNotFound: both are configuration errors that
-        retrying cannot fix.
+        Raises LiveTradingRefused, AccountNotFound or ClientIdInUse: configuration errors
+        that retrying cannot fix.
         """
+        self._listener = listener
         delay = self._backoff_initial
         if self.ib.isConnected():  # run again after it died: start from a fresh connection
             self.ib.disconnect()
@@ -378,6 +320,10 @@ class IBBroker:
         self._stopping.set()
         self.ib.disconnect()
 
+    def reconnect(self) -> None:
+        """Drop the connection; run() connects again and the listener sets up from scratch."""
+        self.ib.disconnect()
+
     def _on_disconnected(self) -> None:
         if self._disconnected.is_set():
             return  # ib_async has been seen firing this twice
@@ -415,7 +361,7 @@ class IBBroker:
             contract = details[0].contract
             self.contracts[instrument.symbol] = contract
             self._symbol_by_con_id[contract.conId] = instrument.symbol
-            self.contract_info[instrument.symbol] = self._info(instrument, contract, details[0])
+            self._contract_info[instrument.symbol] = self._info(instrument, contract, details[0])
         return unknown
 
     @staticmethod
@@ -434,6 +380,12 @@ class IBBroker:
             trading_hours=TradingHours.parse(details.tradingHours, zone),
             long_name=details.longName,
         )
+
+    def contract(self, symbol: str) -> ContractInfo | None:
+        return self._contract_info.get(symbol)
+
+    def knows(self, symbol: str) -> bool:
+        return symbol in self.contracts
 
     def _what_to_show(self, symbol: str) -> str:
         return "MIDPOINT" if self.contracts[symbol].secType == "CASH" else "TRADES"
@@ -616,6 +568,7 @@ class IBBroker:
             completed_orders=tuple(self._broker_order(trade) for trade in completed),
             fills=tuple(fills),
             positions=tuple(self.positions()),
+            account_values=self.account_values(),
         )
 
     def positions(self) -> list[Position]:
@@ -639,11 +592,9 @@ class IBBroker:
     def account_values(self) -> dict[str, float]:
         values: dict[str, float] = {}
         for value in self.ib.accountValues(self.account):
-            if value.currency in ("USD", "BASE", "") and value.tag not in values:
-                try:
-                    values[value.tag] = float(value.value)
-                except ValueError:
-                    continue
+            number = _account_number(value.value, value.currency)
+            if number is not None and value.tag not in values:
+                values[value.tag] = number
         return values
 
     async def fresh_positions(self) -> list[Position]:
@@ -793,10 +744,29 @@ class IBBroker:
         )
 
     def _on_account_value(self, value: object) -> None:
-        tag = getattr(value, "tag", "")
-        self._listener.on_account_value(
-            tag, getattr(value, "value", ""), getattr(value, "currency", "")
-        )
+        number = _account_number(getattr(value, "value", ""), getattr(value, "currency", ""))
+        if number is not None:
+            self._listener.on_account_value(getattr(value, "tag", ""), number)
+
+
+def _account_number(value: str, currency: str) -> float | None:
+    """An account value as a number, if it is one and counts in the account's currency."""
+    if currency not in ACCOUNT_CURRENCIES:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class _NotListening:
+    """The listener until run() is given one: a handler firing before would be a bug."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"IBBroker.{name}: run(listener) has not been called")
+
+
+_NOT_LISTENING: Any = _NotListening()
 
 
 def _with_commission(fill: Fill, report: CommissionReport) -> Fill:

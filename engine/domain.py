@@ -59,6 +59,9 @@ class Bar:
 
 
 KILL_SWITCH_REASON = "flatten by "
+# Every order the bot places carries an orderRef starting with this; orders without it are
+# someone else's (placed by hand, or by another program).
+ORDER_REF_PREFIX = "tb-"
 
 
 class OrderStatus(enum.StrEnum):

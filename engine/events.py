@@ -22,6 +22,31 @@ class Level(enum.StrEnum):
     ERROR = "error"
 
 
+class RiskKind(enum.StrEnum):
+    REFUSED = "refused"  # an order the strategy wanted, refused by a rule
+    PAUSED = "paused"
+    HALTED = "halted"
+    JOURNAL = "journal"  # the journal cannot be written
+    INTERNAL_ERROR = "internal_error"  # a handler or a task raised
+
+
+class DataKind(enum.StrEnum):
+    BAD_BAR = "bad_bar"
+    NO_HISTORY = "no_history"
+    QUIET = "quiet"
+
+
+class OrderEventKind(enum.StrEnum):
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class LifecycleKind(enum.StrEnum):
+    STARTUP = "startup"
+    SHUTDOWN = "shutdown"
+    DAILY_SUMMARY = "daily_summary"
+
+
 @dataclass(frozen=True, slots=True)
 class FillEvent:
     """An execution of one of the bot's orders (sent again once its commission is known)."""
@@ -36,7 +61,7 @@ class OrderEvent:
     """The broker rejected or cancelled an order, or an order completed."""
 
     order: Order
-    kind: str  # "rejected", "cancelled", "filled", "submitted", "adopted"
+    kind: OrderEventKind
     message: str = ""
     code: int | None = None
 
@@ -63,7 +88,7 @@ class ConnectionEvent:
 class RiskEvent:
     """A risk decision worth telling a person about (auto-pause, stale data, a refusal)."""
 
-    kind: str  # "refused", "paused", "halted", "stale_data", "resumed"
+    kind: RiskKind
     message: str
     time: datetime
     symbol: str | None = None
@@ -74,7 +99,7 @@ class RiskEvent:
 class DataEvent:
     """Something wrong with market data: a bad bar dropped, a gap, a quiet symbol."""
 
-    kind: str  # "bad_bar", "gap", "quiet", "resubscribed"
+    kind: DataKind
     symbol: str
     message: str
     time: datetime
@@ -92,7 +117,7 @@ class ReconcileEvent:
 
 @dataclass(frozen=True, slots=True)
 class LifecycleEvent:
-    kind: str  # "startup", "shutdown", "daily_summary"
+    kind: LifecycleKind
     time: datetime
     details: dict[str, Any] = field(default_factory=dict)
 

@@ -17,7 +17,16 @@ from typing import Any
 
 import aiosqlite
 
-from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side, Signal
+from engine.domain import (
+    EngineState,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    Signal,
+)
 from engine.errors import ConfigurationError
 from engine.logs import redact
 
@@ -240,6 +249,15 @@ def state_stmt(key: str, value: str) -> Statement:
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (key, value),
     )
+
+
+def state_statements(state: EngineState, reason: str, by: str) -> list[Statement]:
+    """The rows that make a restart resume `state`, and the event row that says who set it."""
+    return [
+        state_stmt("engine_state", state.value),
+        state_stmt("pause_reason", reason),
+        event_stmt("info", "state", f"{state.value} by {by}: {reason}"),
+    ]
 
 
 @dataclass(frozen=True, slots=True)

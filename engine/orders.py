@@ -1,8 +1,11 @@
 """Order management: write-ahead journaling, one order per intent, broker answers applied.
 
-Every order gets an `orderRef` (`tb-` + a unique id) and is journaled as an intent before
-placeOrder goes out. Broker answers update the in-memory order at once and are journaled in
-arrival order by the journal writer. An order whose outcome is unknown is never re-sent.
+Every order gets an `orderRef` (ORDER_REF_PREFIX + a unique id) and is journaled as an intent
+before placeOrder goes out. Broker answers update the in-memory order at once and are journaled
+in arrival order by the journal writer. An order whose outcome is unknown is never re-sent.
+
+This is the one owner of order state: every status change goes through `transition`, which
+applies only what the table in engine/order_states.py allows.
 """
 
 from __future__ import annotations
@@ -12,10 +15,17 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from engine.broker import ORDER_REF_PREFIX, IBBroker
 from engine.clock import BrokerClock
-from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side
-from engine.events import EventBus, OrderEvent
+from engine.domain import (
+    ORDER_REF_PREFIX,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+)
+from engine.events import Level, OrderEvent, OrderEventKind
 from engine.journal import (
     fill_commission_stmt,
     fill_stmt,
@@ -23,7 +33,9 @@ from engine.journal import (
     order_event_stmt,
     update_order_stmt,
 )
-from engine.journal_writer import JournalWriter
+from engine.order_states import allowed
+from engine.ports import BrokerPort
+from engine.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +49,16 @@ def new_order_ref() -> str:
 class OrderManager:
     def __init__(
         self,
-        broker: IBBroker,
-        writer: JournalWriter,
-        bus: EventBus,
+        broker: BrokerPort,
+        recorder: Recorder,
         clock: BrokerClock,
+        ib_servers_lost: Callable[[], bool] = lambda: False,
     ) -> None:
         self._broker = broker
-        self._writer = writer
-        self._bus = bus
+        self._recorder = recorder
+        self._writer = recorder.writer
         self._clock = clock
+        self._ib_servers_lost = ib_servers_lost
         self.orders: dict[str, Order] = {}  # every order of this run, and adopted ones
         self._seen_exec_ids: set[str] = set()
         self.sending: set[str] = set()  # intents being written, not yet placed
@@ -66,6 +79,41 @@ class OrderManager:
             not order.status.is_done and order.symbol == symbol and order.parent_ref is None
             for order in self.orders.values()
         )
+
+    def outcome_unknown(self, order: Order) -> bool:
+        """Sent, and whether it is at IB or will fill cannot be known yet: unknown since a
+        drop or restart, or waiting for an answer while IB's servers are away."""
+        return order.status is OrderStatus.UNKNOWN or (
+            order.status is OrderStatus.PENDING and self._ib_servers_lost()
+        )
+
+    # --- the one place an order's status changes ------------------------------------------
+
+    def transition(
+        self,
+        order: Order,
+        status: OrderStatus,
+        *,
+        message: str | None = None,
+        filled: float | None = None,
+    ) -> bool:
+        """Move `order` to `status` if the table allows it; an impossible transition is
+        logged and journaled, never applied. Wakes everyone waiting on order changes."""
+        if not allowed(order.status, status):
+            text = (f"{order.order_ref} {order.symbol}: {order.status.value} -> {status.value} "
+                    "is not a possible transition; not applied")
+            log.warning("%s", text)
+            self._recorder.record(Level.WARNING, "order_state", text, {
+                "order_ref": order.order_ref, "from": order.status.value, "to": status.value,
+            })
+            return False
+        order.status = status
+        if filled is not None:
+            order.filled = filled
+        if message is not None:
+            order.message = message
+        self.notify_changed()
+        return True
 
     # --- placing ------------------------------------------------------------------------
 
@@ -101,9 +149,25 @@ class OrderManager:
         """Drop a prepared order that was never sent (a sender still writing it will not send
         it)."""
         if order.status in (OrderStatus.INTENT, OrderStatus.CANCELLED):
-            order.status = OrderStatus.CANCELLED
-            order.message = order.message or f"not sent: {reason}"
-            self.notify_changed()
+            self.transition(order, OrderStatus.CANCELLED,
+                            message=order.message or f"not sent: {reason}")
+
+    def abandon_unsent(self, reason: str, keep_kill_switch: bool = False) -> None:
+        """Orders decided but not sent yet will not be sent on what is now old data (the kill
+        switch's closes still go when only IB's servers are away: the gateway holds them)."""
+        for order in self.working():
+            if order.status is OrderStatus.INTENT and not (
+                keep_kill_switch and order.is_kill_switch
+            ):
+                self.abandon(order, reason)
+
+    def lost_in_flight(self) -> None:
+        """The connection dropped: an order sent without an answer yet has an unknown outcome
+        until reconciliation (it is never sent again)."""
+        for order in self.working():
+            if order.status is OrderStatus.PENDING:
+                self.transition(order, OrderStatus.UNKNOWN)
+        self.notify_changed()
 
     async def send(
         self,
@@ -131,7 +195,7 @@ class OrderManager:
             halted = self.halt_reason is not None and not kill_switch
             if order.status is not OrderStatus.INTENT or halted:
                 self.abandon(order, self.halt_reason or order.message or "abandoned")
-                self._writer.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
+                self._recorder.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
                 return order
             return self._place(order, parent, transmit, oca_group, outside_rth)
         finally:
@@ -167,16 +231,14 @@ class OrderManager:
             )
         except ConnectionError as exc:
             # Nothing left this process: the order is known not to be at the broker.
-            order.status = OrderStatus.CANCELLED
-            order.message = f"not sent: {exc}"
-            self._writer.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
-            self.notify_changed()
-            self._bus.publish(OrderEvent(order, "rejected", order.message))
+            self.transition(order, OrderStatus.CANCELLED, message=f"not sent: {exc}")
+            self._recorder.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
+            self._recorder.publish(OrderEvent(order, OrderEventKind.REJECTED, order.message))
             return order
         if order.status is OrderStatus.INTENT:  # an answer may already have arrived
-            order.status = OrderStatus.PENDING
+            self.transition(order, OrderStatus.PENDING)
         ib_order_id = order.ib_order_id
-        self._writer.write(
+        self._recorder.write(
             update_order_stmt(order.order_ref, order.status, ib_order_id=ib_order_id)
         )
         return order
@@ -228,7 +290,7 @@ class OrderManager:
             order.limit_price = limit_price
         if stop_price is not None:
             order.stop_price = stop_price
-        self._writer.write(
+        self._recorder.write(
             update_order_stmt(
                 order_ref, order.status, quantity=quantity, limit_price=limit_price,
                 stop_price=stop_price,
@@ -275,9 +337,16 @@ class OrderManager:
     # --- broker answers -----------------------------------------------------------------
 
     def adopt(self, order: Order) -> None:
-        """Track an order found in the journal or at the broker after a (re)connect."""
+        """Track an order found at the broker after a (re)connect (in the status it has
+        there), or one the journal left unfinished (see adopt_unfinished)."""
         self.orders[order.order_ref] = order
         self.notify_changed()
+
+    def adopt_unfinished(self, order: Order, message: str) -> None:
+        """Track an order the journal left unfinished: of unknown outcome until the broker
+        shows it (an intent too: the last run may have sent it)."""
+        self.orders[order.order_ref] = order
+        self.transition(order, OrderStatus.UNKNOWN, message=message)
 
     def on_update(self, update: OrderUpdate, symbol: str) -> None:
         order = self.orders.get(update.order_ref)
@@ -286,48 +355,37 @@ class OrderManager:
             return
         previous = order.status
         more_filled = update.filled > order.filled
-        if previous.is_done and not more_filled and previous is not OrderStatus.CANCELLED:
-            # A late or repeated status after the final one changes nothing.
-            return
-        if previous is OrderStatus.CANCELLED and not more_filled and update.status not in (
-            OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED
-        ):
-            return
-        # Past this point a "done" order is revived only by the broker itself reporting it
-        # alive or filling it (a cancel inferred from an error, or by reconciliation, can be
-        # wrong; fills never are).
-        order.status = update.status
-        order.filled = max(order.filled, update.filled)
+        if not self.transition(order, update.status, filled=max(order.filled, update.filled)):
+            return  # a late status after a final one (logged and journaled there)
         order.avg_price = update.avg_price or order.avg_price
         order.ib_order_id = update.ib_order_id or order.ib_order_id
         order.perm_id = update.perm_id or order.perm_id
         order.updated_at = update.time
         order.message = update.message
-        self.notify_changed()
         if update.status is previous and not more_filled:  # a repeat: nothing new to journal
             return
-        self._writer.write(order_event_stmt(update))
-        self._writer.write(
+        self._recorder.write(order_event_stmt(update))
+        self._recorder.write(
             update_order_stmt(
                 update.order_ref, update.status, ib_order_id=update.ib_order_id,
                 perm_id=update.perm_id,
             )
         )
         if update.status is OrderStatus.REJECTED:
-            self._bus.publish(OrderEvent(order, "rejected", update.message))
+            self._recorder.publish(OrderEvent(order, OrderEventKind.REJECTED, update.message))
         elif update.status is OrderStatus.CANCELLED:
-            self._bus.publish(OrderEvent(order, "cancelled", update.message))
+            self._recorder.publish(OrderEvent(order, OrderEventKind.CANCELLED, update.message))
 
     def on_fill(self, fill: Fill) -> bool:
         """Journal a fill once; return False for an exec_id already seen."""
         if fill.exec_id in self._seen_exec_ids:
             return False
         self._seen_exec_ids.add(fill.exec_id)
-        self._writer.write(fill_stmt(fill))
+        self._recorder.write(fill_stmt(fill))
         return True
 
     def on_commission(self, exec_id: str, commission: float, realized_pnl: float | None) -> None:
-        self._writer.write(fill_commission_stmt(exec_id, commission, realized_pnl))
+        self._recorder.write(fill_commission_stmt(exec_id, commission, realized_pnl))
 
     def mark_seen(self, exec_id: str) -> None:
         self._seen_exec_ids.add(exec_id)

@@ -7,7 +7,7 @@ the trading day being the exchange's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.domain import Position
 
@@ -36,16 +36,21 @@ class Portfolio:
     def replace_positions(self, positions: list[Position]) -> None:
         self.positions = {p.symbol: p for p in positions if p.quantity != 0}
 
+    def valued(self, position: Position) -> Position:
+        """`position` valued at the last price the engine saw (the broker's price, and its
+        unrealized PnL, when the engine saw none)."""
+        price = self.last_price.get(position.symbol, position.market_price)
+        if price is None:
+            return position
+        unrealized = (price - position.avg_cost) * position.quantity
+        return replace(position, market_price=price, unrealized_pnl=unrealized)
+
+    def valued_positions(self) -> tuple[Position, ...]:
+        return tuple(self.valued(position) for position in self.positions.values())
+
     def unrealized(self) -> float:
         """Unrealized PnL of all positions, valued at the last price the engine saw."""
-        total = 0.0
-        for position in self.positions.values():
-            price = self.last_price.get(position.symbol, position.market_price)
-            if price is not None:
-                total += (price - position.avg_cost) * position.quantity
-            elif position.unrealized_pnl is not None:
-                total += position.unrealized_pnl
-        return total
+        return sum(p.unrealized_pnl or 0.0 for p in self.valued_positions())
 
     def net_liquidation(self) -> float | None:
         return self.account_values.get("NetLiquidation")

@@ -43,6 +43,15 @@ class PnlReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """An order the strategy wanted and a rule refused."""
+
+    time: datetime  # broker time
+    symbol: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RiskReport:
     state: EngineState
     pause_reason: str
@@ -55,7 +64,7 @@ class RiskReport:
     loss_remaining: float
     stale_symbols: tuple[str, ...]
     outside_hours_symbols: tuple[str, ...]
-    recent_refusals: tuple[str, ...]
+    recent_refusals: tuple[Refusal, ...]
 
 
 @dataclass(frozen=True, slots=True)

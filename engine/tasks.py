@@ -81,3 +81,77 @@ class KeptAlive:
             pass
         except Exception:  # it failed while being cancelled: say so, but finish stopping
             log.exception("%s failed while stopping", self.name)
+
+
+class TaskOwner:
+    """Owns every task a component starts: each is named, pruned when done, supervised (what
+    it raises goes to `on_failure`), and ended by stop(). Four kinds:
+
+    - kept alive: long-lived loops, restarted if they die (KeptAlive);
+    - spawned: short work that stop() cancels;
+    - aside: bookkeeping stop() lets finish (bounded), e.g. a journal write;
+    - let finish: work that must not be cut in half (an order being sent), never cancelled.
+    """
+
+    def __init__(self, name: str, on_failure: Callable[[str, BaseException, bool], None]) -> None:
+        self.name = name
+        self._on_failure = on_failure  # (what, error, already logged)
+        self._kept: list[KeptAlive] = []
+        self._spawned: set[asyncio.Future[Any]] = set()
+        self._aside: set[asyncio.Future[Any]] = set()
+        self._unfinished: set[asyncio.Future[Any]] = set()
+
+    def keep_alive(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        kept = KeptAlive(f"{self.name}:{name}", factory,
+                         on_death=lambda what, error: self._on_failure(what, error, True))
+        self._kept.append(kept)
+        kept.start()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Future[Any]:
+        """Run short work that stop() cancels; its failure is reported, never silent."""
+        return self._track(coroutine, name, self._spawned)
+
+    def aside(self, coroutine: Coroutine[Any, Any, Any], name: str = "journaling") -> None:
+        """Run bookkeeping beside the caller; stop() waits for it (bounded)."""
+        self._track(coroutine, name, self._aside)
+
+    def let_finish(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run work that is never cancelled (an order being sent finishes its sending)."""
+        self._track(coroutine, name, self._unfinished)
+
+    def _track(
+        self, coroutine: Coroutine[Any, Any, Any], name: str, into: set[asyncio.Future[Any]]
+    ) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(coroutine)
+        if isinstance(task, asyncio.Task):
+            task.set_name(f"{self.name}:{name}")
+        into.add(task)
+        task.add_done_callback(into.discard)
+        self.supervise(task, name)
+        return task
+
+    def supervise(self, task: asyncio.Future[Any], name: str) -> None:
+        def ended(task: asyncio.Future[Any]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                self._on_failure(name, task.exception(), False)  # type: ignore[arg-type]
+
+        task.add_done_callback(ended)
+
+    @property
+    def count(self) -> int:
+        """Tasks running now (kept-alive ones included)."""
+        kept = sum(1 for k in self._kept if k.running)
+        return kept + len(self._spawned) + len(self._aside) + len(self._unfinished)
+
+    async def wait_aside(self, timeout: float) -> None:
+        if self._aside:
+            await asyncio.wait(set(self._aside), timeout=timeout)
+
+    async def stop(self) -> None:
+        """Stop the kept-alive loops and cancel the spawned work (the rest is left to end)."""
+        for kept in self._kept:
+            await kept.stop()
+        tasks = list(self._spawned)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,7 +7,6 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from engine.control import ProgressCallback
 from engine.domain import (
     ConnectionState,
     EngineState,
@@ -19,6 +18,7 @@ from engine.domain import (
     Side,
 )
 from engine.events import EventBus, Subscription
+from engine.kill_switch import ProgressCallback
 from engine.reports import (
     CancelReport,
     ChartData,
@@ -30,6 +30,7 @@ from engine.reports import (
     PnlReport,
     PositionsReport,
     Quote,
+    Refusal,
     RiskReport,
     StatusReport,
     SymbolHealth,
@@ -143,7 +144,7 @@ class FakeControl:
             987.5,
             (),
             (),
-            ("MSFT: max position",),
+            (Refusal(T0, "MSFT", "max position"),),
         )
 
     async def health(self) -> HealthReport:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from engine.broker import IBBroker
 from engine.config import Settings, load_settings
 from engine.control import Control
 from engine.domain import ConnectionState, OrderStatus, Side
@@ -53,10 +54,10 @@ async def running_engine(
 ) -> AsyncIterator[tuple[Engine, Control]]:
     own_journal = journal is None
     journal = journal or await Journal.open(settings.db_path)
-    engine = Engine(
-        settings, journal, host="127.0.0.1", port=gateway.port, mode="sim",
-        clock_speed=SPEED, backoff_initial=0.05, no_trace_grace=NO_TRACE_GRACE,
-    )
+    broker = IBBroker.from_settings(settings, host="127.0.0.1", port=gateway.port,
+                                    backoff_initial=0.05)
+    engine = Engine(settings, journal, broker, mode="sim", clock_speed=SPEED,
+                    no_trace_grace=NO_TRACE_GRACE)
     await engine.start()
     try:
         if ready:

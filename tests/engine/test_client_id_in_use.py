@@ -11,6 +11,7 @@ from ib_async import IB
 
 from bot.runner import serve
 from engine import broker as broker_module
+from engine.broker import IBBroker
 from engine.engine import Engine
 from engine.errors import ConfigurationError
 from engine.events import BrokerErrorEvent
@@ -28,8 +29,9 @@ async def test_client_id_in_use_is_alerted_once_then_fatal(
     second_settings = make_settings(tmp_path / "second", strategy_params="fast=50,slow=60")
     async with running_engine(gateway, first_settings) as (first, _):
         journal = await Journal.open(second_settings.db_path)
-        second = Engine(second_settings, journal, host="127.0.0.1", port=gateway.port,
-                        mode="sim", clock_speed=SPEED, backoff_initial=0.05)
+        broker = IBBroker.from_settings(second_settings, host="127.0.0.1", port=gateway.port,
+                                        backoff_initial=0.05)
+        second = Engine(second_settings, journal, broker, mode="sim", clock_speed=SPEED)
         alerts = second.bus.subscribe(kinds=(BrokerErrorEvent,))
         try:
             await second.start()

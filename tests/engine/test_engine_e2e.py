@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import LiveTradingRefused
 from engine.domain import Bar, ConnectionState, EngineState, OrderStatus, OrderType, Side
 from engine.events import ConnectionEvent, DataEvent, FillEvent, OrderEvent, RiskEvent
 from engine.journal import Journal
+from engine.ports import LiveTradingRefused
 from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
 
 
@@ -367,14 +367,14 @@ async def test_flatten_before_reconciliation_still_cancels_the_bots_orders(
         # Restarted, and a /flatten arrives before reconciliation has adopted that order.
         release, connected = asyncio.Event(), asyncio.Event()
         async with running_engine(gateway, settings, journal, ready=False) as (engine, control):
-            reconcile = engine.reconcile
+            reconcile = engine.reconciler.reconcile
 
             async def slow_reconcile() -> list[str]:
                 connected.set()
                 await release.wait()
                 return await reconcile()
 
-            engine.reconcile = slow_reconcile
+            engine.reconciler.reconcile = slow_reconcile  # type: ignore[method-assign]
             await asyncio.wait_for(connected.wait(), 10)
             report = await asyncio.wait_for(control.flatten("test"), 20)
             release.set()

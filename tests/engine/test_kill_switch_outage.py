@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import control as control_module
+from engine import kill_switch as kill_switch_module
 from engine.domain import ConnectionState, OrderStatus
 from engine.events import ConnectionEvent, FillEvent
 from engine.journal import Journal
@@ -35,7 +35,7 @@ async def test_second_flatten_after_an_outage_never_closes_twice(
     gateway, tmp_path: Path, monkeypatch, interruption: str
 ) -> None:
     # Bounds the first flatten's wait on code that would wait for the held closes.
-    monkeypatch.setattr(control_module, "FLATTEN_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(kill_switch_module, "FLATTEN_WAIT_SECONDS", 2.0)
     settings = make_settings(tmp_path, strategy_params=QUIET)
     received = record_orders(gateway)
     journal = await Journal.open(settings.db_path)

@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from engine import control as control_module
+from engine import kill_switch as kill_switch_module
 from engine.domain import ConnectionState, Order, OrderStatus, OrderType, Side
-from engine.engine import Engine
 from engine.events import ConnectionEvent, RiskEvent
 from engine.journal import Journal, insert_order_stmt
+from engine.market_data import MarketData
+from engine.trader import Trader
 from tests.engine.conftest import (
     lose_ib,
     make_settings,
@@ -38,9 +40,9 @@ NIGHT = 11 * 3600  # from ibsim's 09:30 New York start to 20:30: no session unti
 
 @pytest.fixture(autouse=True)
 def _short_waits(monkeypatch) -> None:
-    monkeypatch.setattr(control_module, "FLATTEN_WAIT_SECONDS", 2.0)
-    monkeypatch.setattr(control_module, "CANCEL_WAIT_SECONDS", 1.0)
-    monkeypatch.setattr(Engine, "_spawn_signal", lambda *_: None)  # the strategy stays out
+    monkeypatch.setattr(kill_switch_module, "FLATTEN_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(kill_switch_module, "CANCEL_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)  # the strategy stays out
 
 
 async def test_flatten_right_after_a_restart_does_not_close_what_a_held_close_closes(
@@ -152,7 +154,7 @@ async def test_a_failing_connect_set_up_is_alerted_and_backs_off(
         attempts += 1
         raise KeyError("a value nobody expected")
 
-    monkeypatch.setattr(Engine, "_warm_up", broken)
+    monkeypatch.setattr(MarketData, "warm_up", broken)
     settings = make_settings(tmp_path, symbols="AAPL")
     async with running_engine(gateway, settings, ready=False) as (engine, _):
         events = engine.bus.subscribe(kinds=(RiskEvent,))
@@ -201,7 +203,7 @@ async def test_who_asked_is_journaled_for_resume_and_cancelall(gateway, tmp_path
         await control.pause("alice", "lunch")
         await control.resume("alice")
         await control.cancel_all("carol", scope="account")
-        async with control._flatten_lock:  # as while a flatten runs
+        async with engine.kill_switch._lock:  # as while a flatten runs
             with pytest.raises(control_module.CommandRefused, match="flatten in progress"):
                 await control.resume("bob")
         assert engine.risk.state.value == "RUNNING"
@@ -239,8 +241,7 @@ async def test_a_symbol_waiting_for_ib_does_not_stop_the_others_closing(
         assert [c.symbol for c in report.closed] == ["MSFT"]
         assert len(report.cancelled_orders) == 1 and resting.status is OrderStatus.CANCELLED
         assert not any("kept" in line for line in report.not_closed)
-        if engine._aside:  # the pause is journaled on the side
-            await asyncio.wait(set(engine._aside), timeout=5)
+        await engine.tasks.wait_aside(5)  # the pause is journaled on the side
         assert await engine.journal.get_state("pause_reason") == "flatten by op"
 
 
@@ -250,7 +251,7 @@ async def test_a_fill_not_yet_in_the_positions_holds_its_symbol_back(
     settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
         await open_positions(engine, (("AAPL", Side.BUY, 5), ("MSFT", Side.SELL, 7)))
-        engine._await_position("AAPL", 3)  # a fill the broker's position does not show yet
+        engine.fills.await_position("AAPL", 3)  # a fill the broker's position does not show yet
         report = await control.flatten("op")
         assert [c.symbol for c in report.closed] == ["MSFT"]
         assert [line.split()[0] for line in report.not_closed] == ["AAPL"]

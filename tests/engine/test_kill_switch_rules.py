@@ -17,6 +17,7 @@ import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock, Trade
 
 from engine import control as control_module
+from engine import kill_switch as kill_switch_module
 from engine.domain import EngineState, OrderStatus, OrderType, Side
 from engine.engine import Engine
 from engine.events import CommandEvent
@@ -108,8 +109,8 @@ async def test_a_symbol_with_a_working_order_is_not_closed(
     gateway: SimGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The cancel of the resting order will not be acknowledged in time: it stays working.
-    monkeypatch.setattr(control_module, "CANCEL_WAIT_SECONDS", 0.3)
-    monkeypatch.setattr(control_module, "FLATTEN_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(kill_switch_module, "CANCEL_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(kill_switch_module, "FLATTEN_WAIT_SECONDS", 1.0)
     settings = make_settings(tmp_path, symbols="AAPL", **QUIET)
     sent: list[OrderReceived] = []
     async with running_engine(gateway, settings) as (engine, control):

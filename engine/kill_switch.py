@@ -1,0 +1,228 @@
+"""The kill switch: /flatten and /cancelall.
+
+Flatten pauses at once, cancels the working orders, waits for fills that raced the cancels to
+show in the positions, closes every position with a market order and waits for the fills. It
+acts first and journals on the side: a journal that cannot be written must neither stop nor
+slow it. It never closes a symbol twice: not beside an order of unknown outcome (it may still
+fill), not beside a close of an earlier /flatten, not while a fill is not in the positions yet.
+A cancel-all never cancels the kill switch's own closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Container
+
+from engine.domain import KILL_SWITCH_REASON, EngineState, Order, OrderStatus, Side
+from engine.fills import Fills
+from engine.orders import OrderManager
+from engine.ports import BrokerPort
+from engine.reports import CancelReport, ClosedPosition, FlattenReport
+from engine.risk import RiskManager
+from engine.tasks import TaskOwner
+from engine.trading_state import TradingState
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str], Awaitable[None]]
+
+CANCEL_WAIT_SECONDS = 10.0
+POSITION_SETTLE_SECONDS = 2.0
+FLATTEN_WAIT_SECONDS = 30.0
+
+
+class KillSwitch:
+    def __init__(
+        self,
+        broker: BrokerPort,
+        orders: OrderManager,
+        fills: Fills,
+        risk: RiskManager,
+        trading_state: TradingState,
+        tasks: TaskOwner,
+        traded: Container[str],
+        adopt_unknown_working: Callable[[], int],
+    ) -> None:
+        self._broker = broker
+        self._orders = orders
+        self._fills = fills
+        self._risk = risk
+        self._trading_state = trading_state
+        self._tasks = tasks
+        self._traded = traded
+        self._adopt_unknown_working = adopt_unknown_working
+        self._lock = asyncio.Lock()
+        self.flattening = False  # while true the strategy places nothing
+
+    @property
+    def busy(self) -> bool:
+        """A flatten or a cancel-all is running (or waiting for one)."""
+        return self._lock.locked()
+
+    async def cancel_all(self, scope: str) -> CancelReport:
+        """Cancel the bot's (or the account's) orders; waits for a running flatten first, so
+        it can never cancel the kill switch's own closing orders."""
+        async with self._lock:
+            return await self._cancel(scope, flattening=False)
+
+    async def flatten(
+        self, by: str, scope: str, progress: ProgressCallback | None = None
+    ) -> FlattenReport:
+        """Pause; cancel the orders; close the positions with market orders; wait for fills.
+
+        A second call while one runs waits for it and then finds nothing (or what is left) to
+        do; calling it when flat is harmless.
+        """
+        async with self._lock:
+            self.flattening = True
+            self._orders.halt_reason = f"flatten by {by} in progress"
+            try:
+                return await self._flatten(by, scope, progress)
+            finally:
+                self.flattening = False
+                self._orders.halt_reason = None
+
+    async def _cancel(self, scope: str, flattening: bool) -> CancelReport:
+        """Cancel the working orders, never the kill switch's own closes (a /cancelall must not
+        undo a /flatten); while flattening, orders of unknown outcome are left to its report."""
+        orders = self._orders
+        self._adopt_unknown_working()  # e.g. before the first reconciliation after a restart
+        closes, working = [], []
+        for order in orders.working():
+            (closes if order.is_kill_switch else working).append(order)
+        # IB's global cancel would cancel the kill switch's closes too: while any is out, only
+        # the bot's own orders are cancelled, one by one, and the report says so.
+        global_cancel = scope == "account" and not closes
+        refs = []
+        for order in working:
+            if order.status is OrderStatus.INTENT:
+                orders.abandon(order, "cancelled before it was sent")  # its sender drops it
+            elif not global_cancel and orders.cancel(order.order_ref):
+                refs.append(order.order_ref)
+        if global_cancel:
+            if self._broker.is_connected:
+                self._broker.global_cancel()  # every client's orders, and those placed by hand
+            refs = [order.order_ref for order in working if not order.status.is_done]
+        # No answer comes for an order of unknown outcome until IB is back: do not wait for it.
+        refs = [ref for ref in refs if not orders.outcome_unknown(orders.orders[ref])]
+        await orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS)
+        cancelled = tuple(
+            f"{o.symbol} {o.side.value} {o.quantity:g} {o.order_type.value} ({o.order_ref})"
+            for o in working if o.status is OrderStatus.CANCELLED
+        )
+        failed = tuple(
+            f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): still {o.status.value}"
+            + (" (outcome unknown: waits for IB)" if orders.outcome_unknown(o) else "")
+            for o in working
+            if not o.status.is_done and not (flattening and orders.outcome_unknown(o))
+        )
+        if not flattening:
+            failed += tuple(
+                f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): the kill switch's "
+                f"close, kept ({o.status.value}); cancel it in TWS if you mean to"
+                for o in closes
+            )
+        if scope == "account" and not global_cancel:
+            failed += ("orders of other programs and placed by hand: not cancelled, as IB's "
+                       "global cancel would cancel the kill switch's closes too; cancel them "
+                       "in TWS",)
+        return CancelReport(scope, cancelled, failed)
+
+    async def _flatten(
+        self, by: str, scope: str, progress: ProgressCallback | None
+    ) -> FlattenReport:
+        orders = self._orders
+
+        async def say(text: str) -> None:
+            if progress is not None:
+                await progress(text)
+
+        self._risk.pause(f"flatten by {by}")  # at once; persisted on the side
+        self._tasks.aside(self._trading_state.persist(EngineState.PAUSED, f"flatten by {by}",
+                                                      by))
+        if not self._broker.is_connected:
+            return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
+        cancel = await self._cancel(scope, flattening=True)
+        if cancel.cancelled:
+            await say(f"cancelled {len(cancel.cancelled)} order(s)")
+        # A fill that raced the cancel must show in the positions before they are closed.
+        await self._fills.wait_positions_settled(POSITION_SETTLE_SECONDS)
+        try:
+            current = await self._broker.fresh_positions()
+        except (ConnectionError, TimeoutError) as exc:
+            log.warning("fresh positions unavailable (%s); using the last known", exc)
+            current = self._broker.positions()
+        positions = [
+            p for p in current
+            if p.quantity != 0 and (scope == "account" or p.symbol in self._traded)
+        ]
+        # An order whose outcome is unknown may still fill: a close beside it could close twice.
+        # Its symbol waits for IB, and the report says so rather than invite another /flatten.
+        still_working = {o.symbol: o for o in orders.working()}
+        unknown = [o for o in still_working.values() if orders.outcome_unknown(o)]
+        waiting = [_waiting_text(o, "outcome unknown", "sent, not seen at the broker")
+                   for o in unknown]
+        waiting_symbols = {o.symbol for o in unknown}
+        if not positions and not cancel.cancelled and not cancel.failed and not waiting:
+            return FlattenReport(scope, (), (), (), flat=True, already_flat=True)
+        not_closed = list(cancel.failed)
+        to_close = []
+        for position in positions:
+            if position.symbol in waiting_symbols:
+                continue  # reported as waiting for IB
+            if position.symbol in still_working:
+                # Closing now could close twice: that order may still fill.
+                why = ("the close of an earlier /flatten is still working; it fills when the "
+                       "market takes it" if still_working[position.symbol].is_kill_switch
+                       else "an order for it is still working")
+                not_closed.append(f"{position.symbol} {position.quantity:g}: {why}")
+            elif self._fills.awaiting_position(position.symbol):
+                # The broker has not shown a fill in this position yet: its size is not known.
+                not_closed.append(f"{position.symbol} {position.quantity:g}: a fill is not in "
+                                  "the positions yet; flatten again")
+            elif await self._broker.ensure_contract(position.symbol):
+                to_close.append(position)
+            else:
+                not_closed.append(f"{position.symbol} {position.quantity:g}: no contract")
+        sent = await asyncio.gather(*(
+            orders.submit(
+                p.symbol, Side.SELL if p.quantity > 0 else Side.BUY, abs(p.quantity),
+                f"{KILL_SWITCH_REASON}{by}", outside_rth=True, kill_switch=True,
+            )
+            for p in to_close
+        ))
+        closing = []
+        for position, order in zip(to_close, sent, strict=True):
+            if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+                detail = order.message or order.status.value
+                not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
+            else:  # working, or already filled while the others were being sent
+                closing.append((position, order))
+        if closing:
+            await say("closing " + ", ".join(f"{p.symbol} {p.quantity:g}" for p, _ in closing))
+        # Until each close is done, or its outcome can only be known once IB is back.
+        await orders.wait_until(
+            lambda: all(o.status.is_done or orders.outcome_unknown(o) for _, o in closing),
+            FLATTEN_WAIT_SECONDS,
+        )
+        closed = []
+        for position, order in closing:
+            if order.status is OrderStatus.FILLED:
+                closed.append(ClosedPosition(position.symbol, position.quantity, order.avg_price))
+            elif orders.outcome_unknown(order):
+                waiting.append(_waiting_text(order, "close sent now", "IB's servers are away"))
+            else:
+                detail = order.message or order.status.value
+                not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
+        return FlattenReport(scope, cancel.cancelled, tuple(closed), tuple(not_closed),
+                             flat=not not_closed and not waiting,
+                             waiting_for_ib=tuple(waiting))
+
+
+def _waiting_text(order: Order, what: str, why: str) -> str:
+    """"AAPL SELL 5 (tb-…): close sent now: IB's servers are away; …" — symbol first; the
+    order's own message, when it has one, says why better than `why`."""
+    return (f"{order.symbol} {order.side.value} {order.remaining:g} ({order.order_ref}): "
+            f"{what}: {order.message or why}; it fills or not when IB is back, and is never "
+            "sent twice")
