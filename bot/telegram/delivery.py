@@ -41,9 +41,16 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from bot import format as fmt
 from bot.alerts import Alert
-from bot.format import Doc
+from bot.messages.document import (
+    TELEGRAM_LIMIT,
+    Doc,
+    delayed_note,
+    telegram_length,
+    to_html,
+    to_plain,
+)
+from bot.messages.events import dropped_doc
 from bot.tasks import KeptAlive
 from bot.telegram.ports import Outbox
 
@@ -160,8 +167,8 @@ class AlertDelivery:
 
     async def submit(self, alert: Alert) -> None:
         """Persist and queue an alert for every chat; drops (and counts) when the queue is full."""
-        parts = fmt.to_html(alert.doc, self.mode())
-        plain = fmt.to_plain(alert.doc, self.mode())[: fmt.TELEGRAM_LIMIT]
+        parts = to_html(alert.doc, self.mode())
+        plain = to_plain(alert.doc, self.mode())[:TELEGRAM_LIMIT]
         for chat_id in self.chat_ids:
             for part in parts:
                 await self._enqueue(
@@ -177,13 +184,13 @@ class AlertDelivery:
 
     async def send_doc(self, chat_id: int, doc: Doc, kind: str = "reply") -> None:
         """Reliably deliver a doc to one chat (e.g. a flatten report whose edit failed)."""
-        for part in fmt.to_html(doc, self.mode()):
+        for part in to_html(doc, self.mode()):
             await self._enqueue(Envelope(self._route(chat_id), part, "", kind, False, _now()))
 
     async def reply(self, chat_id: int, doc: Doc) -> None:
         """Answer a command at once; if Telegram fails, the rest goes through the queue."""
         assert self._bot is not None, "reply() before attach()"
-        parts = fmt.to_html(doc, self.mode())
+        parts = to_html(doc, self.mode())
         index = 0
         while index < len(parts):
             chat_id = self._route(chat_id)
@@ -331,9 +338,9 @@ class AlertDelivery:
                 await self._deliver(message)
             if self._dropped:
                 counts, self._dropped = dict(self._dropped), Counter()
-                doc = fmt.dropped_doc(counts, "the alert queue was full (Telegram unreachable?)")
+                doc = dropped_doc(counts, "the alert queue was full (Telegram unreachable?)")
                 for chat_id in self.chat_ids:
-                    for part in fmt.to_html(doc, self.mode()):
+                    for part in to_html(doc, self.mode()):
                         await self._deliver(_Message(chat_id, part, "", False))
 
     def _merge(self, batch: list[Envelope]) -> list[_Message]:
@@ -344,8 +351,8 @@ class AlertDelivery:
         for envelope in batch:
             text = envelope.html
             if (now - envelope.created).total_seconds() > self.delayed_after:
-                note = fmt.delayed_note(envelope.created, self.tz)
-                if fmt.telegram_length(note + text) <= fmt.TELEGRAM_LIMIT:
+                note = delayed_note(envelope.created, self.tz)
+                if telegram_length(note + text) <= TELEGRAM_LIMIT:
                     text = note + text
                 else:  # a full part: the note goes just before it, on its own
                     note_only = _Message(envelope.chat_id, note.strip(), "", True)
@@ -353,8 +360,7 @@ class AlertDelivery:
                     open_by_chat[envelope.chat_id] = note_only
             current = open_by_chat.get(envelope.chat_id)
             if current is not None and (
-                fmt.telegram_length(current.html) + 2 + fmt.telegram_length(text)
-                <= fmt.TELEGRAM_LIMIT
+                telegram_length(current.html) + 2 + telegram_length(text) <= TELEGRAM_LIMIT
             ):
                 current.html += "\n\n" + text
                 current.plain = ""
