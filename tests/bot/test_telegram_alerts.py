@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.alerts import Alert
 from bot.messages.document import Doc, to_html
 from bot.messages.events import digest_doc, fill_doc
-from bot.telegram import TelegramFrontEnd
+from bot.telegram.app import TelegramFrontEnd
 from bot.telegram.outbox import Envelope
 from engine.domain import ConnectionState, EngineState, Order, OrderType, Side
 from engine.events import ConnectionEvent, FillEvent, LifecycleEvent, OrderEvent, RiskEvent
