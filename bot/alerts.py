@@ -19,8 +19,21 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
-from bot import format as fmt
-from bot.format import Doc
+from bot.messages.document import Doc, one_line
+from bot.messages.events import (
+    broker_error_doc,
+    connection_doc,
+    data_event_doc,
+    digest_doc,
+    dropped_doc,
+    fill_doc,
+    lifecycle_doc,
+    order_event_doc,
+    reconcile_doc,
+    risk_event_doc,
+)
+from bot.messages.status import error_doc
+from bot.messages.trading import daily_summary_doc
 from engine.config import ALERT_KINDS, AlertLevel
 from engine.control import ControlAPI
 from engine.events import (
@@ -61,7 +74,7 @@ class Alert:
 
     @property
     def summary(self) -> str:
-        return fmt.one_line(self.doc)
+        return one_line(self.doc)
 
 
 def validate_levels(levels: Mapping[str, str] | None) -> dict[str, AlertLevel]:
@@ -80,23 +93,23 @@ def classify(event: object, tz: ZoneInfo) -> tuple[str, Doc] | None:
     """The alert type and text for an event, or None when the event is not alert-worthy."""
     match event:
         case FillEvent():
-            return "fills", fmt.fill_doc(event, tz)
+            return "fills", fill_doc(event, tz)
         case OrderEvent(kind="rejected" | "cancelled"):
-            return "orders", fmt.order_event_doc(event)
+            return "orders", order_event_doc(event)
         case BrokerErrorEvent(level=Level.WARNING | Level.ERROR):
-            return "errors", fmt.broker_error_doc(event, tz)
+            return "errors", broker_error_doc(event, tz)
         case ConnectionEvent(state=state) if state.value != "connecting":
-            return "connection", fmt.connection_doc(event, tz)
+            return "connection", connection_doc(event, tz)
         case RiskEvent():
-            return "risk", fmt.risk_event_doc(event, tz)
+            return "risk", risk_event_doc(event, tz)
         case DataEvent():
-            return "risk", fmt.data_event_doc(event, tz)
+            return "risk", data_event_doc(event, tz)
         case ReconcileEvent() if event.differences or event.adopted:
-            return "reconcile", fmt.reconcile_doc(event)
+            return "reconcile", reconcile_doc(event)
         case LifecycleEvent(kind="daily_summary"):
-            return "daily_summary", fmt.lifecycle_doc(event, tz)
+            return "daily_summary", lifecycle_doc(event, tz)
         case LifecycleEvent():
-            return "lifecycle", fmt.lifecycle_doc(event, tz)
+            return "lifecycle", lifecycle_doc(event, tz)
     return None
 
 
@@ -138,7 +151,7 @@ class BurstMerger:
                 out.append(held[0])
                 continue
             span = max(now - since, (held[-1].time - held[0].time).total_seconds(), 1.0)
-            doc = fmt.digest_doc(kind, [a.summary for a in held], span)
+            doc = digest_doc(kind, [a.summary for a in held], span)
             out.append(Alert(kind, doc, silent=all(a.silent for a in held), time=held[-1].time))
         return out
 
@@ -226,7 +239,7 @@ class AlertPump:
         if dropped > self._reported_dropped:
             lost = dropped - self._reported_dropped
             self._reported_dropped = dropped
-            doc = fmt.dropped_doc({"events": lost}, "the alert pipeline fell behind the engine")
+            doc = dropped_doc({"events": lost}, "the alert pipeline fell behind the engine")
             await self._offer(Alert("system", doc))
         if isinstance(event, FillEvent) and not event.final:
             # The commission follows within milliseconds; wait a little for the final event.
@@ -270,7 +283,7 @@ class AlertPump:
                 doc = await self.daily_summary()
             except Exception:  # the engine could not answer: say so instead of staying silent
                 log.exception("daily summary failed")
-                doc = fmt.error_doc("Daily summary unavailable: the engine did not answer")
+                doc = error_doc("Daily summary unavailable: the engine did not answer")
             await self.sink(Alert("daily_summary", doc, self.levels["daily_summary"] == "silent"))
 
     async def daily_summary(self) -> Doc:
@@ -278,7 +291,7 @@ class AlertPump:
         fills = await self.control.trades(500)
         today = datetime.now(self.tz).date()
         fills_today = sum(1 for f in fills if f.time.astimezone(self.tz).date() == today)
-        return fmt.daily_summary_doc(pnl, status, fills_today)
+        return daily_summary_doc(pnl, status, fills_today)
 
 
 def seconds_until(at: dtime, tz: ZoneInfo, now: datetime | None = None) -> float:

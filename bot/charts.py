@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from bot.format import mode_tag
+from bot.messages.document import mode_tag
 from engine.reports import ChartData
 
 

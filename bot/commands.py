@@ -13,8 +13,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 
 from bot import charts
-from bot import format as fmt
-from bot.format import Doc
+from bot.messages.document import Doc
+from bot.messages.kill_switch import cancel_doc, flatten_doc
+from bot.messages.status import (
+    error_doc,
+    health_doc,
+    help_doc,
+    logs_doc,
+    paused_doc,
+    resumed_doc,
+    risk_doc,
+    status_doc,
+)
+from bot.messages.trading import orders_doc, pnl_doc, positions_doc, quote_doc, trades_doc
 from engine.control import CommandRefused, ControlAPI
 from engine.kill_switch import (
     CANCEL_WAIT_SECONDS,
@@ -133,20 +144,20 @@ class Commands:
         spec = self.specs.get(name)
         if spec is None:
             shown = text.strip().split()[0] if text.strip() else "(empty)"
-            return Reply(fmt.error_doc(f"Unknown command {shown}: send /help"))
+            return Reply(error_doc(f"Unknown command {shown}: send /help"))
         try:
             return await spec.handler(self, args, by)
         except (UsageError, CommandRefused) as exc:
-            return Reply(fmt.error_doc(str(exc)))
+            return Reply(error_doc(str(exc)))
         except Exception as exc:  # the engine failed: say so, keep the bot alive
             log.exception("command /%s failed", name)
-            return Reply(fmt.error_doc(f"/{name} failed: {type(exc).__name__}: {exc}"))
+            return Reply(error_doc(f"/{name} failed: {type(exc).__name__}: {exc}"))
 
     # --- handlers, one per command -----------------------------------------------------------
 
     async def _help(self, args: list[str], by: str) -> Result:
         return Reply(
-            fmt.help_doc(
+            help_doc(
                 (f"{s.name} {s.usage}".strip(), s.description, s.acting)
                 for s in _SPECS
                 if s.name != "start"
@@ -155,38 +166,38 @@ class Commands:
 
     async def _status(self, args: list[str], by: str) -> Result:
         _no_args(args, "status")
-        return Reply(fmt.status_doc(await self.control.status(), self.tz))
+        return Reply(status_doc(await self.control.status(), self.tz))
 
     async def _positions(self, args: list[str], by: str) -> Result:
         _no_args(args, "positions")
-        return Reply(fmt.positions_doc(await self.control.positions()))
+        return Reply(positions_doc(await self.control.positions()))
 
     async def _orders(self, args: list[str], by: str) -> Result:
         _no_args(args, "orders")
-        return Reply(fmt.orders_doc(await self.control.orders()))
+        return Reply(orders_doc(await self.control.orders()))
 
     async def _trades(self, args: list[str], by: str) -> Result:
         n = _count(args, 10, MAX_TRADES, "trades")
-        return Reply(fmt.trades_doc(await self.control.trades(n), self.tz))
+        return Reply(trades_doc(await self.control.trades(n), self.tz))
 
     async def _pnl(self, args: list[str], by: str) -> Result:
         _no_args(args, "pnl")
-        return Reply(fmt.pnl_doc(await self.control.pnl()))
+        return Reply(pnl_doc(await self.control.pnl()))
 
     async def _risk(self, args: list[str], by: str) -> Result:
         _no_args(args, "risk")
-        return Reply(fmt.risk_doc(await self.control.risk(), self.tz))
+        return Reply(risk_doc(await self.control.risk(), self.tz))
 
     async def _health(self, args: list[str], by: str) -> Result:
         _no_args(args, "health")
         report = await self.control.health()
         if self._last_alert_delivered is not None:
             report = replace(report, last_alert_delivered=self._last_alert_delivered())
-        return Reply(fmt.health_doc(report, self.tz))
+        return Reply(health_doc(report, self.tz))
 
     async def _logs(self, args: list[str], by: str) -> Result:
         n = _count(args, 20, MAX_LOGS, "logs")
-        return Reply(fmt.logs_doc(await self.control.logs(n), self.tz))
+        return Reply(logs_doc(await self.control.logs(n), self.tz))
 
     async def _quote(self, args: list[str], by: str) -> Result:
         if len(args) != 1:
@@ -195,16 +206,16 @@ class Commands:
         try:
             quote = await self.control.quote(symbol)
         except KeyError:
-            return Reply(fmt.error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
-        return Reply(fmt.quote_doc(quote, self.tz))
+            return Reply(error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
+        return Reply(quote_doc(quote, self.tz))
 
     async def _pause(self, args: list[str], by: str) -> Result:
         reason = " ".join(args)[:200]
-        return Reply(fmt.paused_doc(await self.control.pause(by, reason)))
+        return Reply(paused_doc(await self.control.pause(by, reason)))
 
     async def _resume(self, args: list[str], by: str) -> Result:
         _no_args(args, "resume")
-        return Reply(fmt.resumed_doc(await self.control.resume(by)))
+        return Reply(resumed_doc(await self.control.resume(by)))
 
     async def _flatten(self, args: list[str], by: str) -> Result:
         scope = _scope(args, "flatten")
@@ -215,7 +226,7 @@ class Commands:
         )
 
         async def run(progress: ProgressCallback, confirmed_by: str) -> Doc:
-            return fmt.flatten_doc(await self.control.flatten(confirmed_by, scope, progress))
+            return flatten_doc(await self.control.flatten(confirmed_by, scope, progress))
 
         action = "flatten all" if scope == "account" else "flatten"
         return Confirm(action, what, "flattening", run)
@@ -229,7 +240,7 @@ class Commands:
         )
 
         async def run(progress: ProgressCallback, confirmed_by: str) -> Doc:
-            return fmt.cancel_doc(await self.control.cancel_all(confirmed_by, scope))
+            return cancel_doc(await self.control.cancel_all(confirmed_by, scope))
 
         action = "cancelall all" if scope == "account" else "cancelall"
         return Confirm(action, what, "cancelling", run)
@@ -241,13 +252,13 @@ class Commands:
         try:
             data = await self.control.chart_data(symbol)
         except KeyError:
-            return Reply(fmt.error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
+            return Reply(error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
         if not data.times:
-            return Reply(fmt.error_doc(f"No chart data for {symbol or 'equity'} yet"))
+            return Reply(error_doc(f"No chart data for {symbol or 'equity'} yet"))
         try:
             png = await self.charts.png(data, self.tz, self.control.mode)
         except charts.ChartBusy:
-            return Reply(fmt.error_doc("Busy drawing another chart; try again in a few seconds"))
+            return Reply(error_doc("Busy drawing another chart; try again in a few seconds"))
         title = f"{symbol}: price, indicators and trades" if symbol else "Equity curve"
         return Photo(png, Doc(title, icon="📈"))
 

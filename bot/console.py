@@ -20,9 +20,11 @@ from datetime import time as dtime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot import format as fmt
 from bot.alerts import Alert, AlertPump
 from bot.commands import ACTION_GRACE, Commands, Confirm, Photo, Reply
+from bot.messages.document import to_plain
+from bot.messages.kill_switch import cancelled_doc, confirm_doc, expired_doc
+from bot.messages.status import error_doc
 from engine.control import ControlAPI
 from engine.errors import ConfigurationError
 
@@ -113,9 +115,7 @@ class ConsoleFrontEnd:
             except Exception as exc:  # one failed command must not end the console
                 log.exception("console command %r failed", line.strip())
                 self._write(
-                    fmt.to_plain(
-                        fmt.error_doc(f"failed: {type(exc).__name__}: {exc}"), self.control.mode
-                    )
+                    to_plain(error_doc(f"failed: {type(exc).__name__}: {exc}"), self.control.mode)
                 )
 
     async def handle(self, line: str) -> None:
@@ -123,27 +123,27 @@ class ConsoleFrontEnd:
         result = await self.commands.execute(line, by="console")
         match result:
             case Reply(doc=doc):
-                self._write(fmt.to_plain(doc, self.control.mode))
+                self._write(to_plain(doc, self.control.mode))
             case Photo(png=png, caption=caption):
                 with tempfile.NamedTemporaryFile(prefix="chart-", suffix=".png", delete=False) as f:
                     f.write(png)
-                self._write(fmt.to_plain(caption, self.control.mode) + f"\n  saved to {f.name}")
+                self._write(to_plain(caption, self.control.mode) + f"\n  saved to {f.name}")
             case Confirm():
                 await self._confirm(result)
 
     async def _confirm(self, confirm: Confirm) -> None:
-        prompt = fmt.confirm_doc(confirm.action, confirm.question, self.confirm_ttl)
-        self._write(fmt.to_plain(prompt, self.control.mode) + "\n  [y/N] ", end="")
+        prompt = confirm_doc(confirm.action, confirm.question, self.confirm_ttl)
+        self._write(to_plain(prompt, self.control.mode) + "\n  [y/N] ", end="")
         asked = time.monotonic()
         try:
             answer = await asyncio.wait_for(self._lines.get(), self.confirm_ttl)
         except TimeoutError:
             answer = ""
         if time.monotonic() - asked > self.confirm_ttl:
-            self._write(fmt.to_plain(fmt.expired_doc(confirm.action), self.control.mode))
+            self._write(to_plain(expired_doc(confirm.action), self.control.mode))
             return
         if (answer or "").strip().lower() not in _YES:
-            self._write(fmt.to_plain(fmt.cancelled_doc(confirm.action), self.control.mode))
+            self._write(to_plain(cancelled_doc(confirm.action), self.control.mode))
             return
 
         async def progress(line: str) -> None:
@@ -155,14 +155,14 @@ class ConsoleFrontEnd:
             doc = await confirm.run(progress, "console")
         except Exception as exc:  # the kill switch failing must be loud
             log.exception("%s failed", confirm.action)
-            doc = fmt.error_doc(f"{confirm.action} FAILED: {type(exc).__name__}: {exc}")
+            doc = error_doc(f"{confirm.action} FAILED: {type(exc).__name__}: {exc}")
         finally:
             self._no_action.set()
-        self._write(fmt.to_plain(doc, self.control.mode))
+        self._write(to_plain(doc, self.control.mode))
 
     async def _print_alert(self, alert: Alert) -> None:
         when = alert.time.astimezone(self.tz).strftime("%H:%M:%S")
-        self._write(f"{when} {fmt.to_plain(alert.doc, self.control.mode)}")
+        self._write(f"{when} {to_plain(alert.doc, self.control.mode)}")
 
     def _write(self, text: str, end: str = "\n") -> None:
         self.output.write(text + end)

@@ -1,5 +1,4 @@
-"""The Telegram front-end: python-telegram-bot 22 running inside the engine's event loop."""
+"""The Telegram front-end: python-telegram-bot 22 running inside the engine's event loop.
 
-from bot.telegram.app import TelegramFrontEnd, TelegramTuning
-
-__all__ = ["TelegramFrontEnd", "TelegramTuning"]
+Start at `bot.telegram.app` (`TelegramFrontEnd`); the package itself imports nothing, so
+importing one of its modules does not pull in the others."""

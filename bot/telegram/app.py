@@ -35,11 +35,11 @@ from telegram.request import HTTPXRequest
 from bot.alerts import AlertPump, BurstMerger
 from bot.commands import ACTION_GRACE, Commands
 from bot.tasks import KeptAlive
-from bot.telegram import handlers as handlers_module
 from bot.telegram.auth import Gate
 from bot.telegram.clock import StampingQueue, TelegramClock
 from bot.telegram.confirm import ConfirmFlow
 from bot.telegram.delivery import AlertDelivery, retry_after_seconds
+from bot.telegram.handlers import Handlers, build
 from bot.telegram.migration import ChatMoves
 from bot.telegram.ports import Outbox
 from engine.control import ControlAPI
@@ -216,10 +216,8 @@ class TelegramFrontEnd:
             .rate_limiter(AIORateLimiter(max_retries=t.rate_limit_retries))
             .build()
         )
-        handlers = handlers_module.Handlers(
-            self.commands, self.confirm, self.delivery, lambda: control.mode
-        )
-        for handler, group in handlers_module.build(self.gate, handlers):
+        handlers = Handlers(self.commands, self.confirm, self.delivery, lambda: control.mode)
+        for handler, group in build(self.gate, handlers):
             self.app.add_handler(handler, group)
         self.app.add_error_handler(handlers.on_error)
         self.online = asyncio.Event()

@@ -33,9 +33,10 @@ from telegram.constants import ChatID
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot import format as fmt
 from bot.alerts import Alert
 from bot.commands import parse
+from bot.messages.access import anonymous_doc, read_only_doc, stale_command_doc, stranger_doc
+from bot.messages.document import Doc
 from bot.telegram.clock import TelegramClock
 from bot.telegram.ports import Outbox
 
@@ -103,7 +104,7 @@ class Gate:
         is_acting: Callable[[str], bool],
         journal: Outbox,
         alert: Callable[[Alert], Awaitable[None]],
-        reply: Callable[[int, fmt.Doc], Awaitable[None]],
+        reply: Callable[[int, Doc], Awaitable[None]],
         display_tz: tzinfo = UTC,
         stale_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -192,9 +193,9 @@ class Gate:
             raise ApplicationHandlerStop
         if self.is_acting(command) and not self.may_act(user):
             doc = (
-                fmt.anonymous_doc(f"/{command}")
+                anonymous_doc(f"/{command}")
                 if is_anonymous_admin(message)
-                else fmt.read_only_doc(f"/{command}")
+                else read_only_doc(f"/{command}")
             )
             self._spawn(context, self.reply(message.chat_id, doc))
             raise ApplicationHandlerStop
@@ -231,7 +232,7 @@ class Gate:
             f"ignored /{command} from {name}: {age:.0f} s old",
             {"command": command, "age_seconds": round(age)},
         )
-        doc = fmt.stale_command_doc(f"/{command}", message.date, self.tz, age)
+        doc = stale_command_doc(f"/{command}", message.date, self.tz, age)
         self._spawn(context, self.reply(message.chat_id, doc))
 
     async def _refuse_stranger(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -256,7 +257,7 @@ class Gate:
                 self._spawn(context, self._answer(update.callback_query, None))
             return
         self._stranger_last_alert[key] = now
-        await self.alert(Alert("security", fmt.stranger_doc(user_text, chat_text, text)))
+        await self.alert(Alert("security", stranger_doc(user_text, chat_text, text)))
         if update.callback_query is not None:
             self._spawn(context, self._answer(update.callback_query, "not authorized"))
         elif update.effective_message is not None and chat is not None:

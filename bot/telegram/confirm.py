@@ -34,9 +34,10 @@ from telegram.constants import ChatID, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
-from bot import format as fmt
 from bot.commands import Confirm
-from bot.format import Doc
+from bot.messages.document import Doc, to_html
+from bot.messages.kill_switch import cancelled_doc, confirm_doc, expired_doc, progress_doc
+from bot.messages.status import error_doc
 from bot.telegram.auth import CONFIRM_PREFIX, who
 from bot.telegram.delivery import AlertDelivery, retry_after_seconds
 
@@ -79,12 +80,12 @@ class _ProgressMessage:
             if self._finishing.is_set():
                 return
             self._dirty.clear()
-            await self._edit(fmt.progress_doc(self.working, self.lines))
+            await self._edit(progress_doc(self.working, self.lines))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._finishing.wait(), self.interval)
 
     async def _edit(self, doc: Doc) -> bool:
-        text = fmt.to_html(doc, self.mode)[0]
+        text = to_html(doc, self.mode)[0]
         if text == self._shown:
             return True
         try:
@@ -103,7 +104,7 @@ class _ProgressMessage:
         self._finishing.set()
         self._dirty.set()
         await self._task
-        parts = fmt.to_html(doc, self.mode)
+        parts = to_html(doc, self.mode)
         first_ok = len(parts) == 1 and await self._edit(doc)
         if not first_ok:
             await delivery.send_doc(self.chat_id, doc, kind="report")
@@ -153,15 +154,15 @@ class ConfirmFlow:
                 ]
             ]
         )
-        prompt = fmt.confirm_doc(confirm.action, confirm.question, self.ttl)
+        prompt = confirm_doc(confirm.action, confirm.question, self.ttl)
         pending = _Pending(confirm, chat_id, requester.id, requester_name or who(requester))
         self._pending[token] = pending  # before sending: the prompt exists once it is asked
-        sent = await self._send_prompt(bot, chat_id, fmt.to_html(prompt, self.mode())[0], buttons)
+        sent = await self._send_prompt(bot, chat_id, to_html(prompt, self.mode())[0], buttons)
         if self._pending.get(token) is not pending:  # shutting down meanwhile
             return
         if sent is None:
             del self._pending[token]
-            doc = fmt.error_doc(f"Could not show the confirmation; send /{confirm.action} again")
+            doc = error_doc(f"Could not show the confirmation; send /{confirm.action} again")
             await self.delivery.send_doc(chat_id, doc)
             return
         pending.message_id = sent.message_id
@@ -199,7 +200,7 @@ class ConfirmFlow:
         await asyncio.sleep(self.ttl)
         if self._pending.pop(token, None) is None:
             return
-        await self._edit(bot, pending, fmt.expired_doc(pending.confirm.action))
+        await self._edit(bot, pending, expired_doc(pending.confirm.action))
 
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -224,11 +225,11 @@ class ConfirmFlow:
         action = pending.confirm.action
         if self.clock() > pending.expires_at:
             await self._answer(query, "expired: nothing was done")
-            await self._edit(context.bot, pending, fmt.expired_doc(action))
+            await self._edit(context.bot, pending, expired_doc(action))
             return
         if answer != "yes":
             await self._answer(query, "cancelled")
-            await self._edit(context.bot, pending, fmt.cancelled_doc(action))
+            await self._edit(context.bot, pending, cancelled_doc(action))
             return
         by = pending.requester
         if presser.id != pending.requester_id:
@@ -252,13 +253,13 @@ class ConfirmFlow:
             doc = await pending.confirm.run(progress.add, by)
         except Exception as exc:  # tell the user; the kill switch failing must be loud
             log.exception("%s failed", pending.confirm.action)
-            doc = fmt.error_doc(f"{pending.confirm.action} FAILED: {type(exc).__name__}: {exc}")
+            doc = error_doc(f"{pending.confirm.action} FAILED: {type(exc).__name__}: {exc}")
         await progress.finish(doc, self.delivery)
 
     async def _edit(self, bot: Bot, pending: _Pending, doc: Doc) -> None:
         try:
             await bot.edit_message_text(
-                fmt.to_html(doc, self.mode())[0],
+                to_html(doc, self.mode())[0],
                 chat_id=pending.chat_id,
                 message_id=pending.message_id,
                 parse_mode=ParseMode.HTML,

@@ -17,8 +17,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot import format as fmt
 from bot.commands import Commands, Confirm, Photo, Reply
+from bot.messages.document import Doc, to_html
+from bot.messages.status import error_doc
 from bot.telegram.auth import CONFIRM_PREFIX, Gate, sender
 from bot.telegram.confirm import ConfirmFlow
 from bot.telegram.delivery import AlertDelivery
@@ -54,13 +55,13 @@ class Handlers:
                     await context.bot.send_photo(
                         chat_id,
                         png,
-                        caption=fmt.to_html(caption, self.mode(), limit=1024)[0],
+                        caption=to_html(caption, self.mode(), limit=1024)[0],
                         parse_mode=ParseMode.HTML,
                         filename="chart.png",
                     )
                 except TelegramError as exc:
                     log.warning("could not send a chart: %s", exc.message)
-                    await self.delivery.reply(chat_id, fmt.error_doc("The chart could not be sent"))
+                    await self.delivery.reply(chat_id, error_doc("The chart could not be sent"))
             case Confirm():
                 assert update.effective_user is not None  # the gate let only users through
                 await self.confirm.ask(context.bot, chat_id, result, update.effective_user, by)
@@ -68,7 +69,7 @@ class Handlers:
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is not None:
-            await self.delivery.reply(message.chat_id, fmt.Doc("I understand commands: send /help"))
+            await self.delivery.reply(message.chat_id, Doc("I understand commands: send /help"))
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error

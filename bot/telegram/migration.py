@@ -17,8 +17,8 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot import format as fmt
 from bot.alerts import Alert
+from bot.messages.access import chat_moved_doc
 from bot.telegram.ports import Outbox
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class ChatMoves:
             await self.journal.log_event("warning", "chat_moved", text, {"old": old, "new": new})
         except Exception:  # the running bot follows anyway; a restart would ask Telegram again
             log.exception("could not journal the move of chat %d", old)
-        await self.alert(Alert("security", fmt.chat_moved_doc(old, new)))
+        await self.alert(Alert("security", chat_moved_doc(old, new)))
         return True
 
     def _apply(self, old: int, new: int) -> None:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.telegram import TelegramFrontEnd
+from bot.telegram.app import TelegramFrontEnd
 from engine.domain import Position
 from tests.bot.fake_control import FakeControl, make_order
 from tests.bot.harness import MemoryOutbox, running_front_end

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.telegram import TelegramFrontEnd, TelegramTuning
+from bot.telegram.app import TelegramFrontEnd, TelegramTuning
 from bot.telegram.ports import Outbox
 from engine.control import ControlAPI
 from tests.fakebotapi import FakeBotAPI

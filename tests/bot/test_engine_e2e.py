@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from bot.telegram import TelegramFrontEnd
+from bot.telegram.app import TelegramFrontEnd
 from engine.control import Control
 from engine.domain import EngineState, OrderStatus, OrderType, Side
 from engine.engine import Engine

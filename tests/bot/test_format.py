@@ -8,20 +8,30 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import format as fmt
 from bot.alerts import Alert, BurstMerger, seconds_until, validate_levels
 from bot.commands import parse
-from bot.format import Doc, Table
+from bot.messages.document import (
+    TELEGRAM_LIMIT,
+    TITLE_LIMIT,
+    Doc,
+    Table,
+    mode_tag,
+    telegram_length,
+    to_html,
+    to_plain,
+)
+from bot.messages.numbers import duration, money, price, qty
+from bot.messages.status import error_doc
 
 
 def test_mode_tags() -> None:
-    assert [fmt.mode_tag(m) for m in ("sim", "paper", "live")] == ["[SIM]", "[PAPER]", "[LIVE]"]
-    assert fmt.to_html(Doc("x"), "live")[0].startswith("<b>[LIVE]</b>")
+    assert [mode_tag(m) for m in ("sim", "paper", "live")] == ["[SIM]", "[PAPER]", "[LIVE]"]
+    assert to_html(Doc("x"), "live")[0].startswith("<b>[LIVE]</b>")
 
 
 def test_every_dynamic_value_is_escaped() -> None:
     doc = Doc("<b>title</b>", ("a & b < c", Table(("sym", "q"), (("<A&B>", "1"),))))
-    text = fmt.to_html(doc, "sim")[0]
+    text = to_html(doc, "sim")[0]
     assert "&lt;b&gt;title&lt;/b&gt;" in text and "a &amp; b &lt; c" in text
     assert "&lt;A&amp;B&gt;" in text
     assert re.sub(r"</?(b|pre)>", "", text).count("<") == 0
@@ -30,10 +40,10 @@ def test_every_dynamic_value_is_escaped() -> None:
 def test_long_documents_split_under_the_limit_with_balanced_tags() -> None:
     rows = tuple((f"SYM{i}", str(i), "123.45", "-1,000.00") for i in range(600))
     doc = Doc("Positions", ("intro " * 50, Table(("sym", "qty", "avg", "pnl"), rows), "end & done"))
-    parts = fmt.to_html(doc, "paper")
+    parts = to_html(doc, "paper")
     assert len(parts) > 3
     for part in parts:
-        assert fmt.telegram_length(part) <= fmt.TELEGRAM_LIMIT
+        assert telegram_length(part) <= TELEGRAM_LIMIT
         assert part.count("<pre>") == part.count("</pre>")
         assert part.startswith("<b>[PAPER]</b>")
     joined = "".join(parts)
@@ -42,8 +52,8 @@ def test_long_documents_split_under_the_limit_with_balanced_tags() -> None:
 
 
 def test_a_huge_line_is_cut_without_breaking_entities() -> None:
-    parts = fmt.to_html(Doc("t", ("&" * 10_000,)), "sim")
-    assert all(fmt.telegram_length(p) <= fmt.TELEGRAM_LIMIT for p in parts)
+    parts = to_html(Doc("t", ("&" * 10_000,)), "sim")
+    assert all(telegram_length(p) <= TELEGRAM_LIMIT for p in parts)
     assert "".join(parts).count("&amp;") == 10_000
 
 
@@ -53,14 +63,14 @@ def test_tables_are_narrow_for_a_phone() -> None:
 
 
 def test_numbers() -> None:
-    assert fmt.qty(10.0) == "10" and fmt.qty(0.5) == "0.5" and fmt.qty(None) == "–"
-    assert fmt.money(-12.5) == "-12.50" and fmt.money(3, signed=False) == "3.00"
-    assert fmt.price(0.01234) == "0.01234" and fmt.price(1234.5) == "1,234.50"
-    assert fmt.duration(95) == "1m 35s" and fmt.duration(3725) == "1h 2m"
+    assert qty(10.0) == "10" and qty(0.5) == "0.5" and qty(None) == "–"
+    assert money(-12.5) == "-12.50" and money(3, signed=False) == "3.00"
+    assert price(0.01234) == "0.01234" and price(1234.5) == "1,234.50"
+    assert duration(95) == "1m 35s" and duration(3725) == "1h 2m"
 
 
 def test_plain_rendering_has_no_markup() -> None:
-    text = fmt.to_plain(Doc("a<b", ("x & y", Table(("h",), (("v",),)))), "sim")
+    text = to_plain(Doc("a<b", ("x & y", Table(("h",), (("v",),)))), "sim")
     assert text.startswith("[SIM] a<b") and "<pre>" not in text and "x & y" in text
 
 
@@ -107,10 +117,10 @@ def test_daily_summary_time_is_in_display_time_zone() -> None:
 
 def test_a_long_title_continues_in_the_body() -> None:
     message = "flatten FAILED: RuntimeError: " + "x" * 5000 + " <&>"
-    parts = fmt.to_html(fmt.error_doc(message), "live")
+    parts = to_html(error_doc(message), "live")
     assert len(parts) > 1
-    assert all(fmt.telegram_length(part) <= fmt.TELEGRAM_LIMIT for part in parts)
+    assert all(telegram_length(part) <= TELEGRAM_LIMIT for part in parts)
     title = re.search(r"<b>([^<]*)</b>", parts[0].removeprefix("<b>[LIVE]</b>"))
-    assert title is not None and len(title.group(1)) <= fmt.TITLE_LIMIT + len("⚠️ ")
+    assert title is not None and len(title.group(1)) <= TITLE_LIMIT + len("⚠️ ")
     body = re.sub(r"<b>[^<]*</b>", "", "".join(parts))  # without the (repeated) title
     assert body.count("x") + title.group(1).count("x") == 5000 and "&lt;&amp;&gt;" in body

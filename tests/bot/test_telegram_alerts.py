@@ -9,10 +9,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot import format as fmt
 from bot.alerts import Alert
-from bot.telegram import TelegramFrontEnd
-from bot.telegram.delivery import Envelope
+from bot.messages.document import Doc, to_html
+from bot.messages.events import digest_doc, fill_doc
+from bot.telegram.app import TelegramFrontEnd
+from bot.telegram.outbox import Envelope
 from engine.domain import ConnectionState, EngineState, Order, OrderType, Side
 from engine.events import ConnectionEvent, FillEvent, LifecycleEvent, OrderEvent, RiskEvent
 from engine.journal import Journal
@@ -257,7 +258,7 @@ async def test_a_full_delayed_part_still_fits(
     """A digest part already near 4,096 characters, sent late: the 'delayed' note must not
     push it over Telegram's limit (a 400 would drop it for good)."""
     summaries = [f"Filled: BUY {i} AAPL: BUY {i} AAPL @ 187.25" for i in range(300)]
-    parts = fmt.to_html(fmt.digest_doc("fills", summaries, 60), "sim")
+    parts = to_html(digest_doc("fills", summaries, 60), "sim")
     old = datetime.now(UTC) - timedelta(minutes=5)
     for part in parts:
         envelope = Envelope(OPERATOR, part, "", "fills", False, old)
@@ -276,9 +277,9 @@ async def test_reports_and_security_alerts_are_never_dropped(
     async with running_front_end(api, control, outbox, {OPERATOR}, tune=tune) as bot:
         api.fail("502", "sendMessage")
         for i in range(10):
-            await bot.delivery.submit(Alert("fills", fmt.fill_doc(fill_event(i + 1), UTC)))
-        await bot.delivery.submit(Alert("security", fmt.Doc("Unauthorized access attempt")))
-        await bot.delivery.send_doc(OPERATOR, fmt.Doc("flat (bot): closed AAPL 10"), "report")
+            await bot.delivery.submit(Alert("fills", fill_doc(fill_event(i + 1), UTC)))
+        await bot.delivery.submit(Alert("security", Doc("Unauthorized access attempt")))
+        await bot.delivery.send_doc(OPERATOR, Doc("flat (bot): closed AAPL 10"), "report")
         pending = [json.loads(p)["kind"] for _, p in await outbox.outbox_pending("telegram")]
         assert {"security", "report"} <= set(pending)
         api.heal()

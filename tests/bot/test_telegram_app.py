@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.alerts import Alert
-from bot.format import Doc
+from bot.messages.document import Doc
 from bot.tasks import KeptAlive
 from tests.bot.fake_control import FakeControl
 from tests.bot.harness import OPERATOR, READER, STRANGER, MemoryOutbox, running_front_end

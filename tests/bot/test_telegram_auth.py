@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.telegram import TelegramFrontEnd
+from bot.telegram.app import TelegramFrontEnd
 from tests.bot.fake_control import FakeControl
 from tests.bot.harness import OPERATOR, READER, STRANGER, MemoryOutbox, running_front_end
 from tests.fakebotapi import FakeBotAPI

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.telegram import TelegramFrontEnd
+from bot.telegram.app import TelegramFrontEnd
 from tests.bot.fake_control import FakeControl, make_fill
 from tests.bot.harness import OPERATOR, READER, MemoryOutbox, running_front_end
 from tests.fakebotapi import FakeBotAPI, Request

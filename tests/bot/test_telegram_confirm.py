@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.telegram import TelegramFrontEnd
+from bot.telegram.app import TelegramFrontEnd
 from engine.domain import Position
 from tests.bot.fake_control import FakeControl
 from tests.bot.harness import OPERATOR, MemoryOutbox, running_front_end

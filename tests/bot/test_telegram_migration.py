@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from bot.alerts import Alert
-from bot.format import Doc
+from bot.messages.document import Doc
 from bot.telegram.migration import STATE_KEY
 from engine.journal import Journal
 from tests.bot.fake_control import FakeControl
