@@ -23,9 +23,8 @@ from .faults import FaultState
 from .handlers import HANDLERS
 from .hooks import ClientEvent, FillRecord, Hooks
 from .market import Market
-from .orders import Execution, SimOrder
+from .orders import Execution, OrderTicket, SimOrder
 from .pricepath import ReplayPath
-from .requests import PlaceOrder
 from .session import ClientSession
 from .sessions import Session, hours_string, next_session
 from .streaming import MarketStreamer
@@ -303,7 +302,7 @@ class SimGateway:
 
     # --- orders ------------------------------------------------------------------------------
 
-    def log_order(self, client_id: int, req: PlaceOrder) -> None:
+    def log_order(self, client_id: int, req: OrderTicket) -> None:
         prices = " ".join(
             f"{name}={value:g}"
             for name, value in (("lmt", req.lmt_price), ("aux", req.aux_price))

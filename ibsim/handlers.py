@@ -15,9 +15,10 @@ from . import messages as msg
 from . import requests as rq
 from .bars import BarRequestError, parse_bar_size, parse_duration, parse_end_time
 from .broker import NO_SECURITY, OrderRejected
+from .contracts import ContractRef
 from .hooks import OrderReceived
 from .market import WHAT_TO_SHOW
-from .orders import PRE_SUBMITTED, SimOrder
+from .orders import PRE_SUBMITTED, OrderTicket, SimOrder
 from .pricepath import STEP
 from .session import ClientSession, KeepUpSub, MktDataSub, RealTimeSub
 from .sessions import sessions_before
@@ -226,39 +227,52 @@ def _cancel_pnl_single(gw: SimGateway, s: ClientSession, req: rq.CancelPnLSingle
 # --- orders ----------------------------------------------------------------------------------
 
 
+def _ticket(req: rq.PlaceOrder) -> OrderTicket:
+    """The order the client asks for, in the broker's terms."""
+    return OrderTicket(
+        order_id=req.order_id, contract=req.contract, action=req.action,
+        total_quantity=req.total_quantity, order_type=req.order_type, lmt_price=req.lmt_price,
+        aux_price=req.aux_price, tif=req.tif, oca_group=req.oca_group, oca_type=req.oca_type,
+        account=req.account, order_ref=req.order_ref, transmit=req.transmit,
+        parent_id=req.parent_id, outside_rth=req.outside_rth,
+        trail_stop_price=req.trail_stop_price, trailing_percent=req.trailing_percent,
+    )  # fmt: skip
+
+
 @handles(rq.PlaceOrder)
 def _place_order(gw: SimGateway, s: ClientSession, req: rq.PlaceOrder) -> None:
     assert s.client_id is not None
     gw.hooks.order_received.emit(
         OrderReceived(time.perf_counter(), gw.clock.now(), s.client_id, req.order_id, req)
     )
+    ticket = _ticket(req)
     if req.what_if:
-        gw.run_order_action(lambda: _what_if(gw, s, req))
+        gw.run_order_action(lambda: _what_if(gw, s, ticket))
         return
-    gw.log_order(s.client_id, req)
+    gw.log_order(s.client_id, ticket)
     client_id = s.client_id
-    gw.run_order_action(lambda: gw.broker.place(client_id, req))
+    gw.run_order_action(lambda: gw.broker.place(client_id, ticket))
 
 
-def _what_if(gw: SimGateway, s: ClientSession, req: rq.PlaceOrder) -> None:
-    spec = gw.universe.resolve(req.contract)
+def _what_if(gw: SimGateway, s: ClientSession, ticket: OrderTicket) -> None:
+    spec = gw.universe.resolve(ticket.contract)
     if spec is None:
-        s.send_error(req.order_id, 200, NO_SECURITY)
+        s.send_error(ticket.order_id, 200, NO_SECURITY)
         return
     try:
-        gw.broker.validate(spec, req)
+        gw.broker.validate(spec, ticket)
     except OrderRejected as rej:
-        s.send_error(req.order_id, rej.code, rej.message)
+        s.send_error(ticket.order_id, rej.code, rej.message)
         return
     price = gw.market.price_ticks(spec, gw.clock.now()) * spec.min_tick
-    notional = req.total_quantity * price * spec.multiplier_value
+    notional = ticket.total_quantity * price * spec.multiplier_value
     rate = {"FUT": 0.06, "CRYPTO": 1.0}.get(spec.sec_type, 0.25)
     order = SimOrder(
-        perm_id=0, client_id=s.client_id or 0, order_id=req.order_id,
-        account=req.account or gw.account_names[0], con_id=spec.con_id,
-        route_exchange=req.contract.exchange or spec.exchange, action=req.action,
-        total_quantity=req.total_quantity, order_type=req.order_type,
-        lmt_price=req.lmt_price, aux_price=req.aux_price, status=PRE_SUBMITTED,
+        perm_id=0, client_id=s.client_id or 0, order_id=ticket.order_id,
+        account=ticket.account or gw.account_names[0], con_id=spec.con_id,
+        route_exchange=ticket.contract.exchange or spec.exchange, action=ticket.action,
+        total_quantity=ticket.total_quantity, order_type=ticket.order_type,
+        lmt_price=ticket.lmt_price, aux_price=ticket.aux_price, status=PRE_SUBMITTED,
     )  # fmt: skip
     margin = notional * rate
     s.write(msg.open_order(order, spec, s.version, (margin, margin * 0.9, 0.0)))
@@ -333,7 +347,7 @@ def _executions(gw: SimGateway, s: ClientSession, req: rq.ReqExecutions) -> None
 # --- market data -----------------------------------------------------------------------------
 
 
-def _resolve(gw: SimGateway, s: ClientSession, req_id: int, ref: rq.ContractRef):
+def _resolve(gw: SimGateway, s: ClientSession, req_id: int, ref: ContractRef):
     spec = gw.universe.resolve(ref)
     if spec is None:
         s.send_error(req_id, 200, NO_SECURITY)

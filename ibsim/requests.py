@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .contracts import ContractRef
+
 UNSET_DOUBLE = 1.7976931348623157e308
 
 
@@ -64,39 +66,22 @@ class Cursor:
         return len(self._fields) - self._pos
 
 
-@dataclass(slots=True)
-class ContractRef:
-    """A contract as the client describes it (the C12 block); empty fields are wildcards."""
-
-    con_id: int = 0
-    symbol: str = ""
-    sec_type: str = ""
-    last_trade_date: str = ""
-    strike: float | None = None
-    right: str = ""
-    multiplier: str = ""
-    exchange: str = ""
-    primary_exchange: str = ""
-    currency: str = ""
-    local_symbol: str = ""
-    trading_class: str = ""
-
-    @classmethod
-    def read(cls, cur: Cursor) -> ContractRef:
-        return cls(
-            con_id=cur.int(),
-            symbol=cur.str(),
-            sec_type=cur.str(),
-            last_trade_date=cur.str(),
-            strike=cur.float(),
-            right=cur.str(),
-            multiplier=cur.str(),
-            exchange=cur.str(),
-            primary_exchange=cur.str(),
-            currency=cur.str(),
-            local_symbol=cur.str(),
-            trading_class=cur.str(),
-        )
+def _contract(cur: Cursor) -> ContractRef:
+    """The C12 contract block."""
+    return ContractRef(
+        con_id=cur.int(),
+        symbol=cur.str(),
+        sec_type=cur.str(),
+        last_trade_date=cur.str(),
+        strike=cur.float(),
+        right=cur.str(),
+        multiplier=cur.str(),
+        exchange=cur.str(),
+        primary_exchange=cur.str(),
+        currency=cur.str(),
+        local_symbol=cur.str(),
+        trading_class=cur.str(),
+    )
 
 
 # --- typed requests ------------------------------------------------------------------------
@@ -412,7 +397,7 @@ _UNSUPPORTED_REQ_ID_POS: dict[int, int] = {
 
 def _place_order(cur: Cursor, version: int) -> PlaceOrder:
     order_id = cur.int()
-    contract = ContractRef.read(cur)
+    contract = _contract(cur)
     cur.skip(2)  # secIdType, secId
     req = PlaceOrder(order_id=order_id, contract=contract)
     req.action = cur.str()
@@ -472,7 +457,7 @@ def _place_order(cur: Cursor, version: int) -> PlaceOrder:
 
 def _hist(cur: Cursor, version: int) -> ReqHistoricalData:
     req_id = cur.int()
-    contract = ContractRef.read(cur)
+    contract = _contract(cur)
     cur.skip(1)  # includeExpired
     end = cur.str()
     bar_size = cur.str()
@@ -489,7 +474,7 @@ def _hist(cur: Cursor, version: int) -> ReqHistoricalData:
 def _mkt_data(cur: Cursor, version: int) -> ReqMktData:
     cur.skip(1)  # version
     req_id = cur.int()
-    contract = ContractRef.read(cur)
+    contract = _contract(cur)
     if contract.sec_type == "BAG":
         cur.skip(4 * cur.int())
     if cur.bool():  # delta-neutral contract
@@ -503,7 +488,7 @@ def _mkt_data(cur: Cursor, version: int) -> ReqMktData:
 def _contract_details(cur: Cursor, version: int) -> ReqContractDetails:
     cur.skip(1)
     req_id = cur.int()
-    contract = ContractRef.read(cur)
+    contract = _contract(cur)
     include_expired = cur.bool()
     return ReqContractDetails(req_id, contract, include_expired, cur.str(), cur.str())
 
@@ -511,7 +496,7 @@ def _contract_details(cur: Cursor, version: int) -> ReqContractDetails:
 def _real_time_bars(cur: Cursor, version: int) -> ReqRealTimeBars:
     cur.skip(1)
     req_id = cur.int()
-    contract = ContractRef.read(cur)
+    contract = _contract(cur)
     return ReqRealTimeBars(req_id, contract, cur.int(5), cur.str(), cur.bool())
 
 
@@ -538,7 +523,7 @@ def _cancel_order(cur: Cursor, version: int) -> CancelOrder:
 
 def _head_timestamp(cur: Cursor, version: int) -> ReqHeadTimestamp:
     req_id = cur.int()
-    contract = ContractRef.read(cur)
+    contract = _contract(cur)
     cur.skip(1)  # includeExpired
     use_rth = cur.bool()
     return ReqHeadTimestamp(req_id, contract, use_rth, cur.str(), cur.int(1))
