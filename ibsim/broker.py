@@ -1,8 +1,9 @@
 """The simulated broker: order validation, the order book, matching against the market,
 brackets, OCA groups, and fills booked into the accounts.
 
-The broker speaks domain types only. Everything the clients must be told goes out through
-a ``BrokerListener`` (implemented by the gateway, which turns it into wire messages).
+The broker speaks domain types only: it takes an ``OrderTicket`` and keeps ``SimOrder``s.
+Everything the clients must be told goes out through a ``BrokerListener`` (the order fan-out,
+which turns it into wire messages).
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ class BrokerListener(Protocol):
         """Send an error about one order to its client."""
 
 
+class _Nobody:
+    """The listener of a broker nobody listens to yet: its news is dropped."""
+
+    def order_changed(self, order: SimOrder, open_order: bool) -> None:
+        pass
+
+    def order_filled(self, order: SimOrder, execution: Execution) -> None:
+        pass
+
+    def order_error(self, client_id: int, order_id: int, code: int, message: str) -> None:
+        pass
+
+
 class OrderRejected(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -58,13 +72,14 @@ class Broker:
         market: Market,
         clock: SimClock,
         accounts: dict[str, Account],
-        listener: BrokerListener,
+        listener: BrokerListener | None = None,
     ) -> None:
         self.universe = universe
         self.market = market
         self.clock = clock
         self.accounts = accounts
-        self.listener = listener
+        # Told about every order change; the gateway connects the order fan-out once it exists.
+        self.listener: BrokerListener = listener or _Nobody()
         self.orders: dict[int, SimOrder] = {}  # by permId
         self.by_key: dict[tuple[int, int], int] = {}  # (clientId, orderId) -> permId
         self.executions: list[Execution] = []
