@@ -1,5 +1,6 @@
-"""ibsim's modules form layers: no import cycle among them, counting imports made only for type
-checking (they couple the modules all the same), and none imports the package root."""
+"""ibsim's modules form layers: each imports only from its own layer or those below, there is no
+import cycle among them, counting imports made only for type checking (they couple the modules
+all the same), and none imports the package root."""
 
 from __future__ import annotations
 
@@ -7,6 +8,19 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ibsim"
+
+# Bottom to top. A module may import from its own layer (without a cycle) and the ones below.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("primitives", {"framing", "sessions", "clock", "fault_state"}),
+    ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks"}),
+    ("wire", {"requests", "messages"}),
+    ("broker", {"broker", "order_gate", "persistence"}),
+    ("connections", {"session", "clients"}),
+    ("state", {"state"}),
+    ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "handlers"}),
+    ("server", {"control", "gateway"}),
+    ("entry points", {"cli", "__init__"}),
+]
 
 
 def _imports(path: Path) -> set[str]:
@@ -79,6 +93,19 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle_among_ibsim_modules() -> None:
     assert cycles(import_graph()) == []
+
+
+def test_every_module_imports_only_its_own_layer_and_below() -> None:
+    graph = import_graph()
+    layer_of = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
+    assert sorted(layer_of) == sorted(graph), "place every ibsim module in one of LAYERS"
+    upward = [
+        (module, dep)
+        for module, deps in graph.items()
+        for dep in deps
+        if layer_of[dep] > layer_of[module]
+    ]
+    assert upward == []
 
 
 def test_no_module_imports_the_package_root() -> None:
