@@ -12,8 +12,9 @@ from typing import Protocol
 from . import messages as msg
 from .bars import BarSize, RawBar
 from .contracts import ContractSpec
+from .decoding import DecodeError, decode_request
 from .framing import FrameReader, FramingError, encode_frame
-from .requests import DecodeError, StartApi, decode_request
+from .requests import StartApi
 
 log = logging.getLogger("ibsim")
 
