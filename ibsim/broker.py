@@ -1,8 +1,9 @@
 """The simulated broker: order validation, the order book, matching against the market,
 brackets, OCA groups, and fills booked into the accounts.
 
-The broker speaks domain types only. Everything the clients must be told goes out through
-a ``BrokerListener`` (implemented by the gateway, which turns it into wire messages).
+The broker speaks domain types only: it takes an ``OrderTicket`` and keeps ``SimOrder``s.
+Everything the clients must be told goes out through a ``BrokerListener`` (the order fan-out,
+which turns it into wire messages).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from .orders import (
     SUBMITTED,
     TIFS,
     Execution,
+    OrderTicket,
     SimOrder,
 )
 from .pricepath import STEP
-from .requests import PlaceOrder
 from .sessions import next_session
 
 _EPS = 1e-9
@@ -44,6 +45,19 @@ class BrokerListener(Protocol):
         """Send an error about one order to its client."""
 
 
+class _Nobody:
+    """The listener of a broker nobody listens to yet: its news is dropped."""
+
+    def order_changed(self, order: SimOrder, open_order: bool) -> None:
+        pass
+
+    def order_filled(self, order: SimOrder, execution: Execution) -> None:
+        pass
+
+    def order_error(self, client_id: int, order_id: int, code: int, message: str) -> None:
+        pass
+
+
 class OrderRejected(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -58,13 +72,14 @@ class Broker:
         market: Market,
         clock: SimClock,
         accounts: dict[str, Account],
-        listener: BrokerListener,
+        listener: BrokerListener | None = None,
     ) -> None:
         self.universe = universe
         self.market = market
         self.clock = clock
         self.accounts = accounts
-        self.listener = listener
+        # Told about every order change; the gateway connects the order fan-out once it exists.
+        self.listener: BrokerListener = listener or _Nobody()
         self.orders: dict[int, SimOrder] = {}  # by permId
         self.by_key: dict[tuple[int, int], int] = {}  # (clientId, orderId) -> permId
         self.executions: list[Execution] = []
@@ -101,97 +116,101 @@ class Broker:
 
     # --- placing, modifying, cancelling ----------------------------------------------------------
 
-    def place(self, client_id: int, req: PlaceOrder) -> None:
+    def place(self, client_id: int, ticket: OrderTicket) -> None:
         """Handle placeOrder: a new order, or a modification when the id is known."""
-        self.next_order_ids[client_id] = max(self.next_order_id(client_id), req.order_id + 1)
-        existing = self.get(client_id, req.order_id)
+        self.next_order_ids[client_id] = max(self.next_order_id(client_id), ticket.order_id + 1)
+        existing = self.get(client_id, ticket.order_id)
         try:
             if self.reject_next is not None:
                 reason, self.reject_next = self.reject_next, None
                 raise OrderRejected(201, f"Order rejected - reason:{reason}")
             if existing is not None:
-                self._modify(existing, req)
+                self._modify(existing, ticket)
             else:
-                self._new(client_id, req)
+                self._new(client_id, ticket)
         except OrderRejected as rej:
-            self.listener.order_error(client_id, req.order_id, rej.code, rej.message)
+            self.listener.order_error(client_id, ticket.order_id, rej.code, rej.message)
 
-    def _new(self, client_id: int, req: PlaceOrder) -> None:
-        spec = self.universe.resolve(req.contract)
+    def _new(self, client_id: int, ticket: OrderTicket) -> None:
+        spec = self.universe.resolve(ticket.contract)
         if spec is None:
             raise OrderRejected(200, NO_SECURITY)
-        account = req.account or next(iter(self.accounts))
+        account = ticket.account or next(iter(self.accounts))
         if account not in self.accounts:
             raise OrderRejected(201, f"Order rejected - reason:Account {account} is not managed")
-        self.validate(spec, req)
-        if req.parent_id and self.get(client_id, req.parent_id) is None:
+        self.validate(spec, ticket)
+        if ticket.parent_id and self.get(client_id, ticket.parent_id) is None:
             raise OrderRejected(
-                201, f"Order rejected - reason:Parent order {req.parent_id} was not found"
+                201, f"Order rejected - reason:Parent order {ticket.parent_id} was not found"
             )
         order = SimOrder(
             perm_id=self.next_perm_id,
             client_id=client_id,
-            order_id=req.order_id,
+            order_id=ticket.order_id,
             account=account,
             con_id=spec.con_id,
-            route_exchange=req.contract.exchange or spec.exchange,
-            action=req.action,
-            total_quantity=req.total_quantity,
-            order_type=req.order_type,
+            route_exchange=ticket.contract.exchange or spec.exchange,
+            action=ticket.action,
+            total_quantity=ticket.total_quantity,
+            order_type=ticket.order_type,
         )
         self.next_perm_id += 1
-        self._apply_fields(order, req)
+        self._apply_fields(order, ticket)
         self._index(order)
-        if not req.transmit:
+        if not ticket.transmit:
             order.staged = True
             return
         self._transmit(order)
 
-    def _apply_fields(self, order: SimOrder, req: PlaceOrder) -> None:
-        order.total_quantity = req.total_quantity
-        order.order_type = req.order_type
-        order.lmt_price = req.lmt_price
-        order.aux_price = req.aux_price
-        order.tif = req.tif or "DAY"
-        order.oca_group = req.oca_group
-        order.oca_type = req.oca_type
-        order.order_ref = req.order_ref
-        order.transmit = req.transmit
-        order.parent_id = req.parent_id
-        order.outside_rth = req.outside_rth
-        order.trail_stop_price = req.trail_stop_price
-        order.trailing_percent = req.trailing_percent
+    def _apply_fields(self, order: SimOrder, ticket: OrderTicket) -> None:
+        order.total_quantity = ticket.total_quantity
+        order.order_type = ticket.order_type
+        order.lmt_price = ticket.lmt_price
+        order.aux_price = ticket.aux_price
+        order.tif = ticket.tif or "DAY"
+        order.oca_group = ticket.oca_group
+        order.oca_type = ticket.oca_type
+        order.order_ref = ticket.order_ref
+        order.transmit = ticket.transmit
+        order.parent_id = ticket.parent_id
+        order.outside_rth = ticket.outside_rth
+        order.trail_stop_price = ticket.trail_stop_price
+        order.trailing_percent = ticket.trailing_percent
 
-    def validate(self, spec: ContractSpec, req: PlaceOrder) -> None:
+    def validate(self, spec: ContractSpec, ticket: OrderTicket) -> None:
         def reject(reason: str) -> OrderRejected:
             return OrderRejected(201, f"Order rejected - reason:{reason}")
 
-        if req.action not in ("BUY", "SELL"):
-            raise reject(f"Invalid action '{req.action}' (must be BUY or SELL)")
-        if not req.total_quantity or req.total_quantity <= 0:
-            raise reject(f"The order quantity must be positive (got {req.total_quantity:g})")
-        steps = req.total_quantity / spec.size_increment
+        if ticket.action not in ("BUY", "SELL"):
+            raise reject(f"Invalid action '{ticket.action}' (must be BUY or SELL)")
+        if not ticket.total_quantity or ticket.total_quantity <= 0:
+            raise reject(f"The order quantity must be positive (got {ticket.total_quantity:g})")
+        steps = ticket.total_quantity / spec.size_increment
         if abs(steps - round(steps)) > 1e-6:
             raise reject(
-                f"The order quantity {req.total_quantity:g} is not a multiple of the size "
+                f"The order quantity {ticket.total_quantity:g} is not a multiple of the size "
                 f"increment {spec.size_increment:g}"
             )
-        if req.order_type not in ORDER_TYPES:
-            raise reject(f"Unsupported order type '{req.order_type}'")
-        if (req.tif or "DAY") not in TIFS:
-            raise reject(f"Unsupported time in force '{req.tif}'")
-        if req.order_type in ("LMT", "STP LMT") and req.lmt_price is None:
+        if ticket.order_type not in ORDER_TYPES:
+            raise reject(f"Unsupported order type '{ticket.order_type}'")
+        if (ticket.tif or "DAY") not in TIFS:
+            raise reject(f"Unsupported time in force '{ticket.tif}'")
+        if ticket.order_type in ("LMT", "STP LMT") and ticket.lmt_price is None:
             raise reject("Missing limit price")
-        if req.order_type in ("STP", "STP LMT") and req.aux_price is None:
+        if ticket.order_type in ("STP", "STP LMT") and ticket.aux_price is None:
             raise reject("Missing stop price")
-        if req.order_type == "TRAIL" and req.aux_price is None and req.trailing_percent is None:
+        if (
+            ticket.order_type == "TRAIL"
+            and ticket.aux_price is None
+            and ticket.trailing_percent is None
+        ):
             raise reject("Missing trailing amount or trailing percent")
-        for name, price in (("limit", req.lmt_price), ("stop", req.aux_price)):
+        for name, price in (("limit", ticket.lmt_price), ("stop", ticket.aux_price)):
             if price is None:
                 continue
-            if price <= 0 and not (req.order_type == "TRAIL" and name == "stop"):
+            if price <= 0 and not (ticket.order_type == "TRAIL" and name == "stop"):
                 raise reject(f"The {name} price must be positive")
-            if req.order_type in ("MKT",) and name == "limit":
+            if ticket.order_type in ("MKT",) and name == "limit":
                 continue
             if not spec.on_tick_grid(price):
                 raise reject(
@@ -199,19 +218,19 @@ class Broker:
                     f"contract ({name} price {price:g}, minimum tick {spec.min_tick:g})"
                 )
 
-    def _modify(self, order: SimOrder, req: PlaceOrder) -> None:
+    def _modify(self, order: SimOrder, ticket: OrderTicket) -> None:
         if order.is_done:
             raise OrderRejected(104, f"Cannot modify a {order.status.lower()} order")
         spec = self.universe.get(order.con_id)
         assert spec is not None
-        self.validate(spec, req)
-        if req.total_quantity < order.filled - _EPS:
+        self.validate(spec, ticket)
+        if ticket.total_quantity < order.filled - _EPS:
             raise OrderRejected(
                 201, "Order rejected - reason:The quantity is below the filled quantity"
             )
-        self._apply_fields(order, req)
+        self._apply_fields(order, ticket)
         if order.staged:
-            if req.transmit:
+            if ticket.transmit:
                 self._transmit(order)
             return
         if order.remaining <= _EPS:

@@ -8,8 +8,25 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .requests import ContractRef
 from .sessions import SCHEDULES, Schedule
+
+
+@dataclass(slots=True)
+class ContractRef:
+    """A contract as the client describes it (the C12 block); empty fields are wildcards."""
+
+    con_id: int = 0
+    symbol: str = ""
+    sec_type: str = ""
+    last_trade_date: str = ""
+    strike: float | None = None
+    right: str = ""
+    multiplier: str = ""
+    exchange: str = ""
+    primary_exchange: str = ""
+    currency: str = ""
+    local_symbol: str = ""
+    trading_class: str = ""
 
 
 @dataclass(slots=True)

@@ -4,17 +4,42 @@ of a standalone simulator. Protocol in ibsim/README.md."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .gateway import SimGateway
+from .clock import SimClock
+from .faults import FaultInjector
+from .orders import Execution, SimOrder
 
 log = logging.getLogger("ibsim")
 
 
-def _status(gw: SimGateway) -> dict[str, Any]:
+class Controlled(Protocol):
+    """The gateway as the control channel sees it."""
+
+    @property
+    def port(self) -> int: ...
+    @property
+    def faults(self) -> FaultInjector: ...
+    @property
+    def clock(self) -> SimClock: ...
+    @property
+    def now(self) -> dt.datetime: ...
+    @property
+    def clients(self) -> list[int]: ...
+    @property
+    def account_names(self) -> list[str]: ...
+    @property
+    def open_orders(self) -> list[SimOrder]: ...
+    @property
+    def executions(self) -> list[Execution]: ...
+    async def advance(self, seconds: float) -> None: ...
+    def set_speed(self, speed: float) -> None: ...
+
+
+def _status(gw: Controlled) -> dict[str, Any]:
     return {
         "port": gw.port,
         "clients": gw.clients,
@@ -26,43 +51,48 @@ def _status(gw: SimGateway) -> dict[str, Any]:
     }
 
 
-async def _advance(gw: SimGateway, seconds: float) -> None:
+async def _advance(gw: Controlled, seconds: float) -> None:
     await gw.advance(seconds)
 
 
 # command -> (callable, allowed argument names)
 _COMMANDS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "status": (_status, ()),
-    "drop_connections": (lambda gw: gw.drop_connections(), ()),
-    "refuse_connections": (lambda gw, seconds: gw.refuse_connections(seconds), ("seconds",)),
+    "drop_connections": (lambda gw: gw.faults.drop_connections(), ()),
+    "refuse_connections": (lambda gw, seconds: gw.faults.refuse_connections(seconds), ("seconds",)),
     "connectivity_lost": (
-        lambda gw, seconds, data_maintained=True: gw.connectivity_lost(seconds, data_maintained),
+        lambda gw, seconds, data_maintained=True: gw.faults.connectivity_lost(
+            seconds, data_maintained
+        ),
         ("seconds", "data_maintained"),
     ),
-    "restore_connectivity": (lambda gw: gw.restore_connectivity(), ()),
+    "restore_connectivity": (lambda gw: gw.faults.restore_connectivity(), ()),
     "data_farm_flap": (
-        lambda gw, seconds=1.0, farm="usfarm": gw.data_farm_flap(seconds, farm),
+        lambda gw, seconds=1.0, farm="usfarm": gw.faults.data_farm_flap(seconds, farm),
         ("seconds", "farm"),
     ),
     "reject_next_order": (
-        lambda gw, reason="Simulated rejection by ibsim": gw.reject_next_order(reason),
+        lambda gw, reason="Simulated rejection by ibsim": gw.faults.reject_next_order(reason),
         ("reason",),
     ),
-    "pacing_violation_next": (lambda gw: gw.pacing_violation_next(), ()),
-    "delay_order_acks": (lambda gw, ms: gw.delay_order_acks(ms), ("ms",)),
+    "pacing_violation_next": (lambda gw: gw.faults.pacing_violation_next(), ()),
+    "delay_order_acks": (lambda gw, ms: gw.faults.delay_order_acks(ms), ("ms",)),
     "stall_market_data": (
-        lambda gw, symbol, seconds=None: gw.stall_market_data(symbol, seconds),
+        lambda gw, symbol, seconds=None: gw.faults.stall_market_data(symbol, seconds),
         ("symbol", "seconds"),
     ),
-    "resume_market_data": (lambda gw, symbol: gw.resume_market_data(symbol), ("symbol",)),
-    "competing_session": (lambda gw, seconds=1.0: gw.competing_session(seconds), ("seconds",)),
+    "resume_market_data": (lambda gw, symbol: gw.faults.resume_market_data(symbol), ("symbol",)),
+    "competing_session": (
+        lambda gw, seconds=1.0: gw.faults.competing_session(seconds),
+        ("seconds",),
+    ),
     "advance": (_advance, ("seconds",)),
     "set_speed": (lambda gw, speed: gw.set_speed(speed), ("speed",)),
 }
 
 
 class ControlServer:
-    def __init__(self, gw: SimGateway) -> None:
+    def __init__(self, gw: Controlled) -> None:
         self.gw = gw
         self._server: asyncio.Server | None = None
 

@@ -1,24 +1,183 @@
-"""Fault state: what is currently broken in the simulated gateway (all wall-clock based)."""
+"""The fault injector: breaks the simulated gateway the ways IB Gateway breaks — dropped and
+refused connections, lost connectivity to IB's servers, data-farm flaps, rejected orders, pacing
+violations, delayed order acks, stalled market data, a competing live session. Each fault sets
+the FaultState the rest of the server reads, tells the clients what TWS would, and ends itself
+after its duration (wall seconds)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from . import messages as msg
+from .state import ServerState
+
+log = logging.getLogger("ibsim")
 
 
-@dataclass(slots=True)
-class FaultState:
-    refusing: bool = False  # listening socket closed for a while
-    connectivity_lost: bool = False  # between 1100 and 1101/1102
-    farm_broken: bool = False  # between 2103 and 2104
-    competing_session: bool = False  # 10197: no market data
-    stalled: set[int] = field(default_factory=set)  # conIds with silently stopped data
-    pacing_next: bool = False  # the next historical request gets 162
-    ack_delay: float = 0.0  # seconds to hold every placeOrder/cancelOrder
+class Listening(Protocol):
+    """The server's listening socket, which `refuse_connections` closes for a while."""
 
-    def data_blocked(self, con_id: int) -> bool:
-        return (
-            self.connectivity_lost
-            or self.farm_broken
-            or self.competing_session
-            or con_id in self.stalled
+    def stop_listening(self) -> None: ...
+
+    async def listen_again(self) -> None: ...
+
+
+class FaultInjector:
+    def __init__(self, state: ServerState, server: Listening) -> None:
+        self.state = state
+        self._server = server
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._restore_connectivity: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        """Cancel every pending end of a fault (the gateway is closing)."""
+        for handle in list(self._timers):
+            handle.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def drop_connections(self) -> None:
+        """Abort every client socket (as when the gateway process dies)."""
+        sockets = self.state.clients.sockets()
+        log.warning("fault: dropping %d connection(s)", len(sockets))
+        for s in sockets:
+            s.abort()
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for ``seconds``: connects fail with ECONNREFUSED meanwhile."""
+        log.warning("fault: refusing connections for %gs", seconds)
+        self.state.faults.refusing = True
+        self._server.stop_listening()
+
+        def reopen() -> None:
+            task = asyncio.get_running_loop().create_task(self._reopen())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._later(seconds, reopen)
+
+    async def _reopen(self) -> None:
+        await self._server.listen_again()
+        self.state.faults.refusing = False
+        log.warning("fault over: accepting connections again")
+
+    # --- IB's servers --------------------------------------------------------------------------
+
+    def connectivity_lost(self, seconds: float, data_maintained: bool = True) -> None:
+        """1100 now; 1102 (data maintained) or 1101 (data lost) after ``seconds``. In between
+        no market data flows and order requests are held."""
+        log.warning("fault: IB connectivity lost for %gs", seconds)
+        state = self.state
+        state.faults.connectivity_lost = True
+        state.clients.broadcast(
+            lambda s: msg.error(
+                -1, 1100, "Connectivity between IB and Trader Workstation has been lost.",
+                s.version,
+            )
+        )  # fmt: skip
+
+        def restore() -> None:
+            state.faults.connectivity_lost = False
+            if data_maintained:
+                code, text = 1102, "data maintained"
+            else:
+                code, text = 1101, "data lost"
+                for s in state.clients.sessions():
+                    s.subs.clear_market_data()
+                state.clients.subscriptions_changed()
+            state.clients.broadcast(
+                lambda s: msg.error(
+                    -1, code,
+                    f"Connectivity between IB and Trader Workstation has been restored - {text}.",
+                    s.version,
+                )
+            )  # fmt: skip
+            state.order_gate.release()
+
+        self._restore_connectivity = restore
+        self._later(seconds, self.restore_connectivity)
+
+    def restore_connectivity(self) -> None:
+        """End a `connectivity_lost` fault now (1102 or 1101; held order requests go on)."""
+        restore, self._restore_connectivity = self._restore_connectivity, None
+        if restore is not None:
+            restore()
+
+    # --- market data ---------------------------------------------------------------------------
+
+    def data_farm_flap(self, seconds: float = 1.0, farm: str = "usfarm") -> None:
+        """2103 (farm broken, market data pauses) then 2104 after ``seconds``."""
+        state = self.state
+        state.faults.farm_broken = True
+        state.clients.broadcast(
+            lambda s: msg.error(
+                -1, 2103, f"Market data farm connection is broken:{farm}", s.version
+            )
         )
+
+        def restore() -> None:
+            state.faults.farm_broken = False
+            state.clients.broadcast(
+                lambda s: msg.error(
+                    -1, 2104, f"Market data farm connection is OK:{farm}", s.version
+                )
+            )
+
+        self._later(seconds, restore)
+
+    def pacing_violation_next(self) -> None:
+        """162 on the next historical data request."""
+        self.state.faults.pacing_next = True
+
+    def stall_market_data(self, symbol: str, seconds: float | None = None) -> None:
+        """Silently stop all market data for a symbol (no error: a "soft disconnect")."""
+        self.state.faults.stalled.add(self.state.spec(symbol).con_id)
+        if seconds is not None:
+            self._later(seconds, lambda: self.resume_market_data(symbol))
+
+    def resume_market_data(self, symbol: str) -> None:
+        self.state.faults.stalled.discard(self.state.spec(symbol).con_id)
+
+    def competing_session(self, seconds: float = 1.0) -> None:
+        """10197 on every market data request; data stops for ``seconds``."""
+        state = self.state
+        state.faults.competing_session = True
+        text = "No market data during competing live session"
+        for s in state.clients.sessions():
+            for req_id in [*s.subs.mkt_data, *s.subs.realtime, *s.subs.keep_up]:
+                s.send_error(req_id, 10197, text)
+
+        def restore() -> None:
+            state.faults.competing_session = False
+
+        self._later(seconds, restore)
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def reject_next_order(self, reason: str = "Simulated rejection by ibsim") -> None:
+        """201 with ``reason`` for the next placeOrder."""
+        self.state.broker.reject_next = reason
+
+    def delay_order_acks(self, ms: float) -> None:
+        """Hold every placeOrder/cancelOrder for ``ms`` milliseconds (0 turns it off)."""
+        self.state.faults.ack_delay = max(0.0, ms) / 1000.0
+
+    # -------------------------------------------------------------------------------------------
+
+    def _later(self, seconds: float, callback: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def run() -> None:
+            self._timers.discard(handle)
+            callback()
+
+        handle = loop.call_later(max(0.0, seconds), run)
+        self._timers.add(handle)

@@ -1,32 +1,44 @@
 """Request handlers: one small function per request type, answering on the client's session.
 
-Handlers read gateway state and write messages; the order book, market and accounts do the
-work.
+Handlers read and change the server state and write messages; the order book, market and
+accounts do the work, the fan-out modules build the account and order messages.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import messages as msg
 from . import requests as rq
+from .account_fanout import (
+    account_summary_messages,
+    account_value_messages,
+    account_value_rows,
+    pnl_message,
+    pnl_single_message,
+    portfolio_messages,
+    position_rows,
+)
 from .bars import BarRequestError, parse_bar_size, parse_duration, parse_end_time
 from .broker import NO_SECURITY, OrderRejected
+from .contracts import ContractRef
 from .hooks import OrderReceived
 from .market import WHAT_TO_SHOW
-from .orders import PRE_SUBMITTED, SimOrder
+from .order_fanout import open_order_messages
+from .orders import PRE_SUBMITTED, OrderTicket, SimOrder
 from .pricepath import STEP
 from .session import ClientSession, KeepUpSub, MktDataSub, RealTimeSub
-from .sessions import sessions_before
-from .streaming import bar_row, quote_ticks
+from .sessions import hours_string, sessions_before
+from .state import ServerState
+from .streaming import bar_key, bar_row, quote_ticks
 
-if TYPE_CHECKING:
-    from .gateway import SimGateway
+log = logging.getLogger("ibsim")
 
-Handler = Callable[["SimGateway", ClientSession, Any], None]
+Handler = Callable[[ServerState, ClientSession, Any], None]
 HANDLERS: dict[type, Handler] = {}
 
 
@@ -40,35 +52,60 @@ def handles(req_type: type) -> Callable[[Handler], Handler]:
 
 # --- connection-level ----------------------------------------------------------------------
 
+_FARMS_OK = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+
+
+def greeting(state: ServerState, s: ClientSession) -> list[list[str]]:
+    """What a client is told once its startApi is accepted."""
+    assert s.client_id is not None
+    out = [
+        msg.managed_accounts(state.account_names),
+        msg.next_valid_id(state.broker.next_order_id(s.client_id)),
+    ]
+    out += [msg.error(-1, code, text, s.version) for code, text in _FARMS_OK]
+    if state.faults.connectivity_lost:
+        # As TWS does: a client connecting while the servers are away is told so.
+        out.append(msg.error(
+            -1, 2110,
+            "Connectivity between Trader Workstation and server is broken. "
+            "It will be restored automatically.",
+            s.version,
+        ))  # fmt: skip
+    return out
+
 
 @handles(rq.ReqCurrentTime)
-def _current_time(gw: SimGateway, s: ClientSession, req: rq.ReqCurrentTime) -> None:
-    s.write(msg.current_time(gw.clock.now()))
+def _current_time(state: ServerState, s: ClientSession, req: rq.ReqCurrentTime) -> None:
+    s.write(msg.current_time(state.clock.now()))
 
 
 @handles(rq.ReqManagedAccts)
-def _managed(gw: SimGateway, s: ClientSession, req: rq.ReqManagedAccts) -> None:
-    s.write(msg.managed_accounts(gw.account_names))
+def _managed(state: ServerState, s: ClientSession, req: rq.ReqManagedAccts) -> None:
+    s.write(msg.managed_accounts(state.account_names))
 
 
 @handles(rq.ReqIds)
-def _ids(gw: SimGateway, s: ClientSession, req: rq.ReqIds) -> None:
+def _ids(state: ServerState, s: ClientSession, req: rq.ReqIds) -> None:
     assert s.client_id is not None
-    s.write(msg.next_valid_id(gw.broker.next_order_id(s.client_id)))
+    s.write(msg.next_valid_id(state.broker.next_order_id(s.client_id)))
 
 
 @handles(rq.ReqMarketDataType)
-def _md_type(gw: SimGateway, s: ClientSession, req: rq.ReqMarketDataType) -> None:
+def _md_type(state: ServerState, s: ClientSession, req: rq.ReqMarketDataType) -> None:
     s.market_data_type = req.market_data_type if req.market_data_type in (1, 2, 3, 4) else 1
 
 
 @handles(rq.ReqAutoOpenOrders)
-def _auto_open(gw: SimGateway, s: ClientSession, req: rq.ReqAutoOpenOrders) -> None:
+def _auto_open(state: ServerState, s: ClientSession, req: rq.ReqAutoOpenOrders) -> None:
     """Binding of manual TWS orders: ibsim has none, so there is nothing to bind."""
 
 
 @handles(rq.Unsupported)
-def _unsupported(gw: SimGateway, s: ClientSession, req: rq.Unsupported) -> None:
+def _unsupported(state: ServerState, s: ClientSession, req: rq.Unsupported) -> None:
     s.send_error(
         req.req_id,
         505,
@@ -80,37 +117,37 @@ def _unsupported(gw: SimGateway, s: ClientSession, req: rq.Unsupported) -> None:
 
 
 @handles(rq.ReqContractDetails)
-def _contract_details(gw: SimGateway, s: ClientSession, req: rq.ReqContractDetails) -> None:
-    found = gw.universe.match(req.contract)
+def _contract_details(state: ServerState, s: ClientSession, req: rq.ReqContractDetails) -> None:
+    found = state.universe.match(req.contract)
     if not found:
         s.send_error(req.req_id, 200, NO_SECURITY)
         return
-    now = gw.clock.now()
+    now = state.clock.now()
     out = []
     for spec in found:
         exchanges = spec.valid_exchanges.split(",")
         exchange = req.contract.exchange if req.contract.exchange in exchanges else spec.exchange
-        hours = gw.hours(spec, now)
+        hours = hours_string(spec.schedule, now, False), hours_string(spec.schedule, now, True)
         out.append(msg.contract_data(req.req_id, spec, exchange, s.version, *hours))
     out.append(msg.contract_data_end(req.req_id))
     s.write_many(out)
 
 
 @handles(rq.ReqMatchingSymbols)
-def _matching(gw: SimGateway, s: ClientSession, req: rq.ReqMatchingSymbols) -> None:
+def _matching(state: ServerState, s: ClientSession, req: rq.ReqMatchingSymbols) -> None:
     pattern = req.pattern.upper()
     specs = [
         spec
-        for spec in gw.universe
+        for spec in state.universe
         if spec.symbol.startswith(pattern) or pattern in spec.long_name.upper()
     ]
     s.write(msg.symbol_samples(req.req_id, specs[:16], s.version))
 
 
 @handles(rq.ReqMarketRule)
-def _market_rule(gw: SimGateway, s: ClientSession, req: rq.ReqMarketRule) -> None:
+def _market_rule(state: ServerState, s: ClientSession, req: rq.ReqMarketRule) -> None:
     ticks = sorted(
-        {spec.min_tick for spec in gw.universe if spec.market_rule_id == req.market_rule_id}
+        {spec.min_tick for spec in state.universe if spec.market_rule_id == req.market_rule_id}
     )
     s.write(msg.market_rule(req.market_rule_id, [(0.0, ticks[0] if ticks else 0.01)]))
 
@@ -119,32 +156,33 @@ def _market_rule(gw: SimGateway, s: ClientSession, req: rq.ReqMarketRule) -> Non
 
 
 @handles(rq.ReqAccountUpdates)
-def _account_updates(gw: SimGateway, s: ClientSession, req: rq.ReqAccountUpdates) -> None:
+def _account_updates(state: ServerState, s: ClientSession, req: rq.ReqAccountUpdates) -> None:
     if not req.subscribe:
         s.subs.account_updates = None
         return
-    account = req.account or gw.account_names[0]
-    if account not in gw.accounts:
+    account = req.account or state.account_names[0]
+    if account not in state.accounts:
         s.send_error(-1, 321, f"Error validating request: account {account} is not managed")
         return
     s.subs.account_updates = account
-    out = gw.account_value_messages(account) + gw.portfolio_messages(account)
-    out.append(msg.update_account_time(gw.clock.now()))
+    out = account_value_messages(state, account)
+    out += portfolio_messages(state, account)
+    out.append(msg.update_account_time(state.clock.now()))
     out.append(msg.account_download_end(account))
     s.write_many(out)
 
 
 @handles(rq.ReqAccountUpdatesMulti)
-def _account_multi(gw: SimGateway, s: ClientSession, req: rq.ReqAccountUpdatesMulti) -> None:
-    accounts = gw.account_names if req.account in ("", "All") else [req.account]
+def _account_multi(state: ServerState, s: ClientSession, req: rq.ReqAccountUpdatesMulti) -> None:
+    accounts = state.account_names if req.account in ("", "All") else [req.account]
     out = []
     for account in accounts:
-        if account not in gw.accounts:
+        if account not in state.accounts:
             s.send_error(req.req_id, 321, f"Error validating request: unknown account {account}")
             return
         out += [
             msg.account_update_multi(req.req_id, account, req.model_code, key, value, cur)
-            for key, value, cur in gw.account_value_rows(account)
+            for key, value, cur in account_value_rows(state, account)
         ]
     out.append(msg.account_update_multi_end(req.req_id))
     s.subs.account_multi[req.req_id] = req.account
@@ -152,44 +190,48 @@ def _account_multi(gw: SimGateway, s: ClientSession, req: rq.ReqAccountUpdatesMu
 
 
 @handles(rq.CancelAccountUpdatesMulti)
-def _cancel_account_multi(gw, s: ClientSession, req: rq.CancelAccountUpdatesMulti) -> None:
+def _cancel_account_multi(
+    state: ServerState, s: ClientSession, req: rq.CancelAccountUpdatesMulti
+) -> None:
     s.subs.account_multi.pop(req.req_id, None)
 
 
 @handles(rq.ReqAccountSummary)
-def _account_summary(gw: SimGateway, s: ClientSession, req: rq.ReqAccountSummary) -> None:
+def _account_summary(state: ServerState, s: ClientSession, req: rq.ReqAccountSummary) -> None:
     s.subs.account_summary[req.req_id] = req.tags
-    out = gw.account_summary_messages(req.req_id, req.tags)
+    out = account_summary_messages(state, req.req_id, req.tags)
     out.append(msg.account_summary_end(req.req_id))
     s.write_many(out)
 
 
 @handles(rq.CancelAccountSummary)
-def _cancel_account_summary(gw, s: ClientSession, req: rq.CancelAccountSummary) -> None:
+def _cancel_account_summary(
+    state: ServerState, s: ClientSession, req: rq.CancelAccountSummary
+) -> None:
     s.subs.account_summary.pop(req.req_id, None)
 
 
 @handles(rq.ReqPositions)
-def _positions(gw: SimGateway, s: ClientSession, req: rq.ReqPositions) -> None:
+def _positions(state: ServerState, s: ClientSession, req: rq.ReqPositions) -> None:
     s.subs.positions = True
     out = [
         msg.position(account, spec, pos.quantity, pos.avg_cost)
-        for account, spec, pos in gw.position_rows()
+        for account, spec, pos in position_rows(state)
     ]
     out.append(msg.position_end())
     s.write_many(out)
 
 
 @handles(rq.CancelPositions)
-def _cancel_positions(gw: SimGateway, s: ClientSession, req: rq.CancelPositions) -> None:
+def _cancel_positions(state: ServerState, s: ClientSession, req: rq.CancelPositions) -> None:
     s.subs.positions = False
 
 
 @handles(rq.ReqPositionsMulti)
-def _positions_multi(gw: SimGateway, s: ClientSession, req: rq.ReqPositionsMulti) -> None:
+def _positions_multi(state: ServerState, s: ClientSession, req: rq.ReqPositionsMulti) -> None:
     out = [
         msg.position_multi(req.req_id, account, spec, pos.quantity, pos.avg_cost, req.model_code)
-        for account, spec, pos in gw.position_rows()
+        for account, spec, pos in position_rows(state)
         if req.account in ("", "All", account)
     ]
     out.append(msg.position_multi_end(req.req_id))
@@ -197,100 +239,129 @@ def _positions_multi(gw: SimGateway, s: ClientSession, req: rq.ReqPositionsMulti
 
 
 @handles(rq.CancelPositionsMulti)
-def _cancel_positions_multi(gw, s: ClientSession, req: rq.CancelPositionsMulti) -> None:
+def _cancel_positions_multi(
+    state: ServerState, s: ClientSession, req: rq.CancelPositionsMulti
+) -> None:
     """Position-multi replies are one-shot here."""
 
 
 @handles(rq.ReqPnL)
-def _pnl(gw: SimGateway, s: ClientSession, req: rq.ReqPnL) -> None:
+def _pnl(state: ServerState, s: ClientSession, req: rq.ReqPnL) -> None:
     s.subs.pnl[req.req_id] = req.account
-    s.write(gw.pnl_message(req.req_id, req.account))
+    s.write(pnl_message(state, req.req_id, req.account))
 
 
 @handles(rq.CancelPnL)
-def _cancel_pnl(gw: SimGateway, s: ClientSession, req: rq.CancelPnL) -> None:
+def _cancel_pnl(state: ServerState, s: ClientSession, req: rq.CancelPnL) -> None:
     s.subs.pnl.pop(req.req_id, None)
 
 
 @handles(rq.ReqPnLSingle)
-def _pnl_single(gw: SimGateway, s: ClientSession, req: rq.ReqPnLSingle) -> None:
+def _pnl_single(state: ServerState, s: ClientSession, req: rq.ReqPnLSingle) -> None:
     s.subs.pnl_single[req.req_id] = (req.account, req.con_id)
-    s.write(gw.pnl_single_message(req.req_id, req.account, req.con_id))
+    s.write(pnl_single_message(state, req.req_id, req.account, req.con_id))
 
 
 @handles(rq.CancelPnLSingle)
-def _cancel_pnl_single(gw: SimGateway, s: ClientSession, req: rq.CancelPnLSingle) -> None:
+def _cancel_pnl_single(state: ServerState, s: ClientSession, req: rq.CancelPnLSingle) -> None:
     s.subs.pnl_single.pop(req.req_id, None)
 
 
 # --- orders ----------------------------------------------------------------------------------
 
 
+def _ticket(req: rq.PlaceOrder) -> OrderTicket:
+    """The order the client asks for, in the broker's terms."""
+    return OrderTicket(
+        order_id=req.order_id, contract=req.contract, action=req.action,
+        total_quantity=req.total_quantity, order_type=req.order_type, lmt_price=req.lmt_price,
+        aux_price=req.aux_price, tif=req.tif, oca_group=req.oca_group, oca_type=req.oca_type,
+        account=req.account, order_ref=req.order_ref, transmit=req.transmit,
+        parent_id=req.parent_id, outside_rth=req.outside_rth,
+        trail_stop_price=req.trail_stop_price, trailing_percent=req.trailing_percent,
+    )  # fmt: skip
+
+
 @handles(rq.PlaceOrder)
-def _place_order(gw: SimGateway, s: ClientSession, req: rq.PlaceOrder) -> None:
+def _place_order(state: ServerState, s: ClientSession, req: rq.PlaceOrder) -> None:
     assert s.client_id is not None
-    gw.hooks.order_received.emit(
-        OrderReceived(time.perf_counter(), gw.clock.now(), s.client_id, req.order_id, req)
+    state.hooks.order_received.emit(
+        OrderReceived(time.perf_counter(), state.clock.now(), s.client_id, req.order_id, req)
     )
+    ticket = _ticket(req)
     if req.what_if:
-        gw.run_order_action(lambda: _what_if(gw, s, req))
+        state.order_gate.submit(lambda: _what_if(state, s, ticket))
         return
-    gw.log_order(s.client_id, req)
+    _log_order(s.client_id, ticket)
     client_id = s.client_id
-    gw.run_order_action(lambda: gw.broker.place(client_id, req))
+    state.order_gate.submit(lambda: state.broker.place(client_id, ticket))
 
 
-def _what_if(gw: SimGateway, s: ClientSession, req: rq.PlaceOrder) -> None:
-    spec = gw.universe.resolve(req.contract)
+def _log_order(client_id: int, ticket: OrderTicket) -> None:
+    prices = " ".join(
+        f"{name}={value:g}"
+        for name, value in (("lmt", ticket.lmt_price), ("aux", ticket.aux_price))
+        if value is not None
+    )
+    log.info(
+        "client %d placeOrder %d: %s %g %s %s %s tif=%s ref=%r%s",
+        client_id, ticket.order_id, ticket.action, ticket.total_quantity,
+        ticket.contract.symbol or ticket.contract.con_id, ticket.order_type, prices, ticket.tif,
+        ticket.order_ref, "" if ticket.transmit else " (not transmitted)",
+    )  # fmt: skip
+
+
+def _what_if(state: ServerState, s: ClientSession, ticket: OrderTicket) -> None:
+    spec = state.universe.resolve(ticket.contract)
     if spec is None:
-        s.send_error(req.order_id, 200, NO_SECURITY)
+        s.send_error(ticket.order_id, 200, NO_SECURITY)
         return
     try:
-        gw.broker.validate(spec, req)
+        state.broker.validate(spec, ticket)
     except OrderRejected as rej:
-        s.send_error(req.order_id, rej.code, rej.message)
+        s.send_error(ticket.order_id, rej.code, rej.message)
         return
-    price = gw.market.price_ticks(spec, gw.clock.now()) * spec.min_tick
-    notional = req.total_quantity * price * spec.multiplier_value
+    price = state.market.price_ticks(spec, state.clock.now()) * spec.min_tick
+    notional = ticket.total_quantity * price * spec.multiplier_value
     rate = {"FUT": 0.06, "CRYPTO": 1.0}.get(spec.sec_type, 0.25)
     order = SimOrder(
-        perm_id=0, client_id=s.client_id or 0, order_id=req.order_id,
-        account=req.account or gw.account_names[0], con_id=spec.con_id,
-        route_exchange=req.contract.exchange or spec.exchange, action=req.action,
-        total_quantity=req.total_quantity, order_type=req.order_type,
-        lmt_price=req.lmt_price, aux_price=req.aux_price, status=PRE_SUBMITTED,
+        perm_id=0, client_id=s.client_id or 0, order_id=ticket.order_id,
+        account=ticket.account or state.account_names[0], con_id=spec.con_id,
+        route_exchange=ticket.contract.exchange or spec.exchange, action=ticket.action,
+        total_quantity=ticket.total_quantity, order_type=ticket.order_type,
+        lmt_price=ticket.lmt_price, aux_price=ticket.aux_price, status=PRE_SUBMITTED,
     )  # fmt: skip
     margin = notional * rate
     s.write(msg.open_order(order, spec, s.version, (margin, margin * 0.9, 0.0)))
 
 
 @handles(rq.CancelOrder)
-def _cancel_order(gw: SimGateway, s: ClientSession, req: rq.CancelOrder) -> None:
+def _cancel_order(state: ServerState, s: ClientSession, req: rq.CancelOrder) -> None:
     assert s.client_id is not None
     client_id = s.client_id
-    gw.run_order_action(lambda: gw.broker.cancel(client_id, req.order_id))
+    state.order_gate.submit(lambda: state.broker.cancel(client_id, req.order_id))
 
 
 @handles(rq.ReqGlobalCancel)
-def _global_cancel(gw: SimGateway, s: ClientSession, req: rq.ReqGlobalCancel) -> None:
-    gw.run_order_action(gw.broker.global_cancel)
+def _global_cancel(state: ServerState, s: ClientSession, req: rq.ReqGlobalCancel) -> None:
+    state.order_gate.submit(state.broker.global_cancel)
 
 
 @handles(rq.ReqOpenOrders)
-def _open_orders(gw: SimGateway, s: ClientSession, req: rq.ReqOpenOrders) -> None:
-    s.write_many(gw.open_order_messages(s, gw.broker.open_orders(s.client_id)))
+def _open_orders(state: ServerState, s: ClientSession, req: rq.ReqOpenOrders) -> None:
+    s.write_many(open_order_messages(state, s, state.broker.open_orders(s.client_id)))
 
 
 @handles(rq.ReqAllOpenOrders)
-def _all_open_orders(gw: SimGateway, s: ClientSession, req: rq.ReqAllOpenOrders) -> None:
-    s.write_many(gw.open_order_messages(s, gw.broker.open_orders()))
+def _all_open_orders(state: ServerState, s: ClientSession, req: rq.ReqAllOpenOrders) -> None:
+    s.write_many(open_order_messages(state, s, state.broker.open_orders()))
 
 
 @handles(rq.ReqCompletedOrders)
-def _completed(gw: SimGateway, s: ClientSession, req: rq.ReqCompletedOrders) -> None:
+def _completed(state: ServerState, s: ClientSession, req: rq.ReqCompletedOrders) -> None:
     out = []
-    for order in gw.broker.completed_orders():
-        spec = gw.universe.get(order.con_id)
+    for order in state.broker.completed_orders():
+        spec = state.universe.get(order.con_id)
         if spec is not None:
             out.append(msg.completed_order(order, spec, s.version))
     out.append(msg.completed_orders_end())
@@ -298,7 +369,7 @@ def _completed(gw: SimGateway, s: ClientSession, req: rq.ReqCompletedOrders) -> 
 
 
 @handles(rq.ReqExecutions)
-def _executions(gw: SimGateway, s: ClientSession, req: rq.ReqExecutions) -> None:
+def _executions(state: ServerState, s: ClientSession, req: rq.ReqExecutions) -> None:
     since = None
     if req.time:
         try:
@@ -306,8 +377,8 @@ def _executions(gw: SimGateway, s: ClientSession, req: rq.ReqExecutions) -> None
         except BarRequestError:
             since = None
     out = []
-    for ex in gw.broker.executions:
-        spec = gw.universe.get(ex.con_id)
+    for ex in state.broker.executions:
+        spec = state.universe.get(ex.con_id)
         if spec is None:
             continue
         if req.client_id and ex.client_id != req.client_id:
@@ -333,39 +404,39 @@ def _executions(gw: SimGateway, s: ClientSession, req: rq.ReqExecutions) -> None
 # --- market data -----------------------------------------------------------------------------
 
 
-def _resolve(gw: SimGateway, s: ClientSession, req_id: int, ref: rq.ContractRef):
-    spec = gw.universe.resolve(ref)
+def _resolve(state: ServerState, s: ClientSession, req_id: int, ref: ContractRef):
+    spec = state.universe.resolve(ref)
     if spec is None:
         s.send_error(req_id, 200, NO_SECURITY)
     return spec
 
 
 @handles(rq.ReqMktData)
-def _mkt_data(gw: SimGateway, s: ClientSession, req: rq.ReqMktData) -> None:
-    spec = _resolve(gw, s, req.req_id, req.contract)
+def _mkt_data(state: ServerState, s: ClientSession, req: rq.ReqMktData) -> None:
+    spec = _resolve(state, s, req.req_id, req.contract)
     if spec is None:
         return
-    now = gw.clock.now()
+    now = state.clock.now()
     out = [msg.market_data_type(req.req_id, s.market_data_type)]
-    if not gw.faults.data_blocked(spec.con_id):
-        out += quote_ticks(req.req_id, spec, gw.market.quote(spec, now), s.market_data_type)
+    if not state.faults.data_blocked(spec.con_id):
+        out += quote_ticks(req.req_id, spec, state.market.quote(spec, now), s.market_data_type)
     if req.snapshot or req.regulatory_snapshot:
         out.append(msg.tick_snapshot_end(req.req_id))
     else:
         s.subs.mkt_data[req.req_id] = MktDataSub(spec, s.market_data_type, int(now // STEP) - 1)
-        gw.subscriptions_changed()
+        state.clients.subscriptions_changed()
     s.write_many(out)
 
 
 @handles(rq.CancelMktData)
-def _cancel_mkt_data(gw: SimGateway, s: ClientSession, req: rq.CancelMktData) -> None:
+def _cancel_mkt_data(state: ServerState, s: ClientSession, req: rq.CancelMktData) -> None:
     s.subs.mkt_data.pop(req.req_id, None)
-    gw.subscriptions_changed()
+    state.clients.subscriptions_changed()
 
 
 @handles(rq.ReqRealTimeBars)
-def _real_time_bars(gw: SimGateway, s: ClientSession, req: rq.ReqRealTimeBars) -> None:
-    spec = _resolve(gw, s, req.req_id, req.contract)
+def _real_time_bars(state: ServerState, s: ClientSession, req: rq.ReqRealTimeBars) -> None:
+    spec = _resolve(state, s, req.req_id, req.contract)
     if spec is None:
         return
     what = req.what_to_show.upper()
@@ -377,34 +448,34 @@ def _real_time_bars(gw: SimGateway, s: ClientSession, req: rq.ReqRealTimeBars) -
             req.req_id, 420, f"Invalid Real-time Query: no {what} data for {spec.sec_type}"
         )
         return
-    last_k = int(gw.clock.now() // STEP) - 1
+    last_k = int(state.clock.now() // STEP) - 1
     s.subs.realtime[req.req_id] = RealTimeSub(spec, what, req.use_rth, last_k)
-    gw.subscriptions_changed()
+    state.clients.subscriptions_changed()
 
 
 @handles(rq.CancelRealTimeBars)
-def _cancel_rt(gw: SimGateway, s: ClientSession, req: rq.CancelRealTimeBars) -> None:
+def _cancel_rt(state: ServerState, s: ClientSession, req: rq.CancelRealTimeBars) -> None:
     s.subs.realtime.pop(req.req_id, None)
-    gw.subscriptions_changed()
+    state.clients.subscriptions_changed()
 
 
 _HMDS = "Historical Market Data Service error message:"
 
 
 @handles(rq.ReqHistoricalData)
-def _historical(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData) -> None:
-    if gw.faults.pacing_next:
-        gw.faults.pacing_next = False
+def _historical(state: ServerState, s: ClientSession, req: rq.ReqHistoricalData) -> None:
+    if state.faults.pacing_next:
+        state.faults.pacing_next = False
         s.send_error(req.req_id, 162, _HMDS + "Pacing violation")
         return
-    spec = _resolve(gw, s, req.req_id, req.contract)
+    spec = _resolve(state, s, req.req_id, req.contract)
     if spec is None:
         return
     what = req.what_to_show.upper()
-    now = gw.clock.now()
+    now = state.clock.now()
     try:
         if what == "SCHEDULE":
-            _schedule(gw, s, req, spec, now)
+            _schedule(state, s, req, spec, now)
             return
         if what not in WHAT_TO_SHOW:
             raise BarRequestError(f"Invalid what to show '{req.what_to_show}'")
@@ -417,7 +488,7 @@ def _historical(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData) -> 
         end = parse_end_time(req.end_date_time, spec.time_zone)
         end = now if end is None else min(end, now)
         end_k = int(end // STEP)
-        bars = gw.market.history(
+        bars = state.market.history(
             spec, end_k * STEP, duration, size, req.use_rth, req.keep_up_to_date
         )
     except BarRequestError as exc:
@@ -426,18 +497,18 @@ def _historical(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData) -> 
     if not bars:
         s.send_error(req.req_id, 162, _HMDS + "HMDS query returned no data")
         return
-    rows = [bar_row(gw.market, spec, b, what, req.format_date, size.intraday) for b in bars]
+    rows = [bar_row(state.market, spec, b, what, req.format_date, size.intraday) for b in bars]
     start_text, end_text = _range_text(spec, bars[0].start, end_k * STEP, req.format_date)
     s.write(msg.historical_data(req.req_id, start_text, end_text, rows))
     if req.keep_up_to_date:
         last = bars[-1]
         partial = last.end > end_k * STEP
-        key = gw.streamer.bar_key(spec, size, last, req.use_rth) if partial else None
+        key = bar_key(state.market, spec, size, last, req.use_rth) if partial else None
         s.subs.keep_up[req.req_id] = KeepUpSub(
             spec, size, what, req.use_rth, req.format_date, end_k - 1,
             last if partial else None, key,
         )  # fmt: skip
-        gw.subscriptions_changed()
+        state.clients.subscriptions_changed()
 
 
 def _range_text(spec, start: float, end: float, format_date: int) -> tuple[str, str]:
@@ -446,7 +517,7 @@ def _range_text(spec, start: float, end: float, format_date: int) -> tuple[str, 
     return msg.ib_time(start, spec.time_zone), msg.ib_time(end, spec.time_zone)
 
 
-def _schedule(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData, spec, now) -> None:
+def _schedule(state: ServerState, s: ClientSession, req: rq.ReqHistoricalData, spec, now) -> None:
     duration = parse_duration(req.duration)
     end = parse_end_time(req.end_date_time, spec.time_zone) or now
     sessions = sessions_before(spec.schedule, end, max(1, duration.count), req.use_rth)
@@ -462,21 +533,21 @@ def _schedule(gw: SimGateway, s: ClientSession, req: rq.ReqHistoricalData, spec,
 
 
 @handles(rq.CancelHistoricalData)
-def _cancel_hist(gw: SimGateway, s: ClientSession, req: rq.CancelHistoricalData) -> None:
+def _cancel_hist(state: ServerState, s: ClientSession, req: rq.CancelHistoricalData) -> None:
     s.subs.keep_up.pop(req.req_id, None)
-    gw.subscriptions_changed()
+    state.clients.subscriptions_changed()
 
 
 @handles(rq.ReqHeadTimestamp)
-def _head(gw: SimGateway, s: ClientSession, req: rq.ReqHeadTimestamp) -> None:
-    spec = _resolve(gw, s, req.req_id, req.contract)
+def _head(state: ServerState, s: ClientSession, req: rq.ReqHeadTimestamp) -> None:
+    spec = _resolve(state, s, req.req_id, req.contract)
     if spec is None:
         return
-    t = math.ceil(gw.market.head_timestamp(spec))
+    t = math.ceil(state.market.head_timestamp(spec))
     stamp = str(t) if req.format_date == 2 else msg.ib_time(t, spec.time_zone)
     s.write(msg.head_timestamp(req.req_id, stamp))
 
 
 @handles(rq.CancelHeadTimestamp)
-def _cancel_head(gw: SimGateway, s: ClientSession, req: rq.CancelHeadTimestamp) -> None:
+def _cancel_head(state: ServerState, s: ClientSession, req: rq.CancelHeadTimestamp) -> None:
     """Head timestamps are answered at once; nothing to cancel."""

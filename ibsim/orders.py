@@ -1,8 +1,11 @@
-"""Order and execution records kept by the simulated broker."""
+"""Orders as clients ask for them (tickets), and the order and execution records the simulated
+broker keeps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .contracts import ContractRef
 
 # Order statuses as IB reports them.
 PENDING_SUBMIT = "PendingSubmit"
@@ -15,6 +18,30 @@ DONE_STATES = frozenset({FILLED, CANCELLED, INACTIVE})
 
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"DAY", "GTC", "IOC"})
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTicket:
+    """An order as a client asks for it: a new order, or new terms for the order ``order_id``
+    the client already placed. The broker validates it and keeps a ``SimOrder``."""
+
+    order_id: int
+    contract: ContractRef
+    action: str  # BUY / SELL
+    total_quantity: float
+    order_type: str
+    lmt_price: float | None = None
+    aux_price: float | None = None
+    tif: str = ""  # "" means DAY
+    oca_group: str = ""
+    oca_type: int = 0
+    account: str = ""  # "" means the first managed account
+    order_ref: str = ""
+    transmit: bool = True
+    parent_id: int = 0
+    outside_rth: bool = False
+    trail_stop_price: float | None = None
+    trailing_percent: float | None = None
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
 """State file: the simulated server side (accounts, orders, executions, ids, clock) as JSON,
-written atomically so a crash never leaves a half-written file."""
+written atomically so a crash never leaves a half-written file, shortly after every change."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -10,13 +11,18 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .account import Account, Position
 from .orders import Execution, SimOrder
 
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .clock import SimClock
+
 log = logging.getLogger("ibsim")
 FORMAT_VERSION = 1
+_SAVE_DELAY = 0.25  # wall seconds: coalesce state-file writes
 
 
 class StateFileError(ValueError):
@@ -24,7 +30,7 @@ class StateFileError(ValueError):
     The file is left as it is: it may be the only record of the simulated account."""
 
 
-def snapshot(clock_time: float, accounts: dict[str, Account], broker: Any) -> dict[str, Any]:
+def snapshot(clock_time: float, accounts: dict[str, Account], broker: Broker) -> dict[str, Any]:
     return {
         "format": FORMAT_VERSION,
         "clock": clock_time,
@@ -47,7 +53,7 @@ def snapshot(clock_time: float, accounts: dict[str, Account], broker: Any) -> di
 
 
 def restore(
-    state: dict[str, Any], accounts: dict[str, Account], broker: Any, path: Path | None = None
+    state: dict[str, Any], accounts: dict[str, Account], broker: Broker, path: Path | None = None
 ) -> None:
     try:
         _restore(state, accounts, broker)
@@ -59,7 +65,7 @@ def restore(
         ) from None
 
 
-def _restore(state: dict[str, Any], accounts: dict[str, Account], broker: Any) -> None:
+def _restore(state: dict[str, Any], accounts: dict[str, Account], broker: Broker) -> None:
     known = set(broker.universe.by_con_id)
     for item in state.get("accounts", []):
         account = accounts.get(item["name"])
@@ -118,3 +124,30 @@ def save(path: Path, state: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class StateSaver:
+    """Writes the state file shortly after changes (many changes, one write) and on demand."""
+
+    def __init__(
+        self, path: Path | None, clock: SimClock, accounts: dict[str, Account], broker: Broker
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._accounts = accounts
+        self._broker = broker
+        self._handle: asyncio.TimerHandle | None = None
+
+    def mark_dirty(self) -> None:
+        if self.path is None or self._handle is not None:
+            return
+        self._handle = asyncio.get_running_loop().call_later(_SAVE_DELAY, self.save)
+
+    def save(self) -> None:
+        """Write the file now (a write that was pending is done by this one)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.path is None:
+            return
+        save(self.path, snapshot(self._clock.now(), self._accounts, self._broker))

@@ -1,4 +1,5 @@
-"""One client connection: handshake, framing, and the client's live subscriptions."""
+"""One client connection: handshake, framing, and the client's live subscriptions. What the
+connection needs of the server it belongs to is the SessionListener."""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import messages as msg
 from .bars import BarSize, RawBar
 from .contracts import ContractSpec
+from .decoding import DecodeError, decode_request
 from .framing import FrameReader, FramingError, encode_frame
-from .requests import DecodeError, StartApi, decode_request
-
-if TYPE_CHECKING:
-    from .gateway import SimGateway
+from .requests import StartApi
 
 log = logging.getLogger("ibsim")
 
@@ -83,11 +82,32 @@ class Subscriptions:
         self.keep_up.clear()
 
 
+class SessionListener(Protocol):
+    """The server a connection belongs to."""
+
+    def session_opened(self, session: ClientSession) -> bool:
+        """A socket was accepted; False refuses it (it is aborted at once)."""
+
+    def server_time(self) -> float:
+        """Simulated time for the handshake."""
+
+    def client_in_use(self, client_id: int) -> bool: ...
+
+    def session_ready(self, session: ClientSession) -> None:
+        """startApi was accepted: the session has its clientId."""
+
+    def session_closed(self, session: ClientSession) -> None: ...
+
+    def request(self, session: ClientSession, req: object) -> None:
+        """A decoded request from a ready session."""
+
+
 class ClientSession(asyncio.Protocol):
     """The server end of one API socket."""
 
-    def __init__(self, gateway: SimGateway) -> None:
-        self.gw = gateway
+    def __init__(self, listener: SessionListener, max_server_version: int = MAX_VERSION) -> None:
+        self.listener = listener
+        self.max_server_version = max_server_version
         self.reader = FrameReader()
         self.transport: asyncio.Transport | None = None
         self.version = 0
@@ -107,13 +127,11 @@ class ClientSession(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        if self.gw.faults.refusing:
+        if not self.listener.session_opened(self):
             transport.abort()
-            return
-        self.gw.sessions.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.gw.session_closed(self)
+        self.listener.session_closed(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -138,7 +156,7 @@ class ClientSession(asyncio.Protocol):
         text = fields[0] if fields else ""
         m = re.fullmatch(r"v(\d+)(?:\.\.(\d+))?(?: .*)?", text)
         lo, hi = (int(m.group(1)), int(m.group(2) or m.group(1))) if m else (0, 0)
-        version = negotiate(lo, hi, self.gw.max_server_version) if m else None
+        version = negotiate(lo, hi, self.max_server_version) if m else None
         if version is None:
             message = (
                 f"Unsupported API version range {text!r}: ibsim speaks server versions "
@@ -150,7 +168,7 @@ class ClientSession(asyncio.Protocol):
             return
         self.version = version
         assert self.transport is not None
-        self.transport.write(encode_frame(msg.handshake(version, self.gw.clock.now())))
+        self.transport.write(encode_frame(msg.handshake(version, self.listener.server_time())))
 
     def _start_api(self, fields: list[str]) -> None:
         try:
@@ -161,7 +179,7 @@ class ClientSession(asyncio.Protocol):
         if not isinstance(req, StartApi):
             self.send_error(-1, 321, "Error validating request: startApi expected first")
             return
-        if self.gw.client_in_use(req.client_id):
+        if self.listener.client_in_use(req.client_id):
             log.warning("client %s: clientId %d already in use", self.peer, req.client_id)
             self.send_error(
                 -1,
@@ -173,7 +191,7 @@ class ClientSession(asyncio.Protocol):
             return
         self.client_id = req.client_id
         self.ready = True
-        self.gw.session_ready(self)
+        self.listener.session_ready(self)
 
     def _request(self, fields: list[str]) -> None:
         try:
@@ -182,7 +200,7 @@ class ClientSession(asyncio.Protocol):
             name = fields[0] if fields else "?"
             self.send_error(-1, 320, f"Error reading request {name}: {exc}")
             return
-        self.gw.handle(self, req)
+        self.listener.request(self, req)
 
     # --- output --------------------------------------------------------------------------------
 

@@ -4,21 +4,23 @@ real-time bars, keepUpToDate updates and ticks to subscribers, then lets the bro
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from . import messages as msg
 from .bars import DAY, MONTH, WEEK, BarSize, RawBar
+from .clients import Subscriber
 from .contracts import ContractSpec
 from .framing import fmt_float
 from .hooks import BarEmitted
 from .market import Market, Quote
 from .pricepath import STEP
-
-if TYPE_CHECKING:
-    from .gateway import SimGateway
-    from .session import ClientSession
+from .session import ClientSession
+from .state import ServerState
 
 # Tick types for live (1) and delayed (3, 4) market data.
 _LIVE = {"bid": 1, "ask": 2, "last": 4, "high": 6, "low": 7, "close": 9, "open": 14,
@@ -72,6 +74,34 @@ def quote_ticks(req_id: int, spec: ContractSpec, q: Quote, data_type: int) -> li
     ]
 
 
+def bar_key(
+    market: Market, spec: ContractSpec, size: BarSize, bar: RawBar, rth: bool = False
+) -> object:
+    """Which bar of ``size`` the (step or partial) bar starting at ``bar.start`` is in: its start
+    time, trade date, (year, week) or (year, month)."""
+    session = market.session_at(spec, bar.start, rth)
+    if session is None:
+        return None
+    if size.intraday:
+        offset = _utc_offset(spec.time_zone, session.start)
+        aligned = math.floor((bar.start + offset) / size.seconds) * size.seconds - offset
+        return max(aligned, session.start)
+    if size.period == DAY:
+        return session.trade_date
+    if size.period == WEEK:
+        return session.trade_date.isocalendar()[:2]
+    assert size.period == MONTH
+    return (session.trade_date.year, session.trade_date.month)
+
+
+@lru_cache(maxsize=4096)
+def _utc_offset(time_zone: str, session_start: float) -> float:
+    """Seconds the exchange's clock is ahead of UTC when a session starts (intraday bars are
+    aligned on the exchange's clock)."""
+    local = dt.datetime.fromtimestamp(session_start, ZoneInfo(time_zone))
+    return local.utcoffset().total_seconds()  # type: ignore[union-attr]
+
+
 def _step_bar(spec: ContractSpec, k: int, o: int, h: int, lo: int, c: int, v: float) -> RawBar:
     return RawBar(k * STEP, (k + 1) * STEP, o, h, lo, c, v, (h + lo + c) / 3.0, 1)
 
@@ -79,16 +109,17 @@ def _step_bar(spec: ContractSpec, k: int, o: int, h: int, lo: int, c: int, v: fl
 class MarketStreamer:
     """Walks the simulated clock step by step; one instance per gateway."""
 
-    def __init__(self, gw: SimGateway) -> None:
-        self.gw = gw
-        self.next_k = int(gw.clock.now() // STEP)
+    def __init__(self, state: ServerState, step_done: Callable[[float], None]) -> None:
+        """``step_done(t)`` runs after each step (ending at ``t``) was streamed and matched."""
+        self.state = state
+        self._step_done = step_done
+        self.next_k = int(state.clock.now() // STEP)
         self._timer: asyncio.TimerHandle | None = None
-        self._index: dict[int, list[tuple[ClientSession, str, int, object]]] | None = None
         self._running = False
 
     def start(self) -> None:
         self._running = True
-        self.gw.clock.on_change(self.kick)
+        self.state.clock.on_change(self.kick)
         self.kick()
 
     def stop(self) -> None:
@@ -96,9 +127,6 @@ class MarketStreamer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def invalidate(self) -> None:
-        self._index = None
 
     def kick(self) -> None:
         """Catch up with the clock now and re-arm the timer (the clock may have jumped)."""
@@ -110,7 +138,7 @@ class MarketStreamer:
 
     def _run(self) -> None:
         self._timer = None
-        clock = self.gw.clock
+        clock = self.state.clock
         target = int(clock.now() // STEP)
         while self.next_k < target:
             if target - self.next_k > _IDLE_JUMP and self._idle():
@@ -123,46 +151,34 @@ class MarketStreamer:
             self._timer = asyncio.get_running_loop().call_later(delay, self._run)
 
     def _idle(self) -> bool:
-        return not self._subscribed() and not self.gw.broker.working_con_ids()
-
-    def _subscribed(self) -> dict[int, list[tuple[ClientSession, str, int, object]]]:
-        if self._index is None:
-            index: dict[int, list[tuple[ClientSession, str, int, object]]] = {}
-            for s in self.gw.ready_sessions():
-                for kind, subs in (
-                    ("mkt", s.subs.mkt_data),
-                    ("rt", s.subs.realtime),
-                    ("keep", s.subs.keep_up),
-                ):
-                    for req_id, sub in subs.items():
-                        index.setdefault(sub.spec.con_id, []).append((s, kind, req_id, sub))
-            self._index = index
-        return self._index
+        return (
+            not self.state.clients.market_subscribers() and not self.state.broker.working_con_ids()
+        )
 
     def _process(self, k: int) -> None:
-        gw = self.gw
+        state = self.state
         t0, t1 = k * STEP, (k + 1) * STEP
-        gw.broker.expire(t1)
-        index = self._subscribed()
-        con_ids = set(index) | set(gw.broker.working_con_ids())
+        state.broker.expire(t1)
+        index = state.clients.market_subscribers()
+        con_ids = set(index) | set(state.broker.working_con_ids())
         for con_id in sorted(con_ids):
-            spec = gw.universe.get(con_id)
-            if spec is None or not gw.market.is_open(spec, t0):
+            spec = state.universe.get(con_id)
+            if spec is None or not state.market.is_open(spec, t0):
                 continue
-            bar = gw.market.step(spec, k)
+            bar = state.market.step(spec, k)
             if bar is None:
                 continue
             subs = index.get(con_id)
             if subs:
                 self._emit(spec, k, _step_bar(spec, k, bar.open, bar.high, bar.low, bar.close,
                                               bar.volume), subs)  # fmt: skip
-            gw.broker.on_step(spec, k)
-        gw.step_done(t1)
+            state.broker.on_step(spec, k)
+        self._step_done(t1)
 
-    def _emit(self, spec: ContractSpec, k: int, step: RawBar, subs) -> None:
-        gw = self.gw
-        market = gw.market
-        blocked = gw.faults.data_blocked(spec.con_id)
+    def _emit(self, spec: ContractSpec, k: int, step: RawBar, subs: list[Subscriber]) -> None:
+        state = self.state
+        market = state.market
+        blocked = state.faults.data_blocked(spec.con_id)
         t0 = k * STEP
         in_rth: bool | None = None
         quote: Quote | None = None
@@ -193,7 +209,7 @@ class MarketStreamer:
                 per_session.setdefault(session, []).append(msg.realtime_bar(req_id, int(t0), row))
                 emitted.append(self._record(session, req_id, spec, "realtime", t0))
             else:
-                key = self.bar_key(spec, sub.size, step, sub.rth)
+                key = bar_key(market, spec, sub.size, step, sub.rth)
                 if sub.bar is not None and sub.key == key:
                     sub.bar = sub.bar.merge(step)
                 else:
@@ -207,29 +223,13 @@ class MarketStreamer:
         for session, messages in per_session.items():
             session.write_many(messages)
         for record in emitted:
-            gw.hooks.bar_emitted.emit(record)
+            state.hooks.bar_emitted.emit(record)
 
     def _record(self, session, req_id: int, spec: ContractSpec, kind: str, t: float) -> BarEmitted:
         return BarEmitted(
-            time.perf_counter(), self.gw.clock.now(), session.client_id or 0, req_id,
+            time.perf_counter(), self.state.clock.now(), session.client_id or 0, req_id,
             spec.symbol, kind, t,
         )  # fmt: skip
-
-    def bar_key(self, spec: ContractSpec, size: BarSize, bar: RawBar, rth: bool = False) -> object:
-        """Which bar of ``size`` the (step or partial) bar starting at ``bar.start`` is in."""
-        session = self.gw.market.session_at(spec, bar.start, rth)
-        if session is None:
-            return None
-        if size.intraday:
-            offset = self.gw.session_offset(spec, session)
-            aligned = math.floor((bar.start + offset) / size.seconds) * size.seconds - offset
-            return max(aligned, session.start)
-        if size.period == DAY:
-            return session.trade_date
-        if size.period == WEEK:
-            return session.trade_date.isocalendar()[:2]
-        assert size.period == MONTH
-        return (session.trade_date.year, session.trade_date.month)
 
     def _new_bar(self, spec, size: BarSize, step: RawBar, key, rth: bool) -> RawBar:
         bar = RawBar(step.start, step.end, step.open, step.high, step.low, step.close,
@@ -237,7 +237,7 @@ class MarketStreamer:
         if size.intraday:
             bar.start = float(key)
             return bar
-        session = self.gw.market.session_at(spec, step.start, rth)
+        session = self.state.market.session_at(spec, step.start, rth)
         assert session is not None
         bar.start, bar.label = session.start, session.trade_date
         return bar

@@ -118,7 +118,7 @@ async def test_reconnect_after_dropped_connection_resyncs(gw: SimGateway) -> Non
     disconnected = asyncio.Event()
     ib.disconnectedEvent += disconnected.set
     gone = asyncio.ensure_future(gw.hooks.client_disconnected.wait(timeout=5))
-    gw.drop_connections()
+    gw.faults.drop_connections()
     await asyncio.wait_for(disconnected.wait(), 5)
     await gone
     assert not ib.isConnected() and gw.clients == []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
 from ibsim import SimGateway
+from ibsim.faults import FaultInjector
 
 from .conftest import connect, settle, step
 
@@ -46,7 +48,7 @@ async def _until(clients: list[IB], predicate, timeout: float = 5.0) -> None:
 
 async def test_drop_every_connection(gw: SimGateway) -> None:
     a, b = await connect(gw, 1), await connect(gw, 2)
-    gw.drop_connections()
+    gw.faults.drop_connections()
     await _until([a, b], lambda: not a.isConnected() and not b.isConnected())
     c = await connect(gw, 1)
     assert c.isConnected()
@@ -54,7 +56,7 @@ async def test_drop_every_connection(gw: SimGateway) -> None:
 
 
 async def test_refuse_connections_for_a_while(gw: SimGateway) -> None:
-    gw.refuse_connections(0.3)
+    gw.faults.refuse_connections(0.3)
     with pytest.raises(ConnectionRefusedError):
         await IB().connectAsync("127.0.0.1", gw.port, clientId=1, timeout=2)
     await asyncio.sleep(0.4)
@@ -71,7 +73,7 @@ async def test_connectivity_lost_then_restored(
     aapl = await _aapl(ib)
     bars = ib.reqRealTimeBars(aapl, 5, "TRADES", False)
     await settle(ib)
-    gw.connectivity_lost(0.2, data_maintained=maintained)
+    gw.faults.connectivity_lost(0.2, data_maintained=maintained)
     trade = ib.placeOrder(aapl, MarketOrder("BUY", 1))
     await step(gw, ib, 30)
     assert [c for _, c, _ in errors] == [1100]
@@ -87,7 +89,7 @@ async def test_connectivity_lost_then_restored(
 
 async def test_data_farm_flap(gw: SimGateway, ib: IB) -> None:
     errors = _errors(ib)
-    gw.data_farm_flap(0.1)
+    gw.faults.data_farm_flap(0.1)
     await _until([ib], lambda: [c for _, c, _ in errors] == [2103, 2104])
     assert "usfarm" in errors[0][2]
 
@@ -95,7 +97,7 @@ async def test_data_farm_flap(gw: SimGateway, ib: IB) -> None:
 async def test_reject_next_order(gw: SimGateway, ib: IB) -> None:
     errors = _errors(ib)
     aapl = await _aapl(ib)
-    gw.reject_next_order("Insufficient margin for this test")
+    gw.faults.reject_next_order("Insufficient margin for this test")
     rejected = ib.placeOrder(aapl, MarketOrder("BUY", 1))
     accepted = ib.placeOrder(aapl, MarketOrder("BUY", 1))
     await settle(ib)
@@ -108,7 +110,7 @@ async def test_reject_next_order(gw: SimGateway, ib: IB) -> None:
 async def test_pacing_violation_on_next_historical_request(gw: SimGateway, ib: IB) -> None:
     errors = _errors(ib)
     aapl = await _aapl(ib)
-    gw.pacing_violation_next()
+    gw.faults.pacing_violation_next()
     bars = await ib.reqHistoricalDataAsync(aapl, "", "1 D", "1 min", "TRADES", True)
     assert len(bars) == 0
     assert [(c, "Pacing violation" in t) for _, c, t in errors] == [(162, True)]
@@ -117,7 +119,7 @@ async def test_pacing_violation_on_next_historical_request(gw: SimGateway, ib: I
 
 async def test_delayed_order_acknowledgements(gw: SimGateway, ib: IB) -> None:
     aapl = await _aapl(ib)
-    gw.delay_order_acks(150)
+    gw.faults.delay_order_acks(150)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     trade = ib.placeOrder(aapl, LimitOrder("BUY", 1, round(gw.price("AAPL") - 5, 2)))
@@ -127,7 +129,7 @@ async def test_delayed_order_acknowledgements(gw: SimGateway, ib: IB) -> None:
     assert loop.time() - t0 >= 0.15
     ib.cancelOrder(trade.order)
     await _until([ib], lambda: trade.orderStatus.status == "Cancelled")
-    gw.delay_order_acks(0)
+    gw.faults.delay_order_acks(0)
 
 
 async def test_soft_disconnect_stalls_one_symbol_silently(gw: SimGateway, ib: IB) -> None:
@@ -136,11 +138,11 @@ async def test_soft_disconnect_stalls_one_symbol_silently(gw: SimGateway, ib: IB
     (msft,) = await ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD"))
     a = ib.reqRealTimeBars(aapl, 5, "TRADES", False)
     m = ib.reqRealTimeBars(msft, 5, "TRADES", False)
-    gw.stall_market_data("AAPL")
+    gw.faults.stall_market_data("AAPL")
     await step(gw, ib, 60)
     assert len(a) == 0 and len(m) == 12
     assert errors == []
-    gw.resume_market_data("AAPL")
+    gw.faults.resume_market_data("AAPL")
     await step(gw, ib, 60)
     assert len(a) == 12
 
@@ -150,10 +152,30 @@ async def test_competing_session(gw: SimGateway, ib: IB) -> None:
     aapl = await _aapl(ib)
     bars = ib.reqRealTimeBars(aapl, 5, "TRADES", False)
     await settle(ib)
-    gw.competing_session(0.2)
+    gw.faults.competing_session(0.2)
     await step(gw, ib, 30)
     assert [(r, c) for r, c, _ in errors] == [(bars.reqId, 10197)]
     assert len(bars) == 0
     await asyncio.sleep(0.3)
     await step(gw, ib, 30)
     assert len(bars) == 6
+
+
+def test_the_gateway_keeps_every_fault_as_a_method_that_delegates() -> None:
+    """Tests and benches outside ibsim call ``gateway.drop_connections()`` and the like."""
+    faults = [
+        name
+        for name, fn in inspect.getmembers(FaultInjector, inspect.isfunction)
+        if not name.startswith("_") and name != "close"
+    ]
+    assert len(faults) == 11
+    for name in faults:
+        delegate = getattr(SimGateway, name)
+        assert inspect.signature(delegate) == inspect.signature(getattr(FaultInjector, name))
+
+
+async def test_a_gateway_fault_method_reaches_the_injector(gw: SimGateway) -> None:
+    gw.delay_order_acks(150)
+    assert gw.state.faults.ack_delay == 0.15
+    gw.reject_next_order("no")
+    assert gw.broker.reject_next == "no"
