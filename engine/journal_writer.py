@@ -22,7 +22,10 @@ from engine.journal import Statement
 
 log = logging.getLogger(__name__)
 
-Item = tuple[Statement, "asyncio.Future[int] | None"]
+# Who is told when a row is committed: a future, a callback (run on the loop), or nobody.
+Outcome = int | BaseException
+Waiter = asyncio.Future[int] | Callable[[Outcome], None] | None
+Item = tuple[Statement, Waiter]
 
 # Bounds how long an urgent write can wait behind a routine batch already being committed.
 ROUTINE_BATCH = 16
@@ -108,6 +111,18 @@ class JournalWriter:
         self._urgent.append((statement, done))
         self._executor.submit(self._commit_urgent, loop)
         return await done
+
+    def commit_then(self, statement: Statement, then: Callable[[Outcome], None]) -> None:
+        """Commit an urgent row now and call `then(rowcount or error)` on the loop the moment
+        it is on disk: no task to schedule and no await to resume in between, so an order
+        goes out one loop turn after its intent is safe."""
+        if self._task is None or self._executor is None or (
+            self._task.done() and self._stopping
+        ):
+            then(RuntimeError("the journal writer is not running"))
+            return
+        self._urgent.append((statement, then))
+        self._executor.submit(self._commit_urgent, asyncio.get_running_loop())
 
     async def flush(self) -> None:
         """Wait until every row queued so far is committed."""
@@ -214,9 +229,17 @@ class JournalWriter:
         return True, outcomes
 
 
-def _resolve(batch: list[Item], outcomes: list[int | BaseException]) -> None:
+def _resolve(batch: list[Item], outcomes: list[Outcome]) -> None:
     for (_, done), outcome in zip(batch, outcomes, strict=True):
-        if done is None or done.done():
+        if done is None:
+            continue
+        if not isinstance(done, asyncio.Future):
+            try:
+                done(outcome)
+            except Exception:  # one waiter's bug must not keep the others waiting
+                log.exception("a journal write's callback failed")
+            continue
+        if done.done():
             continue
         if isinstance(outcome, BaseException):
             done.set_exception(outcome)

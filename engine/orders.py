@@ -60,6 +60,7 @@ class OrderManager:
         self._clock = clock
         self._ib_servers_lost = ib_servers_lost
         self.orders: dict[str, Order] = {}  # every order of this run, and adopted ones
+        self._working: dict[str, Order] = {}  # those not done, kept by transition()
         self._seen_exec_ids: set[str] = set()
         self.sending: set[str] = set()  # intents being written, not yet placed
         self.halt_reason: str | None = None  # set while the kill switch runs
@@ -70,15 +71,26 @@ class OrderManager:
     def working(self, symbol: str | None = None) -> list[Order]:
         return [
             order
-            for order in self.orders.values()
-            if not order.status.is_done and (symbol is None or order.symbol == symbol)
+            for order in self._working.values()
+            if symbol is None or order.symbol == symbol
         ]
 
     def has_working(self, symbol: str) -> bool:
         return any(
-            not order.status.is_done and order.symbol == symbol and order.parent_ref is None
-            for order in self.orders.values()
+            order.symbol == symbol and order.parent_ref is None
+            for order in self._working.values()
         )
+
+    def _track(self, order: Order) -> None:
+        self.orders[order.order_ref] = order
+        self._index(order)
+
+    def _index(self, order: Order) -> None:
+        """Keep the index of working orders (a done order can come back: see the table)."""
+        if order.status.is_done:
+            self._working.pop(order.order_ref, None)
+        elif self.orders.get(order.order_ref) is order:
+            self._working[order.order_ref] = order
 
     def outcome_unknown(self, order: Order) -> bool:
         """Sent, and whether it is at IB or will fill cannot be known yet: unknown since a
@@ -108,6 +120,7 @@ class OrderManager:
             })
             return False
         order.status = status
+        self._index(order)
         if filled is not None:
             order.filled = filled
         if message is not None:
@@ -142,7 +155,7 @@ class OrderManager:
             parent_ref=parent.order_ref if parent else None,
             created_at=self._clock.now(),
         )
-        self.orders[order.order_ref] = order
+        self._track(order)
         return order
 
     def abandon(self, order: Order, reason: str) -> None:
@@ -169,6 +182,42 @@ class OrderManager:
                 self.transition(order, OrderStatus.UNKNOWN)
         self.notify_changed()
 
+    def send_soon(
+        self,
+        order: Order,
+        *,
+        parent: Order | None = None,
+        transmit: bool = True,
+        oca_group: str = "",
+        outside_rth: bool = False,
+    ) -> asyncio.Future[Order]:
+        """Journal the intent durably, and place the order the moment it is on disk.
+
+        Write-ahead: nothing is sent before its intent is committed. The commit starts now,
+        from the caller (a bar's callback: the disk works while the loop finishes the bar),
+        and the placing runs as a callback of the commit, one loop turn after it, with no
+        task in between. The future is the order once placed (or dropped).
+        """
+        sent: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
+        self.sending.add(order.order_ref)
+
+        def written(outcome: int | BaseException) -> None:
+            try:
+                if isinstance(outcome, BaseException):
+                    # Never sent without its intent on disk.
+                    self.abandon(order, f"its intent could not be journaled ({outcome})")
+                    sent.set_exception(outcome)
+                else:
+                    sent.set_result(self._after_intent(order, parent, transmit, oca_group,
+                                                       outside_rth, kill_switch=False))
+            except Exception as exc:
+                sent.set_exception(exc)
+            finally:
+                self.sending.discard(order.order_ref)
+
+        self._writer.commit_then(insert_order_stmt(order), written)
+        return sent
+
     async def send(
         self,
         order: Order,
@@ -179,27 +228,40 @@ class OrderManager:
         outside_rth: bool = False,
         kill_switch: bool = False,
     ) -> Order:
-        """Journal the intent durably, then place it with the broker.
+        """Journal the intent durably, then place it with the broker (see send_soon).
 
         While the kill switch holds (`halt_reason`), only its own orders go out: an order
-        whose intent was being written when it fired is dropped, not sent after it.
+        whose intent was being written when it fired is dropped, not sent after it. The kill
+        switch's own orders wait only so long for the journal.
         """
+        if not kill_switch:
+            return await self.send_soon(order, parent=parent, transmit=transmit,
+                                        oca_group=oca_group, outside_rth=outside_rth)
         self.sending.add(order.order_ref)
         try:
-            # Write-ahead: the intent is committed to disk before anything is sent.
             written = asyncio.ensure_future(self._writer.write_durable(insert_order_stmt(order)))
-            if kill_switch:
-                await self._journal_or_go_on(written, order)
-            else:
-                await written
-            halted = self.halt_reason is not None and not kill_switch
-            if order.status is not OrderStatus.INTENT or halted:
-                self.abandon(order, self.halt_reason or order.message or "abandoned")
-                self._recorder.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
-                return order
-            return self._place(order, parent, transmit, oca_group, outside_rth)
+            await self._journal_or_go_on(written, order)
+            return self._after_intent(order, parent, transmit, oca_group, outside_rth,
+                                      kill_switch=True)
         finally:
             self.sending.discard(order.order_ref)
+
+    def _after_intent(
+        self,
+        order: Order,
+        parent: Order | None,
+        transmit: bool,
+        oca_group: str,
+        outside_rth: bool,
+        kill_switch: bool,
+    ) -> Order:
+        """The intent is on disk: place the order, unless it was dropped meanwhile."""
+        halted = self.halt_reason is not None and not kill_switch
+        if order.status is not OrderStatus.INTENT or halted:
+            self.abandon(order, self.halt_reason or order.message or "abandoned")
+            self._recorder.write(update_order_stmt(order.order_ref, OrderStatus.CANCELLED))
+            return order
+        return self._place(order, parent, transmit, oca_group, outside_rth)
 
     @staticmethod
     async def _journal_or_go_on(written: asyncio.Future[int], order: Order) -> None:
@@ -339,13 +401,13 @@ class OrderManager:
     def adopt(self, order: Order) -> None:
         """Track an order found at the broker after a (re)connect (in the status it has
         there), or one the journal left unfinished (see adopt_unfinished)."""
-        self.orders[order.order_ref] = order
+        self._track(order)
         self.notify_changed()
 
     def adopt_unfinished(self, order: Order, message: str) -> None:
         """Track an order the journal left unfinished: of unknown outcome until the broker
         shows it (an intent too: the last run may have sent it)."""
-        self.orders[order.order_ref] = order
+        self._track(order)
         self.transition(order, OrderStatus.UNKNOWN, message=message)
 
     def on_update(self, update: OrderUpdate, symbol: str) -> None:

@@ -36,21 +36,25 @@ class Portfolio:
     def replace_positions(self, positions: list[Position]) -> None:
         self.positions = {p.symbol: p for p in positions if p.quantity != 0}
 
-    def valued(self, position: Position) -> Position:
-        """`position` valued at the last price the engine saw (the broker's price, and its
-        unrealized PnL, when the engine saw none)."""
+    def unrealized_of(self, position: Position) -> float | None:
+        """`position`'s unrealized PnL at the last price the engine saw (the broker's figure
+        when the engine saw no price)."""
         price = self.last_price.get(position.symbol, position.market_price)
         if price is None:
-            return position
-        unrealized = (price - position.avg_cost) * position.quantity
-        return replace(position, market_price=price, unrealized_pnl=unrealized)
+            return position.unrealized_pnl
+        return (price - position.avg_cost) * position.quantity
 
     def valued_positions(self) -> tuple[Position, ...]:
-        return tuple(self.valued(position) for position in self.positions.values())
+        """The positions valued at the last price the engine saw."""
+        return tuple(
+            replace(p, market_price=self.last_price.get(p.symbol, p.market_price),
+                    unrealized_pnl=self.unrealized_of(p))
+            for p in self.positions.values()
+        )
 
     def unrealized(self) -> float:
         """Unrealized PnL of all positions, valued at the last price the engine saw."""
-        return sum(p.unrealized_pnl or 0.0 for p in self.valued_positions())
+        return sum(self.unrealized_of(p) or 0.0 for p in self.positions.values())
 
     def net_liquidation(self) -> float | None:
         return self.account_values.get("NetLiquidation")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -115,14 +115,14 @@ class TaskOwner:
         """Run bookkeeping beside the caller; stop() waits for it (bounded)."""
         self._track(coroutine, name, self._aside)
 
-    def let_finish(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+    def let_finish(self, work: Awaitable[Any], name: str) -> None:
         """Run work that is never cancelled (an order being sent finishes its sending)."""
-        self._track(coroutine, name, self._unfinished)
+        self._track(work, name, self._unfinished)
 
     def _track(
-        self, coroutine: Coroutine[Any, Any, Any], name: str, into: set[asyncio.Future[Any]]
+        self, work: Awaitable[Any], name: str, into: set[asyncio.Future[Any]]
     ) -> asyncio.Future[Any]:
-        task = asyncio.ensure_future(coroutine)
+        task = asyncio.ensure_future(work)
         if isinstance(task, asyncio.Task):
             task.set_name(f"{self.name}:{name}")
         into.add(task)

@@ -69,9 +69,7 @@ class Trader:
         if signal is not None:
             prepared = self.decide(state, signal)
             if prepared is not None:
-                # Never cancelled at stop: an order being sent finishes its write-ahead and
-                # its sending.
-                self._tasks.let_finish(self.send(*prepared), f"sending {state.symbol}'s order")
+                self.send(*prepared)
 
     def decide(self, state: SymbolState, signal: Signal) -> tuple[Order, OrderRequest] | None:
         """Turn a strategy's target into at most one order, registered before returning."""
@@ -106,8 +104,22 @@ class Trader:
         self._risk.record_order(now)
         return self._orders.prepare(symbol, side, abs(delta), signal.reason), request
 
-    async def send(self, order: Order, request: OrderRequest) -> None:
+    def send(self, order: Order, request: OrderRequest) -> None:
+        """Start sending a decided order. Never cancelled at stop: an order being sent
+        finishes its write-ahead and its sending."""
+        name = f"sending {order.symbol}'s order"
         protective = [o for o in self._orders.working(order.symbol) if o.parent_ref]
+        if protective or self._wants_bracket(request):
+            self._tasks.let_finish(self._send_in_steps(order, request, protective), name)
+        else:  # the hot path: the intent's commit starts now, placeOrder follows it
+            sent = self._orders.send_soon(order, outside_rth=self._settings.outside_rth)
+            self._tasks.let_finish(sent, name)
+
+    async def _send_in_steps(
+        self, order: Order, request: OrderRequest, protective: list[Order]
+    ) -> None:
+        """An entry with protective orders to attach, or an exit whose position's
+        protective orders must go first."""
         if protective and not await self._cancel_protective(order, request, protective):
             self._orders.abandon(order, "protective orders changed the position first")
             self._refuse(order.symbol, "protective orders were still working")

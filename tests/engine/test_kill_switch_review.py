@@ -233,7 +233,7 @@ async def test_a_symbol_waiting_for_ib_does_not_stop_the_others_closing(
         )
         assert await engine.orders.wait_status(resting.order_ref, {OrderStatus.SUBMITTED}, 10)
         unknown = engine.orders.prepare("AAPL", Side.SELL, 5, "sent before a drop")
-        unknown.status = OrderStatus.UNKNOWN  # as after a drop with it in flight
+        engine.orders.transition(unknown, OrderStatus.UNKNOWN)  # as after a drop with it in flight
         gateway.delay_order_acks(200)  # the cancel's answer takes a while
         report = await control.flatten("op")
         gateway.delay_order_acks(0)
