@@ -1,8 +1,9 @@
 """The broker adapter: the only module that owns the ib_async `IB` object.
 
 It connects (and reconnects with backoff), refuses a live account unless live trading is
-enabled, and turns ib_async's objects and events into the engine's domain types, delivered to
-a `BrokerListener`. Nothing else in the engine imports ib_async.
+enabled, makes the requests the engine asks for, and delivers ib_async's events to a
+`BrokerListener` in the engine's domain types. The translation itself is in ib_translate.py,
+the contracts and their names in ib_contracts.py; nothing else in the engine imports ib_async.
 """
 
 from __future__ import annotations
@@ -10,46 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ib_async import (
-    IB,
-    Contract,
-    ContractDetails,
-    Crypto,
-    ExecutionFilter,
-    Forex,
-    Future,
-    RequestError,
-    Stock,
-    Trade,
-)
+from ib_async import IB, Contract, ExecutionFilter, RequestError, Trade
 from ib_async import Fill as IBFill
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
 from ib_async.objects import CommissionReport, RealTimeBarList
-from ib_async.util import UNSET_DOUBLE
 
+from engine import ib_translate as translate
 from engine.config import Settings
-from engine.domain import (
-    ORDER_REF_PREFIX,
-    Bar,
-    Fill,
-    Instrument,
-    Order,
-    OrderStatus,
-    OrderUpdate,
-    Position,
-    Side,
-)
-from engine.hours import ALWAYS_OPEN, TradingHours
+from engine.domain import ORDER_REF_PREFIX, Bar, Fill, Instrument, Order, Position
+from engine.ib_contracts import ContractBook, contract_info, make_contract
 from engine.ports import (
-    ACCOUNT_CURRENCIES,
     AccountNotFound,
     BrokerListener,
     BrokerOrder,
@@ -62,58 +40,9 @@ from engine.ports import (
 
 log = logging.getLogger(__name__)
 
-_STATUS = {
-    "PendingSubmit": OrderStatus.PENDING,
-    "ApiPending": OrderStatus.PENDING,
-    "PreSubmitted": OrderStatus.SUBMITTED,
-    "Submitted": OrderStatus.SUBMITTED,
-    "PendingCancel": OrderStatus.SUBMITTED,
-    "ValidationError": OrderStatus.SUBMITTED,  # live, with a warning on it
-    "ApiUpdate": OrderStatus.SUBMITTED,
-    "Filled": OrderStatus.FILLED,
-    "Cancelled": OrderStatus.CANCELLED,
-    "ApiCancelled": OrderStatus.CANCELLED,
-    # IB: "held or rejected"; not final until reconciliation says what it is.
-    "Inactive": OrderStatus.UNKNOWN,
-}
-
 CLIENT_ID_IN_USE = 326
-_CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
-
-# ib_async marks an order Cancelled on any error carrying its id; after these the order may
-# well be alive or filled, so its state is unknown until a re-sync.
-_NOT_REALLY_CANCELLED = frozenset({161, 10147, 10148, 10349})
-
-
 CLIENT_ID_IN_USE_SECONDS = 120.0
-
-
-def _price(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value) or value == UNSET_DOUBLE or value >= 1e300:
-        return None
-    return value
-
-
-def make_contract(instrument: Instrument) -> Contract:
-    if instrument.sec_type == "CASH":
-        return Forex(instrument.symbol, exchange=instrument.exchange)
-    if instrument.sec_type == "CRYPTO":
-        return Crypto(instrument.symbol, instrument.exchange, instrument.currency)
-    if instrument.sec_type == "FUT":
-        return Future(instrument.symbol, exchange=instrument.exchange,
-                      currency=instrument.currency)
-    return Stock(instrument.symbol, instrument.exchange, instrument.currency)
-
-
-def history_duration(bars_needed: int, bar_seconds: int) -> str:
-    """An IB duration string covering `bars_needed` bars, with room for nights and weekends."""
-    if bar_seconds < 60:
-        # IB's longest durations for sub-minute bars.
-        longest = {5: 7200, 10: 14400, 15: 14400, 30: 28800}.get(bar_seconds, 7200)
-        return f"{min(max(bars_needed * bar_seconds * 4, 1800), longest)} S"
-    regular_session = 6.5 * 3600
-    days = math.ceil(bars_needed * bar_seconds / regular_session) + 3
-    return f"{days} D"
+_CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
 
 
 class IBBroker:
@@ -141,9 +70,7 @@ class IBBroker:
         self._request_timeout = request_timeout
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
         self.account = ""
-        self.contracts: dict[str, Contract] = {}
-        self._contract_info: dict[str, ContractInfo] = {}
-        self._symbol_by_con_id: dict[int, str] = {}
+        self.contracts = ContractBook()
         self._trades: dict[str, Trade] = {}  # order_ref -> the live Trade of this session
         self._bar_subscriptions: dict[str, RealTimeBarList] = {}
         self._disconnected = asyncio.Event()
@@ -358,37 +285,16 @@ class IBBroker:
             if isinstance(details, BaseException) or len(details) != 1:
                 unknown.append(instrument.symbol)
                 continue
-            contract = details[0].contract
-            self.contracts[instrument.symbol] = contract
-            self._symbol_by_con_id[contract.conId] = instrument.symbol
-            self._contract_info[instrument.symbol] = self._info(instrument, contract, details[0])
+            self.contracts.add(
+                instrument.symbol, details[0].contract, contract_info(instrument, details[0])
+            )
         return unknown
 
-    @staticmethod
-    def _info(
-        instrument: Instrument, contract: Contract, details: ContractDetails | None
-    ) -> ContractInfo:
-        if details is None:
-            return ContractInfo(instrument, contract.conId, 0.01, "UTC", ALWAYS_OPEN, ALWAYS_OPEN)
-        zone = details.timeZoneId or "UTC"
-        return ContractInfo(
-            instrument=instrument,
-            con_id=contract.conId,
-            min_tick=details.minTick or 0.01,
-            time_zone=zone,
-            liquid_hours=TradingHours.parse(details.liquidHours, zone),
-            trading_hours=TradingHours.parse(details.tradingHours, zone),
-            long_name=details.longName,
-        )
-
     def contract(self, symbol: str) -> ContractInfo | None:
-        return self._contract_info.get(symbol)
+        return self.contracts.info(symbol)
 
     def knows(self, symbol: str) -> bool:
         return symbol in self.contracts
-
-    def _what_to_show(self, symbol: str) -> str:
-        return "MIDPOINT" if self.contracts[symbol].secType == "CASH" else "TRADES"
 
     async def history(
         self, symbol: str, bar_size: str, bar_seconds: int, bars_needed: int, use_rth: bool
@@ -398,9 +304,9 @@ class IBBroker:
             bars = await self.ib.reqHistoricalDataAsync(
                 contract,
                 endDateTime="",
-                durationStr=history_duration(bars_needed, bar_seconds),
+                durationStr=translate.history_duration(bars_needed, bar_seconds),
                 barSizeSetting=bar_size,
-                whatToShow=self._what_to_show(symbol),
+                whatToShow=translate.what_to_show(contract),
                 useRTH=use_rth,
                 formatDate=2,
             )
@@ -408,31 +314,17 @@ class IBBroker:
             if exc.code == 162 and "no data" in exc.message.lower():
                 return []  # IB's way of saying the period is empty
             raise BrokerRequestError(exc.code, exc.message) from None
-        result = []
-        for bar in bars:
-            moment = bar.date
-            if not isinstance(moment, datetime):  # daily bars come as dates
-                moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-            result.append(
-                Bar(symbol, moment.astimezone(UTC), bar.open, bar.high, bar.low, bar.close,
-                    max(bar.volume, 0.0))
-            )
-        return result
+        return [translate.historical_bar(symbol, bar) for bar in bars]
 
     def subscribe_bars(self, symbol: str, use_rth: bool) -> None:
         """Stream 5-second bars for `symbol` to the listener (again after a reconnect)."""
         self.unsubscribe_bars(symbol)
-        bars = self.ib.reqRealTimeBars(
-            self.contracts[symbol], 5, self._what_to_show(symbol), use_rth
-        )
+        contract = self.contracts[symbol]
+        bars = self.ib.reqRealTimeBars(contract, 5, translate.what_to_show(contract), use_rth)
 
         def on_update(bar_list: RealTimeBarList, has_new_bar: bool) -> None:
             if has_new_bar and bar_list:
-                last = bar_list[-1]
-                self._listener.on_realtime_bar(
-                    Bar(symbol, last.time.astimezone(UTC), last.open_, last.high, last.low,
-                        last.close, last.volume)
-                )
+                self._listener.on_realtime_bar(translate.realtime_bar(symbol, bar_list[-1]))
                 # Keep memory flat over weeks of streaming.
                 if len(bar_list) > 100:
                     del bar_list[:-10]
@@ -450,8 +342,8 @@ class IBBroker:
         tickers = await self.ib.reqTickersAsync(self.contracts[symbol])
         if not tickers:
             return None, None, None
-        ticker = tickers[0]
-        return _price(ticker.bid), _price(ticker.ask), _price(ticker.last)
+        ticker, price = tickers[0], translate.price
+        return price(ticker.bid), price(ticker.ask), price(ticker.last)
 
     # --- orders -------------------------------------------------------------------------
 
@@ -467,20 +359,9 @@ class IBBroker:
         """Send a new order; return IB's order id. Raises ConnectionError when not connected."""
         if not self.is_connected:
             raise ConnectionError("not connected to the gateway")
-        ib_order = IBOrder(
-            action=order.side.value,
-            totalQuantity=order.quantity,
-            orderType=order.order_type.value,
-            lmtPrice=order.limit_price if order.limit_price is not None else UNSET_DOUBLE,
-            auxPrice=order.stop_price if order.stop_price is not None else UNSET_DOUBLE,
-            orderRef=order.order_ref,
-            account=self.account,
-            tif="GTC" if parent_id else "DAY",
-            transmit=transmit,
-            parentId=parent_id,
-            ocaGroup=oca_group,
-            ocaType=1 if oca_group else 0,
-            outsideRth=outside_rth,
+        ib_order = translate.ib_order(
+            order, self.account, parent_id=parent_id, transmit=transmit, oca_group=oca_group,
+            outside_rth=outside_rth,
         )
         trade = self.ib.placeOrder(self.contracts[order.symbol], ib_order)
         self._trades[order.order_ref] = trade
@@ -561,7 +442,7 @@ class IBBroker:
             if not report.execId and ib_fill.execution.execId in known:
                 report = known[ib_fill.execution.execId].commissionReport
             if report.execId:
-                fill = _with_commission(fill, report)
+                fill = translate.with_commission(fill, report)
             fills.append(fill)
         return BrokerSnapshot(
             open_orders=tuple(self._broker_order(trade) for trade in open_trades),
@@ -573,26 +454,17 @@ class IBBroker:
 
     def positions(self) -> list[Position]:
         portfolio = {item.contract.conId: item for item in self.ib.portfolio(self.account)}
-        result = []
-        for position in self.ib.positions(self.account):
-            item = portfolio.get(position.contract.conId)
-            result.append(
-                Position(
-                    symbol=self._symbol(position.contract),
-                    quantity=position.position,
-                    avg_cost=position.avgCost,
-                    market_price=_price(item.marketPrice) if item else None,
-                    unrealized_pnl=_price(item.unrealizedPNL) if item else None,
-                    realized_pnl=_price(item.realizedPNL) if item else None,
-                    sec_type=position.contract.secType,
-                )
+        return [
+            translate.position(
+                position, self._symbol(position.contract), portfolio.get(position.contract.conId)
             )
-        return result
+            for position in self.ib.positions(self.account)
+        ]
 
     def account_values(self) -> dict[str, float]:
         values: dict[str, float] = {}
         for value in self.ib.accountValues(self.account):
-            number = _account_number(value.value, value.currency)
+            number = translate.account_number(value.value, value.currency)
             if number is not None and value.tag not in values:
                 values[value.tag] = number
         return values
@@ -622,58 +494,20 @@ class IBBroker:
             contract = details[0].contract
             if contract.secType == "STK":
                 contract.exchange = "SMART"
-            self.contracts[symbol] = contract
-            self._symbol_by_con_id[contract.conId] = symbol
+            self.contracts.add(symbol, contract)
             return True
         return False
 
-    # --- event translation --------------------------------------------------------------
+    # --- events, in domain types --------------------------------------------------------
 
     def _symbol(self, contract: Contract) -> str:
-        """The engine's name for a contract: the configured symbol for the bot's contracts;
-        for others a name that cannot be mistaken for one of them."""
-        known = self._symbol_by_con_id.get(contract.conId)
-        if known:
-            return known
-        if contract.secType == "CASH":
-            name = f"{contract.symbol}{contract.currency}"
-        elif contract.secType in ("STK", "CRYPTO"):
-            name = contract.symbol
-        else:
-            name = contract.localSymbol or f"{contract.symbol} {contract.secType}"
-        if name in self.contracts:  # the bot's symbol, but another contract (an option, say)
-            name = f"{name} ({contract.secType} {contract.conId})"
-        return name
+        return self.contracts.symbol(contract)
 
     def _broker_order(self, trade: Trade) -> BrokerOrder:
-        order, status = trade.order, trade.orderStatus
-        return BrokerOrder(
-            order_ref=order.orderRef or "",
-            ib_order_id=order.orderId,
-            perm_id=order.permId,
-            client_id=order.clientId,
-            symbol=self._symbol(trade.contract),
-            side=Side(order.action),
-            quantity=float(order.totalQuantity),
-            filled=float(status.filled or trade.filled()),
-            status=self._status(trade),
-            order_type=order.orderType,
-            limit_price=_price(order.lmtPrice),
-            stop_price=_price(order.auxPrice),
-            avg_price=status.avgFillPrice or 0.0,
-        )
+        return translate.broker_order(trade, self._symbol(trade.contract))
 
-    @staticmethod
-    def _status(trade: Trade) -> OrderStatus:
-        status = _STATUS.get(trade.orderStatus.status, OrderStatus.UNKNOWN)
-        error = trade.log[-1].errorCode if trade.log else 0
-        if status is OrderStatus.CANCELLED and error == 201:
-            return OrderStatus.REJECTED
-        if status is OrderStatus.CANCELLED and error in _NOT_REALLY_CANCELLED:
-            return OrderStatus.UNKNOWN
-        if status is OrderStatus.SUBMITTED and trade.orderStatus.filled > 0:
-            return OrderStatus.PARTIAL
-        return status
+    def _fill(self, ib_fill: IBFill) -> Fill:
+        return translate.fill(ib_fill, self._symbol(ib_fill.contract))
 
     def _on_order_status(self, trade: Trade) -> None:
         ref = trade.order.orderRef
@@ -682,32 +516,8 @@ class IBBroker:
         if trade.orderStatus.status == "ValidationError":
             # ib_async's mark for a warning (399, 110, ...) on the order: not a state of it.
             return
-        status = trade.orderStatus
-        message = trade.log[-1].message if trade.log else ""
-        update = OrderUpdate(
-            order_ref=ref,
-            status=self._status(trade),
-            filled=float(status.filled),
-            remaining=float(status.remaining),
-            avg_price=float(status.avgFillPrice or 0.0),
-            time=datetime.now(UTC),
-            message=message,
-            ib_order_id=trade.order.orderId,
-            perm_id=trade.order.permId or status.permId or None,
-        )
-        self._listener.on_order_update(update, self._symbol(trade.contract))
-
-    def _fill(self, ib_fill: IBFill) -> Fill:
-        execution = ib_fill.execution
-        return Fill(
-            exec_id=execution.execId,
-            order_ref=execution.orderRef or "",
-            perm_id=execution.permId,
-            time=execution.time.astimezone(UTC),
-            symbol=self._symbol(ib_fill.contract),
-            side=Side.BUY if execution.side == "BOT" else Side.SELL,
-            quantity=float(execution.shares),
-            price=float(execution.price),
+        self._listener.on_order_update(
+            translate.order_update(trade, datetime.now(UTC)), self._symbol(trade.contract)
         )
 
     def _on_exec_details(self, trade: Trade, ib_fill: IBFill) -> None:
@@ -717,7 +527,7 @@ class IBBroker:
     def _on_commission(self, trade: Trade, ib_fill: IBFill, report: CommissionReport) -> None:
         if (ib_fill.execution.orderRef or "").startswith(ORDER_REF_PREFIX):
             self._listener.on_commission(
-                report.execId, float(report.commission), _price(report.realizedPNL)
+                report.execId, float(report.commission), translate.price(report.realizedPNL)
             )
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Contract | None) -> None:
@@ -734,29 +544,14 @@ class IBBroker:
     def _on_position(self, position: IBPosition) -> None:
         if self.account and position.account != self.account:
             return
-        self._listener.on_position(
-            Position(
-                symbol=self._symbol(position.contract),
-                quantity=position.position,
-                avg_cost=position.avgCost,
-                sec_type=position.contract.secType,
-            )
-        )
+        self._listener.on_position(translate.position(position, self._symbol(position.contract)))
 
     def _on_account_value(self, value: object) -> None:
-        number = _account_number(getattr(value, "value", ""), getattr(value, "currency", ""))
+        number = translate.account_number(
+            getattr(value, "value", ""), getattr(value, "currency", "")
+        )
         if number is not None:
             self._listener.on_account_value(getattr(value, "tag", ""), number)
-
-
-def _account_number(value: str, currency: str) -> float | None:
-    """An account value as a number, if it is one and counts in the account's currency."""
-    if currency not in ACCOUNT_CURRENCIES:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
 
 
 class _NotListening:
@@ -767,19 +562,3 @@ class _NotListening:
 
 
 _NOT_LISTENING: Any = _NotListening()
-
-
-def _with_commission(fill: Fill, report: CommissionReport) -> Fill:
-    return Fill(
-        exec_id=fill.exec_id,
-        order_ref=fill.order_ref,
-        perm_id=fill.perm_id,
-        time=fill.time,
-        symbol=fill.symbol,
-        side=fill.side,
-        quantity=fill.quantity,
-        price=fill.price,
-        commission=float(report.commission),
-        realized_pnl=_price(report.realizedPNL),
-    )
-

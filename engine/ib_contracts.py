@@ -1,0 +1,77 @@
+"""The IB contracts the broker adapter knows, by the engine's symbol, and the engine's name for
+any contract IB reports (the configured symbol for the bot's own, an unmistakable one for others).
+"""
+
+from __future__ import annotations
+
+from ib_async import Contract, ContractDetails, Crypto, Forex, Future, Stock
+
+from engine.domain import Instrument
+from engine.hours import TradingHours
+from engine.ports import ContractInfo
+
+
+def make_contract(instrument: Instrument) -> Contract:
+    if instrument.sec_type == "CASH":
+        return Forex(instrument.symbol, exchange=instrument.exchange)
+    if instrument.sec_type == "CRYPTO":
+        return Crypto(instrument.symbol, instrument.exchange, instrument.currency)
+    if instrument.sec_type == "FUT":
+        return Future(instrument.symbol, exchange=instrument.exchange,
+                      currency=instrument.currency)
+    return Stock(instrument.symbol, instrument.exchange, instrument.currency)
+
+
+def contract_info(instrument: Instrument, details: ContractDetails) -> ContractInfo:
+    zone = details.timeZoneId or "UTC"
+    return ContractInfo(
+        instrument=instrument,
+        con_id=details.contract.conId,
+        min_tick=details.minTick or 0.01,
+        time_zone=zone,
+        liquid_hours=TradingHours.parse(details.liquidHours, zone),
+        trading_hours=TradingHours.parse(details.tradingHours, zone),
+        long_name=details.longName,
+    )
+
+
+class ContractBook:
+    """The contracts orders can be placed for: the configured instruments, once qualified,
+    and the contracts of positions the bot was asked to close."""
+
+    def __init__(self) -> None:
+        self._contracts: dict[str, Contract] = {}
+        self._info: dict[str, ContractInfo] = {}
+        self._symbol_by_con_id: dict[int, str] = {}
+
+    def add(self, symbol: str, contract: Contract, info: ContractInfo | None = None) -> None:
+        self._contracts[symbol] = contract
+        self._symbol_by_con_id[contract.conId] = symbol
+        if info is not None:
+            self._info[symbol] = info
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._contracts
+
+    def __getitem__(self, symbol: str) -> Contract:
+        return self._contracts[symbol]
+
+    def info(self, symbol: str) -> ContractInfo | None:
+        """What was learnt of a configured instrument's contract (none for a position's)."""
+        return self._info.get(symbol)
+
+    def symbol(self, contract: Contract) -> str:
+        """The engine's name for a contract: the configured symbol for the bot's contracts;
+        for others a name that cannot be mistaken for one of them."""
+        known = self._symbol_by_con_id.get(contract.conId)
+        if known:
+            return known
+        if contract.secType == "CASH":
+            name = f"{contract.symbol}{contract.currency}"
+        elif contract.secType in ("STK", "CRYPTO"):
+            name = contract.symbol
+        else:
+            name = contract.localSymbol or f"{contract.symbol} {contract.secType}"
+        if name in self._contracts:  # the bot's symbol, but another contract (an option, say)
+            name = f"{name} ({contract.secType} {contract.conId})"
+        return name

@@ -1,0 +1,190 @@
+"""Translation between ib_async's objects and the engine's domain types, both ways, and IB's
+order-status rules. Pure: no connection, no state; contracts are named by the caller
+(engine/ib_contracts.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from ib_async import Contract, Trade
+from ib_async import Fill as IBFill
+from ib_async import Order as IBOrder
+from ib_async import Position as IBPosition
+from ib_async.objects import BarData, CommissionReport, PortfolioItem, RealTimeBar
+from ib_async.util import UNSET_DOUBLE
+
+from engine.domain import Bar, Fill, Order, OrderStatus, OrderUpdate, Position, Side
+from engine.ports import ACCOUNT_CURRENCIES, BrokerOrder
+
+_STATUS = {
+    "PendingSubmit": OrderStatus.PENDING,
+    "ApiPending": OrderStatus.PENDING,
+    "PreSubmitted": OrderStatus.SUBMITTED,
+    "Submitted": OrderStatus.SUBMITTED,
+    "PendingCancel": OrderStatus.SUBMITTED,
+    "ValidationError": OrderStatus.SUBMITTED,  # live, with a warning on it
+    "ApiUpdate": OrderStatus.SUBMITTED,
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELLED,
+    "ApiCancelled": OrderStatus.CANCELLED,
+    # IB: "held or rejected"; not final until reconciliation says what it is.
+    "Inactive": OrderStatus.UNKNOWN,
+}
+
+# ib_async marks an order Cancelled on any error carrying its id; after these the order may
+# well be alive or filled, so its state is unknown until a re-sync.
+_NOT_REALLY_CANCELLED = frozenset({161, 10147, 10148, 10349})
+
+
+def price(value: float | None) -> float | None:
+    """A price, or None for IB's marks of "no price" (unset, infinite, NaN)."""
+    if value is None or not math.isfinite(value) or value == UNSET_DOUBLE or value >= 1e300:
+        return None
+    return value
+
+
+def order_status(trade: Trade) -> OrderStatus:
+    status = _STATUS.get(trade.orderStatus.status, OrderStatus.UNKNOWN)
+    error = trade.log[-1].errorCode if trade.log else 0
+    if status is OrderStatus.CANCELLED and error == 201:
+        return OrderStatus.REJECTED
+    if status is OrderStatus.CANCELLED and error in _NOT_REALLY_CANCELLED:
+        return OrderStatus.UNKNOWN
+    if status is OrderStatus.SUBMITTED and trade.orderStatus.filled > 0:
+        return OrderStatus.PARTIAL
+    return status
+
+
+# --- to ib_async ------------------------------------------------------------------------
+
+
+def ib_order(
+    order: Order, account: str, *, parent_id: int, transmit: bool, oca_group: str,
+    outside_rth: bool,
+) -> IBOrder:
+    return IBOrder(
+        action=order.side.value,
+        totalQuantity=order.quantity,
+        orderType=order.order_type.value,
+        lmtPrice=order.limit_price if order.limit_price is not None else UNSET_DOUBLE,
+        auxPrice=order.stop_price if order.stop_price is not None else UNSET_DOUBLE,
+        orderRef=order.order_ref,
+        account=account,
+        tif="GTC" if parent_id else "DAY",
+        transmit=transmit,
+        parentId=parent_id,
+        ocaGroup=oca_group,
+        ocaType=1 if oca_group else 0,
+        outsideRth=outside_rth,
+    )
+
+
+def history_duration(bars_needed: int, bar_seconds: int) -> str:
+    """An IB duration string covering `bars_needed` bars, with room for nights and weekends."""
+    if bar_seconds < 60:
+        # IB's longest durations for sub-minute bars.
+        longest = {5: 7200, 10: 14400, 15: 14400, 30: 28800}.get(bar_seconds, 7200)
+        return f"{min(max(bars_needed * bar_seconds * 4, 1800), longest)} S"
+    regular_session = 6.5 * 3600
+    days = math.ceil(bars_needed * bar_seconds / regular_session) + 3
+    return f"{days} D"
+
+
+def what_to_show(contract: Contract) -> str:
+    return "MIDPOINT" if contract.secType == "CASH" else "TRADES"
+
+
+# --- from ib_async ----------------------------------------------------------------------
+
+
+def historical_bar(symbol: str, bar: BarData) -> Bar:
+    moment = bar.date
+    if not isinstance(moment, datetime):  # daily bars come as dates
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    return Bar(symbol, moment.astimezone(UTC), bar.open, bar.high, bar.low, bar.close,
+               max(bar.volume, 0.0))
+
+
+def realtime_bar(symbol: str, bar: RealTimeBar) -> Bar:
+    return Bar(symbol, bar.time.astimezone(UTC), bar.open_, bar.high, bar.low, bar.close,
+               bar.volume)
+
+
+def broker_order(trade: Trade, symbol: str) -> BrokerOrder:
+    order, status = trade.order, trade.orderStatus
+    return BrokerOrder(
+        order_ref=order.orderRef or "",
+        ib_order_id=order.orderId,
+        perm_id=order.permId,
+        client_id=order.clientId,
+        symbol=symbol,
+        side=Side(order.action),
+        quantity=float(order.totalQuantity),
+        filled=float(status.filled or trade.filled()),
+        status=order_status(trade),
+        order_type=order.orderType,
+        limit_price=price(order.lmtPrice),
+        stop_price=price(order.auxPrice),
+        avg_price=status.avgFillPrice or 0.0,
+    )
+
+
+def order_update(trade: Trade, time: datetime) -> OrderUpdate:
+    status = trade.orderStatus
+    return OrderUpdate(
+        order_ref=trade.order.orderRef,
+        status=order_status(trade),
+        filled=float(status.filled),
+        remaining=float(status.remaining),
+        avg_price=float(status.avgFillPrice or 0.0),
+        time=time,
+        message=trade.log[-1].message if trade.log else "",
+        ib_order_id=trade.order.orderId,
+        perm_id=trade.order.permId or status.permId or None,
+    )
+
+
+def fill(ib_fill: IBFill, symbol: str) -> Fill:
+    execution = ib_fill.execution
+    return Fill(
+        exec_id=execution.execId,
+        order_ref=execution.orderRef or "",
+        perm_id=execution.permId,
+        time=execution.time.astimezone(UTC),
+        symbol=symbol,
+        side=Side.BUY if execution.side == "BOT" else Side.SELL,
+        quantity=float(execution.shares),
+        price=float(execution.price),
+    )
+
+
+def with_commission(fill: Fill, report: CommissionReport) -> Fill:
+    return replace(
+        fill, commission=float(report.commission), realized_pnl=price(report.realizedPNL)
+    )
+
+
+def position(ib_position: IBPosition, symbol: str, item: PortfolioItem | None = None) -> Position:
+    """A position; with its market value when the account's portfolio has an `item` for it."""
+    return Position(
+        symbol=symbol,
+        quantity=ib_position.position,
+        avg_cost=ib_position.avgCost,
+        market_price=price(item.marketPrice) if item else None,
+        unrealized_pnl=price(item.unrealizedPNL) if item else None,
+        realized_pnl=price(item.realizedPNL) if item else None,
+        sec_type=ib_position.contract.secType,
+    )
+
+
+def account_number(value: str, currency: str) -> float | None:
+    """An account value as a number, if it is one and counts in the account's currency."""
+    if currency not in ACCOUNT_CURRENCIES:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
