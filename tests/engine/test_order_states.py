@@ -183,3 +183,12 @@ async def test_a_fill_revives_a_cancelled_order(
     assert (order.ib_order_id, order.perm_id, order.updated_at) == (7, 70, AT)
     await writer.flush()
     assert await journal.recent_events(limit=10) == []  # nothing impossible happened
+
+
+async def test_a_status_never_lowers_what_is_filled(orders: OrderManager) -> None:
+    # Answers can cross: a status sent before the last execution arrives after it.
+    order = _track(orders, OrderStatus.PARTIAL, filled=6)
+
+    orders.on_update(_update(order, OrderStatus.SUBMITTED, filled=4), "AAPL")
+
+    assert (order.status, order.filled) == (OrderStatus.SUBMITTED, 6)

@@ -156,6 +156,13 @@ CASES = [
     ),
     pytest.param(
         Given(unfinished=(order(A),), no_trace={A: NoTrace(NOW - 100_000, 0)},
+              servers=Servers(lost=True, up_since=NOW - 100_000)),
+        Expect(changes=((A, OrderStatus.UNKNOWN, None),), says={A: "IB's servers"},
+               no_trace={A: NoTrace(NOW - 100_000, 0)}, recheck=True),
+        id="absent for ages, IB's servers lost with an up_since left over: never cancelled",
+    ),
+    pytest.param(
+        Given(unfinished=(order(A),), no_trace={A: NoTrace(NOW - 100_000, 0)},
               servers=Servers(lost=False, up_since=None)),
         Expect(changes=((A, OrderStatus.UNKNOWN, None),), no_trace={A: NoTrace(NOW - 100_000, 0)},
                recheck=True),
@@ -280,7 +287,8 @@ def random_case(rng: random.Random) -> Given:
     no_trace = {o.order_ref: NoTrace(rng.uniform(now - 100, now), rng.choice((-5, 0, 5)))
                 for o in unfinished if rng.random() < 0.6}
     lost = rng.random() < 0.3
-    up_since = None if lost or rng.random() < 0.1 else rng.uniform(now - 100, now)
+    # Lost with an up_since too: the two are kept apart (engine/connection.py).
+    up_since = None if rng.random() < 0.1 else rng.uniform(now - 100, now)
     return Given(
         BrokerSnapshot(tuple(open_orders), tuple(completed), tuple(fills), positions),
         tuple(unfinished), frozenset(), no_trace, Servers(lost, up_since), now,
