@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict
 from datetime import datetime
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from engine.engine import Engine
 
 log = logging.getLogger(__name__)
+
+# How long /pause waits for its pause to reach the disk before it answers anyway.
+PERSIST_WAIT_SECONDS = 2.0
+
 
 class CommandRefused(Exception):
     """The engine will not do this now; the message says why, in words for the user."""
@@ -214,10 +219,20 @@ class Control:
     # --- acting ---------------------------------------------------------------------------
 
     async def pause(self, by: str, reason: str = "") -> StatusReport:
-        await self._journal_command("pause", by, reason=reason)
-        if self._engine.risk.state is not EngineState.HALTED:
-            await self._engine.trading_state.set(EngineState.PAUSED, reason or f"paused by {by}",
-                                                 by)
+        """Pause at once; returns once the pause is on disk (so a restart resumes it), or
+        after PERSIST_WAIT_SECONDS if the disk cannot be written: paused in memory all the
+        same, and persisted when the disk allows."""
+        engine = self._engine
+        engine.tasks.aside(self._journal_command("pause", by, reason=reason))
+        if engine.risk.state is not EngineState.HALTED:
+            why = reason or f"paused by {by}"
+            engine.risk.pause(why)
+            persisted = engine.tasks.aside(engine.trading_state.persist(EngineState.PAUSED,
+                                                                        why, by))
+            done, _ = await asyncio.wait({persisted}, timeout=PERSIST_WAIT_SECONDS)
+            if not done:
+                log.error("the pause by %s is not on disk yet (journal busy or full); paused "
+                          "in memory, persisted when the disk allows", by)
         return await self.status()
 
     async def resume(self, by: str) -> StatusReport:
@@ -238,7 +253,8 @@ class Control:
         """Cancel the bot's (or the account's) orders; waits for a running flatten first, so
         it can never cancel the kill switch's own closing orders."""
         _check_scope(scope)
-        await self._journal_command("cancel_all", by, scope=scope)
+        # Act first, as the kill switch does: a journal that cannot be written must not stop it.
+        self._engine.tasks.aside(self._journal_command("cancel_all", by, scope=scope))
         return await self._engine.kill_switch.cancel_all(scope)
 
     async def flatten(

@@ -3,8 +3,10 @@
 Broker callbacks are synchronous, so they queue their rows here. The writer commits what is
 queued in one transaction on its own SQLite connection, in a thread: one trip off the event
 loop and one fsync for a burst of fills, however busy the loop is. An order intent is
-urgent: `write_durable` puts it ahead of routine rows and returns once it is committed, so
-placeOrder goes out as soon as the intent is safe on disk.
+urgent: it goes ahead of routine rows, and placeOrder goes out as soon as it is on disk.
+`commit_then` commits an entry's intent on the loop itself while the disk is fast (one
+sub-millisecond fsync: a thread hop costs more, as the thread must wait for the GIL while the
+loop decodes the rest of a burst of bars), and through the thread when it is not.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +32,11 @@ Item = tuple[Statement, Waiter]
 
 # Bounds how long an urgent write can wait behind a routine batch already being committed.
 ROUTINE_BATCH = 16
+# An intent is committed on the caller's thread (the loop) only while commits take less than
+# this: a slow disk must not hold the loop; its intents go through the writer's thread.
+INLINE_COMMIT_SECONDS = 0.002
+# Routine rows wait this long after the first of a burst before they are committed together.
+ROUTINE_GATHER_SECONDS = 0.005
 # A writer task that died of a bug starts again after this long (a bug that repeats cannot spin).
 RESTART_SECONDS = 1.0
 
@@ -46,6 +54,11 @@ class JournalWriter:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
+        # The intents' own connection, used on the loop's thread while the disk is fast: it
+        # never waits for a lock (busy_timeout 0) and never checkpoints the WAL.
+        self._inline_db: sqlite3.Connection | None = None
+        self._inline_lock = threading.Lock()
+        self.inline_ok = True  # the last commit was fast: the next intent may go inline
         # Told (name, error) if the writer task dies of a bug; it is restarted after a moment,
         # and the rows queued behind the failed batch are written then.
         self.on_death: Callable[[str, BaseException], None] | None = None
@@ -83,6 +96,11 @@ class JournalWriter:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         self._db = db
+        inline = sqlite3.connect(self._path, isolation_level=None, timeout=0,
+                                 check_same_thread=False)
+        inline.execute("PRAGMA synchronous=FULL")
+        inline.execute("PRAGMA wal_autocheckpoint=0")
+        self._inline_db = inline
 
     def write(self, statement: Statement) -> None:
         """Queue a routine row; it reaches the disk with one of the next commits."""
@@ -113,13 +131,21 @@ class JournalWriter:
         return await done
 
     def commit_then(self, statement: Statement, then: Callable[[Outcome], None]) -> None:
-        """Commit an urgent row now and call `then(rowcount or error)` on the loop the moment
-        it is on disk: no task to schedule and no await to resume in between, so an order
-        goes out one loop turn after its intent is safe."""
+        """Commit an urgent row and call `then(rowcount or error)` the moment it is on disk.
+
+        While the disk is fast (INLINE_COMMIT_SECONDS) and the connection free, the commit
+        happens here, on the caller's thread, and `then` runs before this returns: an order
+        goes out inside the callback that decided it, with no thread hop. Otherwise the
+        writer's thread commits it and `then` runs on the loop right after.
+        """
         if self._task is None or self._executor is None or (
             self._task.done() and self._stopping
         ):
             then(RuntimeError("the journal writer is not running"))
+            return
+        rowcount = self._commit_inline(statement) if self.inline_ok else None
+        if rowcount is not None:
+            then(rowcount)
             return
         self._urgent.append((statement, then))
         self._executor.submit(self._commit_urgent, asyncio.get_running_loop())
@@ -155,6 +181,34 @@ class JournalWriter:
     def _close(self) -> None:
         if self._db is not None:
             self._db.close()
+        with self._inline_lock:
+            if self._inline_db is not None:
+                self._inline_db.close()
+                self._inline_db = None
+
+    def _commit_inline(self, statement: Statement) -> int | None:
+        """Commit one row on this thread through the intents' own connection, unless another
+        writer holds the database (no waiting: busy_timeout 0); None if not committed."""
+        db = self._inline_db
+        if db is None or not self._inline_lock.acquire(blocking=False):
+            return None
+        started = time.perf_counter()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            rowcount = db.execute(*statement).rowcount
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rolling back an inline intent failed")
+            log.debug("intent not committed inline (%s); the writer's thread takes it", exc)
+            return None
+        finally:
+            self.inline_ok = time.perf_counter() - started < INLINE_COMMIT_SECONDS
+            self._inline_lock.release()
+        return rowcount
 
     def _commit_urgent(self, loop: asyncio.AbstractEventLoop) -> None:
         """In the database thread: commit the urgent rows queued so far, then tell the loop."""
@@ -176,6 +230,10 @@ class JournalWriter:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
+            if not self._stopping:
+                # Let a burst of rows (a burst of bars, fills) gather, so it is one commit
+                # that does not hold the connection while intents want it inline.
+                await asyncio.sleep(ROUTINE_GATHER_SECONDS)
             self._wake.clear()
             while self._routine:
                 source = self._routine
@@ -202,6 +260,17 @@ class JournalWriter:
 
     def _apply(self, statements: list[Statement]) -> tuple[bool, list[int | BaseException]]:
         """In the writer's thread: one transaction, one commit, for the whole batch."""
+        started = time.perf_counter()
+        try:
+            return self._apply_batch(statements)
+        finally:  # how fast the disk is now decides where the next intent is committed
+            self.inline_ok = time.perf_counter() - started < INLINE_COMMIT_SECONDS * (
+                1 + len(statements) / ROUTINE_BATCH
+            )
+
+    def _apply_batch(
+        self, statements: list[Statement]
+    ) -> tuple[bool, list[int | BaseException]]:
         db = self._db
         assert db is not None
         outcomes: list[int | BaseException] = []

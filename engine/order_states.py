@@ -10,7 +10,8 @@ The rows, and why:
   unsent, UNKNOWN after a restart (it may have been sent), or any broker status when the
   answer races the send.
 - A sent order (PENDING, SUBMITTED, PARTIAL) takes any status the broker reports, and UNKNOWN
-  at a drop (no answer: its outcome is not known until reconciliation).
+  at a drop (no answer: its outcome is not known until reconciliation); once the broker has
+  it (SUBMITTED, PARTIAL), never PENDING again.
 - UNKNOWN takes any status the broker or reconciliation shows; CANCELLED when its absence is
   proven (IB's servers up, no trace, no position change, for a whole grace period).
 - FILLED is final. REJECTED is too, but for an execution: a fill is never wrong.
@@ -27,12 +28,14 @@ _BROKER_ANSWERS = frozenset({
     OrderStatus.CANCELLED, OrderStatus.REJECTED,
 })
 _SENT = _BROKER_ANSWERS | {OrderStatus.UNKNOWN}
+# Once the broker has an order, it never goes back to "PendingSubmit".
+_AT_THE_BROKER = _SENT - {OrderStatus.PENDING}
 
 ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.INTENT: frozenset(_SENT),
     OrderStatus.PENDING: frozenset(_SENT),
-    OrderStatus.SUBMITTED: frozenset(_SENT),
-    OrderStatus.PARTIAL: frozenset(_SENT),
+    OrderStatus.SUBMITTED: frozenset(_AT_THE_BROKER),
+    OrderStatus.PARTIAL: frozenset(_AT_THE_BROKER),
     OrderStatus.UNKNOWN: frozenset(_SENT),
     OrderStatus.CANCELLED: frozenset(
         {OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED}

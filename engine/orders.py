@@ -88,7 +88,8 @@ class OrderManager:
     def _index(self, order: Order) -> None:
         """Keep the index of working orders (a done order can come back: see the table)."""
         if order.status.is_done:
-            self._working.pop(order.order_ref, None)
+            if self._working.get(order.order_ref) is order:  # not a stale copy's ref
+                del self._working[order.order_ref]
         elif self.orders.get(order.order_ref) is order:
             self._working[order.order_ref] = order
 
@@ -121,8 +122,8 @@ class OrderManager:
             return False
         order.status = status
         self._index(order)
-        if filled is not None:
-            order.filled = filled
+        if filled is not None:  # what is filled never goes down: executions are never undone
+            order.filled = max(order.filled, filled)
         if message is not None:
             order.message = message
         self.notify_changed()

@@ -106,7 +106,7 @@ def plan(
         executed = sum(f.quantity for f in fills_by_ref.get(ref, ()))
         if ref in open_by_ref:
             found = open_by_ref[ref]
-            result.changes.append(Change(ref, found.status, found.filled, None,
+            result.changes.append(Change(ref, found.status, found.filled, "",
                                          found.ib_order_id, found.perm_id))
             result.adopted += 1
         elif ref in done_by_ref:
@@ -277,8 +277,8 @@ class Reconciler:
             ))
         for found in result.adopt:
             order = order_from_broker(found, self._clock.now())
+            orders.adopt(order)  # first: a status arriving while it is journaled applies
             await self._recorder.write_durable(insert_order_stmt(order))
-            orders.adopt(order)
         self._no_trace = result.no_trace
         recovered = 0
         for fill in result.fills:

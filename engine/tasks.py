@@ -111,9 +111,11 @@ class TaskOwner:
         """Run short work that stop() cancels; its failure is reported, never silent."""
         return self._track(coroutine, name, self._spawned)
 
-    def aside(self, coroutine: Coroutine[Any, Any, Any], name: str = "journaling") -> None:
+    def aside(
+        self, coroutine: Coroutine[Any, Any, Any], name: str = "journaling"
+    ) -> asyncio.Future[Any]:
         """Run bookkeeping beside the caller; stop() waits for it (bounded)."""
-        self._track(coroutine, name, self._aside)
+        return self._track(coroutine, name, self._aside)
 
     def let_finish(self, work: Awaitable[Any], name: str) -> None:
         """Run work that is never cancelled (an order being sent finishes its sending)."""

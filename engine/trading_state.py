@@ -40,6 +40,9 @@ class TradingState:
         await self.persist(state, reason, by)
 
     async def persist(self, state: EngineState, reason: str, by: str) -> None:
-        """Journal a state already applied in memory (so a restart resumes it)."""
-        for statement in state_statements(state, reason, by):
-            await self._recorder.write_durable(statement)
+        """Journal a state already applied in memory (so a restart resumes it); returns once
+        its rows are committed (queued together, in order, after every row queued before)."""
+        *first, last = state_statements(state, reason, by)
+        for statement in first:
+            self._recorder.write(statement)
+        await self._recorder.write_durable(last)

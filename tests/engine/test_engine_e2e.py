@@ -283,14 +283,16 @@ async def test_flatten_stops_an_order_whose_intent_is_still_being_written(
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params="fast=50,slow=60")
     async with running_engine(gateway, settings) as (engine, control):
         gate = asyncio.Event()
-        write_durable = engine.writer.write_durable
+        commit_then = engine.writer.commit_then
 
-        async def slow_disk(statement, urgent=True):  # the intent's fsync takes a while
+        def slow_disk(statement, then):  # the intent's fsync takes a while
             if statement[0].startswith("INSERT INTO orders") and not gate.is_set():
-                await gate.wait()
-            return await write_durable(statement, urgent=urgent)
+                waiting = asyncio.ensure_future(gate.wait())
+                waiting.add_done_callback(lambda _: commit_then(statement, then))
+                return
+            commit_then(statement, then)
 
-        engine.writer.write_durable = slow_disk
+        engine.writer.commit_then = slow_disk
         entry = asyncio.ensure_future(engine.orders.submit("AAPL", Side.BUY, 10, "entry"))
         await asyncio.sleep(0)  # the entry is now waiting for its write
         report = await asyncio.wait_for(control.flatten("test"), 20)

@@ -207,7 +207,7 @@ async def test_who_asked_is_journaled_for_resume_and_cancelall(gateway, tmp_path
             with pytest.raises(control_module.CommandRefused, match="flatten in progress"):
                 await control.resume("bob")
         assert engine.risk.state.value == "RUNNING"
-        await asyncio.sleep(0)  # the refusal is journaled on the side
+        await engine.tasks.wait_aside(5)  # the commands are journaled on the side
         await engine.writer.flush()
         rows = await engine.journal.recent_events(limit=50)
         assert await engine.journal.get_state("pause_reason") == ""

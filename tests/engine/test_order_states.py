@@ -36,8 +36,9 @@ EXPECTED: dict[OrderStatus, str] = {
     OrderStatus.INTENT:        " x   x   x   x   x   x   x   x ",
     # sent: any broker answer, UNKNOWN at a drop; never back to an unsent intent
     OrderStatus.PENDING:       " .   x   x   x   x   x   x   x ",
-    OrderStatus.SUBMITTED:     " .   x   x   x   x   x   x   x ",
-    OrderStatus.PARTIAL:       " .   x   x   x   x   x   x   x ",
+    # at the broker: never back to PendingSubmit either
+    OrderStatus.SUBMITTED:     " .   .   x   x   x   x   x   x ",
+    OrderStatus.PARTIAL:       " .   .   x   x   x   x   x   x ",
     # outcome unknown: whatever the broker or reconciliation shows, CANCELLED once proven gone
     OrderStatus.UNKNOWN:       " .   x   x   x   x   x   x   x ",
     # final, but an inferred cancel can be wrong: the broker may show it working or filled

@@ -239,11 +239,12 @@ def test_plan(given: Given, expect: Expect) -> None:
     assert mentioned(result) == expect.mentioned
 
 
-def test_an_order_open_at_the_broker_takes_its_ids() -> None:
+def test_an_order_open_at_the_broker_takes_its_ids_and_loses_its_old_message() -> None:
     result = run(Given(snapshot(open_orders=(at_broker(A, OrderStatus.SUBMITTED),)),
                        unfinished=(order(A),)))
 
-    assert result.changes == [Change(A, OrderStatus.SUBMITTED, 0.0, None, 11, 110)]
+    # The message an unknown order had ("sent, not seen at the broker yet") no longer holds.
+    assert result.changes == [Change(A, OrderStatus.SUBMITTED, 0.0, "", 11, 110)]
 
 
 def test_only_the_bots_fills_are_recovered() -> None:

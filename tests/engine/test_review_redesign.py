@@ -1,6 +1,6 @@
 """Adversarial review of the engine redesign (e914fe5..): behaviour changes and holes, each
 shown through the real ib_async client and ibsim where it can be reached, on real objects
-where it cannot. Tests marked xfail(strict) show a defect; the reason says what is wrong.
+where it cannot. Each was found failing in review and fixed.
 """
 
 from __future__ import annotations
@@ -48,12 +48,6 @@ async def _resting_order(engine) -> Order:
     return order
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: /pause with a busy (or full) journal never pauses: Control.pause awaits "
-    "_journal_command -> Recorder.record_durable -> JournalWriter.write_durable(urgent=False) "
-    "before touching the risk state, and the writer retries a busy disk forever, so the "
-    "strategy keeps trading and the command never returns (before the redesign it raised "
-    "after the Journal's 5 s busy timeout, also without pausing)"))
 @pytest.mark.usefixtures("_strategy_out")
 async def test_pause_takes_effect_while_the_journal_is_busy(gateway, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
@@ -71,12 +65,6 @@ async def test_pause_takes_effect_while_the_journal_is_busy(gateway, tmp_path: P
         assert paused, "still trading 3 s after /pause"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: /cancelall with a busy (or full) journal cancels nothing: Control.cancel_all "
-    "awaits _journal_command (now JournalWriter.write_durable(urgent=False), retried "
-    "forever) before KillSwitch.cancel_all; /flatten journals on the side for exactly this "
-    "reason, /cancelall does not (before the redesign it raised after 5 s, also cancelling "
-    "nothing)"))
 @pytest.mark.usefixtures("_strategy_out")
 async def test_cancel_all_cancels_while_the_journal_is_busy(gateway, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
@@ -206,12 +194,6 @@ def _order(status: OrderStatus, filled: float = 0.0) -> Order:
     return Order(REF, "AAPL", Side.BUY, 10, status=status, filled=filled)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: OrderManager._index pops the index entry by order_ref even when the order "
-    "being made done is not the tracked object: once adopt() has replaced an Order (a "
-    "Reconciler._apply adoption racing KillSwitch's adopt_working), any transition of the "
-    "old object to a final status removes the live one from _working, and has_working() "
-    "lets a second order through for the symbol"))
 def test_a_replaced_order_object_never_unindexes_the_tracked_one(
     orders: OrderManager,
 ) -> None:
@@ -267,12 +249,6 @@ def _reconciler(broker: _Broker, journal: Journal, orders: OrderManager,
                       recorder, BrokerClock(), tasks, servers=lambda: Servers(False, 0.0))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: Reconciler._apply passes the broker's filled straight to transition(), which "
-    "assigns it (OrderManager.transition: order.filled = filled): a snapshot showing less "
-    "filled than the engine already saw (answers crossing, an openOrder's status not yet "
-    "updated) lowers order.filled, against the rule on_update keeps "
-    "(max(order.filled, update.filled))"))
 async def test_reconciliation_never_lowers_what_is_filled(
     journal: Journal, orders: OrderManager, recorder: Recorder
 ) -> None:
@@ -286,12 +262,6 @@ async def test_reconciliation_never_lowers_what_is_filled(
     assert order.filled == 6
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: Reconciler._apply awaits the adopted order's insert (write_durable) before "
-    "orders.adopt(order); a status the broker sends meanwhile (the order fills) reaches "
-    "OrderManager.on_update for an order it does not know and is dropped ('status for "
-    "unknown order'), so the adopted order stays working in memory and blocks its symbol "
-    "until some later reconciliation (adopt first, then journal; or replay updates)"))
 async def test_a_status_during_adoption_is_not_lost(
     journal: Journal, orders: OrderManager, recorder: Recorder
 ) -> None:
