@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 
 from engine.broker import IBBroker
+from engine.clock import BrokerClock
 from engine.config import Settings, load_settings
 from engine.control import Control
 from engine.domain import ConnectionState, OrderStatus, Side
 from engine.engine import Engine
-from engine.events import ConnectionEvent, Subscription
+from engine.events import ConnectionEvent, EventBus, Subscription
 from engine.journal import Journal
+from engine.journal_writer import JournalWriter
+from engine.recorder import Recorder
 from ibsim import SimGateway
 
 SPEED = 600.0  # simulated seconds per wall second: a 5-second bar every ~8 ms
@@ -117,3 +120,24 @@ async def lose_ib(gateway: SimGateway, events: Subscription) -> None:
 async def gateway() -> AsyncIterator[SimGateway]:
     async with sim_gateway() as gw:
         yield gw
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    """A fresh journal (for unit tests on real parts; end-to-end tests open their own)."""
+    opened = await Journal.open(tmp_path / "j.sqlite3")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def writer(journal: Journal) -> AsyncIterator[JournalWriter]:
+    started = JournalWriter(journal.path)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+def recorder(writer: JournalWriter) -> Recorder:
+    return Recorder(writer, EventBus(), BrokerClock())

@@ -82,29 +82,19 @@ def _intent(ref: str) -> tuple[str, tuple]:
     return insert_order_stmt(Order(order_ref=ref, symbol="AAPL", side=Side.BUY, quantity=1))
 
 
-async def test_an_intent_is_committed_inline_before_commit_then_returns(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite3"
-    journal = await Journal.open(path)
-    writer = JournalWriter(path)
-    await writer.start()
-    try:
-        told: list[object] = []
-        writer.commit_then(_intent("tb-1"), told.append)
-        assert told == [1]  # on disk, and told, before returning: no thread hop, no await
-        assert await journal.order("tb-1") is not None
-    finally:
-        await writer.stop()
-        await journal.close()
+async def test_an_intent_is_committed_inline_before_commit_then_returns(
+    journal: Journal, writer: JournalWriter
+) -> None:
+    told: list[object] = []
+    writer.commit_then(_intent("tb-1"), told.append)
+    assert told == [1]  # on disk, and told, before returning: no thread hop, no await
+    assert await journal.order("tb-1") is not None
 
 
 async def test_an_intent_waits_for_the_thread_when_another_writer_holds_the_database(
-    tmp_path: Path,
+    journal: Journal, writer: JournalWriter
 ) -> None:
-    path = tmp_path / "j.sqlite3"
-    journal = await Journal.open(path)
-    writer = JournalWriter(path, busy_timeout=0.01)
-    await writer.start()
-    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker = sqlite3.connect(journal.path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         told: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -117,42 +107,27 @@ async def test_an_intent_waits_for_the_thread_when_another_writer_holds_the_data
         assert await journal.order("tb-2") is not None
     finally:
         blocker.close()
-        await writer.stop()
-        await journal.close()
 
 
 async def test_a_slow_disk_sends_intents_through_the_thread_until_it_is_fast_again(
-    tmp_path: Path,
+    writer: JournalWriter,
 ) -> None:
-    path = tmp_path / "j.sqlite3"
-    journal = await Journal.open(path)
-    writer = JournalWriter(path)
-    await writer.start()
-    try:
-        writer.inline_ok = False  # as after a commit that took longer than the limit
-        told: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        writer.commit_then(_intent("tb-3"), told.set_result)
-        assert not told.done()  # not on the loop
-        assert await asyncio.wait_for(told, 10) == 1
-        assert writer.inline_ok  # that commit was fast: the next intent goes inline again
-        inline: list[object] = []
-        writer.commit_then(_intent("tb-4"), inline.append)
-        assert inline == [1]
-    finally:
-        await writer.stop()
-        await journal.close()
+    writer.inline_ok = False  # as after a commit that took longer than the limit
+    told: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    writer.commit_then(_intent("tb-3"), told.set_result)
+    assert not told.done()  # not on the loop
+    assert await asyncio.wait_for(told, 10) == 1
+    assert writer.inline_ok  # that commit was fast: the next intent goes inline again
+    inline: list[object] = []
+    writer.commit_then(_intent("tb-4"), inline.append)
+    assert inline == [1]
 
 
-async def test_an_intent_after_the_writer_stopped_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite3"
-    journal = await Journal.open(path)
-    writer = JournalWriter(path)
-    await writer.start()
+async def test_an_intent_after_the_writer_stopped_is_refused(
+    journal: Journal, writer: JournalWriter
+) -> None:
     await writer.stop()
-    try:
-        told: list[object] = []
-        writer.commit_then(_intent("tb-5"), told.append)
-        assert len(told) == 1 and isinstance(told[0], RuntimeError)
-        assert await journal.order("tb-5") is None
-    finally:
-        await journal.close()
+    told: list[object] = []
+    writer.commit_then(_intent("tb-5"), told.append)
+    assert len(told) == 1 and isinstance(told[0], RuntimeError)
+    assert await journal.order("tb-5") is None

@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from engine.clock import BrokerClock
 from engine.domain import Order, OrderStatus, OrderUpdate, Side
-from engine.events import EventBus
 from engine.journal import Journal
 from engine.journal_writer import JournalWriter
 from engine.order_states import ALLOWED, allowed
@@ -77,23 +74,7 @@ AT = datetime(2024, 5, 6, 14, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    journal = await Journal.open(tmp_path / "j.db")
-    yield journal
-    await journal.close()
-
-
-@pytest.fixture
-async def writer(journal: Journal) -> AsyncIterator[JournalWriter]:
-    writer = JournalWriter(journal.path)
-    await writer.start()
-    yield writer
-    await writer.stop()
-
-
-@pytest.fixture
-def orders(writer: JournalWriter) -> OrderManager:
-    recorder = Recorder(writer, EventBus(), BrokerClock())
+def orders(recorder: Recorder) -> OrderManager:  # journal, writer, recorder: conftest.py
     return OrderManager(NO_BROKER, recorder, BrokerClock())  # type: ignore[arg-type]
 
 
