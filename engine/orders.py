@@ -194,10 +194,11 @@ class OrderManager:
     ) -> asyncio.Future[Order]:
         """Journal the intent durably, and place the order the moment it is on disk.
 
-        Write-ahead: nothing is sent before its intent is committed. The commit starts now,
-        from the caller (a bar's callback: the disk works while the loop finishes the bar),
-        and the placing runs as a callback of the commit, one loop turn after it, with no
-        task in between. The future is the order once placed (or dropped).
+        Write-ahead: nothing is sent before its intent is committed. While the disk is fast
+        the commit happens here and the order is placed before this returns, inside the
+        caller's callback (a bar's); otherwise the writer's thread commits it and the order
+        is placed one loop turn after, with no task in between (JournalWriter.commit_then).
+        The future is the order once placed (or dropped).
         """
         sent: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
         self.sending.add(order.order_ref)
