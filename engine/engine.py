@@ -17,6 +17,7 @@ from collections import deque
 from datetime import datetime
 
 from engine.accounting import Accounting
+from engine.bars import REALTIME_BAR_SECONDS
 from engine.clock import BrokerClock
 from engine.config import Settings
 from engine.connection import ConnectionSupervisor, Link
@@ -38,7 +39,7 @@ from engine.events import (
     RiskEvent,
     RiskKind,
 )
-from engine.fills import POSITION_CONFIRM_SECONDS, Fills
+from engine.fills import Fills
 from engine.ib_errors import classify
 from engine.journal import Journal
 from engine.journal_writer import JournalWriter
@@ -59,8 +60,6 @@ log = logging.getLogger(__name__)
 
 ASIDE_WAIT_SECONDS = 2.0
 JOURNAL_FAILURES_ALERT = 5
-
-__all__ = ["POSITION_CONFIRM_SECONDS", "Engine"]
 
 
 class Engine:
@@ -271,7 +270,7 @@ class Engine:
     async def _watchdog(self) -> None:
         """Close bars whose interval ended, resubscribe symbols gone quiet, ask for positions
         a fill should have changed, and say when the journal cannot be written."""
-        interval = min(max(self.clock.wall_seconds(5.0) / 2, 0.02), 1.0)
+        interval = min(max(self.clock.wall_seconds(REALTIME_BAR_SECONDS) / 2, 0.02), 1.0)
         while True:
             await asyncio.sleep(interval)
             if self.link.state is not ConnectionState.CONNECTED or not self.ready.is_set():
