@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.domain import ConnectionState, EngineState, Fill, Order
+from engine.domain import ConnectionState, EngineState, Fill, Order, OrderStatus
 
 
 class Level(enum.StrEnum):
@@ -106,11 +106,37 @@ class DataEvent:
     count: int = 1
 
 
+class DifferenceKind(enum.StrEnum):
+    DONE_WHILE_AWAY = "done_while_away"  # completed at the broker: `status`
+    FILLED_WHILE_AWAY = "filled_while_away"  # not listed, but its executions fill it
+    PARTLY_FILLED = "partly_filled"  # `filled` of `quantity` executed; the rest unknown
+    NOT_SEEN = "not_seen"  # missing at the broker: waits for IB, never sent again
+    NO_TRACE = "no_trace"  # missing for a whole grace period with IB's servers up: cancelled
+    OTHER_CLIENT = "other_client"  # open under `client_id`, not ours: not adopted
+    NOT_JOURNALED = "not_journaled"  # ours, open at the broker, not journaled: adopted
+    FILLS_RECOVERED = "fills_recovered"  # `count` executions journaled from the broker
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One thing the broker showed that the engine did not know; the fields its kind uses."""
+
+    kind: DifferenceKind
+    order_ref: str = ""
+    symbol: str = ""
+    status: OrderStatus | None = None
+    filled: float | None = None
+    quantity: float | None = None
+    client_id: int | None = None  # the client id the order is open under
+    our_client_id: int | None = None
+    count: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ReconcileEvent:
     """Differences found between the journal and the broker after a (re)connect."""
 
-    differences: tuple[str, ...]
+    differences: tuple[Difference, ...]
     adopted: int
     time: datetime
 

@@ -14,11 +14,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Container
 
-from engine.domain import KILL_SWITCH_REASON, EngineState, Order, OrderStatus, Side
+from engine.domain import KILL_SWITCH_REASON, EngineState, Order, OrderStatus, Position, Side
 from engine.fills import Fills
 from engine.orders import OrderManager
 from engine.ports import BrokerPort
-from engine.reports import CancelReport, ClosedPosition, FlattenReport
+from engine.reports import (
+    CancelReport,
+    ClosedPosition,
+    FlattenReport,
+    NotCancelled,
+    NotCancelledReason,
+    NotClosed,
+    NotClosedReason,
+    OrderSummary,
+    WaitingForIB,
+    WaitingKind,
+)
 from engine.risk import RiskManager
 from engine.tasks import TaskOwner
 from engine.trading_state import TradingState
@@ -108,25 +119,21 @@ class KillSwitch:
         refs = [ref for ref in refs if not orders.outcome_unknown(orders.orders[ref])]
         await orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS)
         cancelled = tuple(
-            f"{o.symbol} {o.side.value} {o.quantity:g} {o.order_type.value} ({o.order_ref})"
-            for o in working if o.status is OrderStatus.CANCELLED
+            OrderSummary.of(o) for o in working if o.status is OrderStatus.CANCELLED
         )
         failed = tuple(
-            f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): still {o.status.value}"
-            + (" (outcome unknown: waits for IB)" if orders.outcome_unknown(o) else "")
+            NotCancelled(OrderSummary.of(o), NotCancelledReason.STILL_WORKING,
+                         outcome_unknown=orders.outcome_unknown(o))
             for o in working
             if not o.status.is_done and not (flattening and orders.outcome_unknown(o))
         )
         if not flattening:
             failed += tuple(
-                f"{o.symbol} {o.side.value} {o.quantity:g} ({o.order_ref}): the kill switch's "
-                f"close, kept ({o.status.value}); cancel it in TWS if you mean to"
+                NotCancelled(OrderSummary.of(o), NotCancelledReason.KILL_SWITCH_CLOSE)
                 for o in closes
             )
         if scope == "account" and not global_cancel:
-            failed += ("orders of other programs and placed by hand: not cancelled, as IB's "
-                       "global cancel would cancel the kill switch's closes too; cancel them "
-                       "in TWS",)
+            failed += (NotCancelled(None, NotCancelledReason.OTHER_PROGRAMS),)
         return CancelReport(scope, cancelled, failed)
 
     async def _flatten(
@@ -142,7 +149,10 @@ class KillSwitch:
         self._tasks.aside(self._trading_state.persist(EngineState.PAUSED, f"flatten by {by}",
                                                       by))
         if not self._broker.is_connected:
-            return FlattenReport(scope, (), (), ("not connected to the gateway",), flat=False)
+            return FlattenReport(
+                scope, (), (), (NotClosed(None, None, NotClosedReason.NOT_CONNECTED),),
+                flat=False,
+            )
         cancel = await self._cancel(scope, flattening=True)
         if cancel.cancelled:
             await say(f"cancelled {len(cancel.cancelled)} order(s)")
@@ -161,30 +171,28 @@ class KillSwitch:
         # Its symbol waits for IB, and the report says so rather than invite another /flatten.
         still_working = {o.symbol: o for o in orders.working()}
         unknown = [o for o in still_working.values() if orders.outcome_unknown(o)]
-        waiting = [_waiting_text(o, "outcome unknown", "sent, not seen at the broker")
-                   for o in unknown]
+        waiting = [_waiting(o, WaitingKind.OUTCOME_UNKNOWN) for o in unknown]
         waiting_symbols = {o.symbol for o in unknown}
         if not positions and not cancel.cancelled and not cancel.failed and not waiting:
             return FlattenReport(scope, (), (), (), flat=True, already_flat=True)
-        not_closed = list(cancel.failed)
+        not_closed: list[NotClosed] = []
         to_close = []
         for position in positions:
             if position.symbol in waiting_symbols:
                 continue  # reported as waiting for IB
             if position.symbol in still_working:
                 # Closing now could close twice: that order may still fill.
-                why = ("the close of an earlier /flatten is still working; it fills when the "
-                       "market takes it" if still_working[position.symbol].is_kill_switch
-                       else "an order for it is still working")
-                not_closed.append(f"{position.symbol} {position.quantity:g}: {why}")
+                working = still_working[position.symbol]
+                reason = (NotClosedReason.EARLIER_CLOSE_WORKING if working.is_kill_switch
+                          else NotClosedReason.ORDER_WORKING)
+                not_closed.append(_not_closed(position, reason, working))
             elif self._fills.awaiting_position(position.symbol):
                 # The broker has not shown a fill in this position yet: its size is not known.
-                not_closed.append(f"{position.symbol} {position.quantity:g}: a fill is not in "
-                                  "the positions yet; flatten again")
+                not_closed.append(_not_closed(position, NotClosedReason.FILL_NOT_IN_POSITIONS))
             elif await self._broker.ensure_contract(position.symbol):
                 to_close.append(position)
             else:
-                not_closed.append(f"{position.symbol} {position.quantity:g}: no contract")
+                not_closed.append(_not_closed(position, NotClosedReason.NO_CONTRACT))
         sent = await asyncio.gather(*(
             orders.submit(
                 p.symbol, Side.SELL if p.quantity > 0 else Side.BUY, abs(p.quantity),
@@ -195,8 +203,7 @@ class KillSwitch:
         closing = []
         for position, order in zip(to_close, sent, strict=True):
             if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
-                detail = order.message or order.status.value
-                not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
+                not_closed.append(_not_closed(position, NotClosedReason.CLOSE_FAILED, order))
             else:  # working, or already filled while the others were being sent
                 closing.append((position, order))
         if closing:
@@ -211,18 +218,22 @@ class KillSwitch:
             if order.status is OrderStatus.FILLED:
                 closed.append(ClosedPosition(position.symbol, position.quantity, order.avg_price))
             elif orders.outcome_unknown(order):
-                waiting.append(_waiting_text(order, "close sent now", "IB's servers are away"))
+                waiting.append(_waiting(order, WaitingKind.CLOSE_SENT))
             else:
-                detail = order.message or order.status.value
-                not_closed.append(f"{position.symbol} {position.quantity:g}: {detail}")
+                not_closed.append(_not_closed(position, NotClosedReason.CLOSE_FAILED, order))
         return FlattenReport(scope, cancel.cancelled, tuple(closed), tuple(not_closed),
-                             flat=not not_closed and not waiting,
-                             waiting_for_ib=tuple(waiting))
+                             flat=not cancel.failed and not not_closed and not waiting,
+                             waiting_for_ib=tuple(waiting), not_cancelled=cancel.failed)
 
 
-def _waiting_text(order: Order, what: str, why: str) -> str:
-    """"AAPL SELL 5 (tb-…): close sent now: IB's servers are away; …" — symbol first; the
-    order's own message, when it has one, says why better than `why`."""
-    return (f"{order.symbol} {order.side.value} {order.remaining:g} ({order.order_ref}): "
-            f"{what}: {order.message or why}; it fills or not when IB is back, and is never "
-            "sent twice")
+def _not_closed(
+    position: Position, reason: NotClosedReason, order: Order | None = None
+) -> NotClosed:
+    """`order`: the order in the way, or the close that failed (its message, the broker's)."""
+    summary = OrderSummary.of(order) if order is not None else None
+    detail = order.message if reason is NotClosedReason.CLOSE_FAILED and order else ""
+    return NotClosed(position.symbol, position.quantity, reason, summary, detail)
+
+
+def _waiting(order: Order, kind: WaitingKind) -> WaitingForIB:
+    return WaitingForIB(OrderSummary.of(order), order.remaining, kind, order.message)

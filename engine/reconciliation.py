@@ -15,15 +15,16 @@ change in its symbol's position, for a whole grace period.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from engine.clock import BrokerClock
 from engine.domain import ORDER_REF_PREFIX, Fill, Order, OrderStatus, OrderType
-from engine.events import Level, ReconcileEvent
+from engine.events import Difference, DifferenceKind, Level, ReconcileEvent
 from engine.fills import Fills
 from engine.journal import Journal, fill_stmt, insert_order_stmt, update_order_stmt
 from engine.orders import OrderManager
@@ -73,7 +74,7 @@ class Plan:
     fills: list[Fill] = field(default_factory=list)  # the bot's executions the broker shows
     no_trace: dict[str, NoTrace] = field(default_factory=dict)  # what stays missing
     recheck: bool = False  # something is still unknown: look again after the grace period
-    differences: list[str] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
     adopted: int = 0
 
 
@@ -114,15 +115,20 @@ def plan(
             # Completed orders carry no filled quantity: the executions tell it.
             result.changes.append(Change(ref, found.status, max(found.filled, executed),
                                          perm_id=found.perm_id or None))
-            result.differences.append(f"{ref} {order.symbol}: {found.status.value} while away")
+            result.differences.append(Difference(DifferenceKind.DONE_WHILE_AWAY, ref,
+                                                 order.symbol, status=found.status))
         elif ref in fills_by_ref:
             if executed >= order.quantity - 1e-9:
                 result.changes.append(Change(ref, OrderStatus.FILLED, executed))
-                result.differences.append(f"{ref} {order.symbol}: filled while away")
+                result.differences.append(Difference(DifferenceKind.FILLED_WHILE_AWAY, ref,
+                                                     order.symbol))
             else:  # the rest may still be working somewhere the broker does not list
                 message = f"{executed:g} of {order.quantity:g} filled; rest unknown"
                 result.changes.append(Change(ref, OrderStatus.UNKNOWN, executed, message))
-                result.differences.append(f"{ref} {order.symbol}: {message}")
+                result.differences.append(Difference(
+                    DifferenceKind.PARTLY_FILLED, ref, order.symbol, filled=executed,
+                    quantity=order.quantity,
+                ))
                 result.recheck = True
         else:
             _judge_absence(result, order, positions.get(order.symbol, 0.0), no_trace.get(ref),
@@ -133,14 +139,15 @@ def plan(
             continue
         if found.client_id != client_id:
             # Only the placing client can modify or cancel it, and only it hears its fills.
-            result.differences.append(
-                f"{ref} {found.symbol}: open under client id {found.client_id}, not "
-                f"{client_id}; not adopted (IB_CLIENT_ID changed?)"
-            )
+            result.differences.append(Difference(
+                DifferenceKind.OTHER_CLIENT, ref, found.symbol, client_id=found.client_id,
+                our_client_id=client_id,
+            ))
         elif ref not in journaled:
             result.adopt.append(found)
             result.adopted += 1
-            result.differences.append(f"{ref} {found.symbol}: open at the broker, not journaled")
+            result.differences.append(Difference(DifferenceKind.NOT_JOURNALED, ref,
+                                                 found.symbol))
 
     result.fills = [f for f in snapshot.fills if f.order_ref.startswith(ORDER_REF_PREFIX)]
     return result
@@ -153,16 +160,13 @@ def _judge_absence(
     """No open order, no completed order, no execution: unknown until proven gone."""
     ref = order.order_ref
     if missing is None:
-        result.differences.append(
-            f"{ref} {order.symbol}: not seen at the broker; waiting for IB to settle it "
-            "(not sent again)"
-        )
+        result.differences.append(Difference(DifferenceKind.NOT_SEEN, ref, order.symbol))
     if missing is None or missing.position != position:
         missing = NoTrace(now, position)
     if _absence_settles(missing, servers, now, grace):
         result.changes.append(Change(ref, OrderStatus.CANCELLED,
                                      message="no trace at the broker; not working"))
-        result.differences.append(f"{ref} {order.symbol}: no trace at the broker")
+        result.differences.append(Difference(DifferenceKind.NO_TRACE, ref, order.symbol))
         return
     message = ("sent while IB's servers were away; waits for IB" if servers.lost
                else "sent, not seen at the broker yet")
@@ -190,6 +194,13 @@ def order_from_broker(found: BrokerOrder, now: datetime) -> Order:
         reason="adopted from the broker", status=found.status, filled=found.filled,
         ib_order_id=found.ib_order_id, perm_id=found.perm_id, created_at=now,
     )
+
+
+def _as_data(difference: Difference) -> dict[str, object]:
+    """A difference for the journal's details: its fields, enums as their values."""
+    return asdict(difference, dict_factory=lambda items: {
+        key: value.value if isinstance(value, enum.Enum) else value for key, value in items
+    })
 
 
 class Reconciler:
@@ -222,7 +233,7 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self._recheck: asyncio.Future[None] | None = None
 
-    async def reconcile(self) -> list[str]:
+    async def reconcile(self) -> list[Difference]:
         """Match the journal with the broker: adopt orders, recover fills, settle unknowns.
 
         One at a time: ib_async keeps one answer per kind of order request, so two
@@ -231,7 +242,7 @@ class Reconciler:
         async with self._lock:
             return await self._reconcile()
 
-    async def _reconcile(self) -> list[str]:
+    async def _reconcile(self) -> list[Difference]:
         snapshot = await self._broker.snapshot()
         self._portfolio.replace_positions(list(snapshot.positions))
         self._portfolio.account_values.update(snapshot.account_values)
@@ -256,7 +267,7 @@ class Reconciler:
             Level.WARNING if result.differences else Level.INFO, "reconcile",
             f"reconciled: {result.adopted} order(s) adopted, "
             f"{len(result.differences)} difference(s)",
-            {"differences": result.differences},
+            {"differences": [_as_data(d) for d in result.differences]},
             event=ReconcileEvent(tuple(result.differences), result.adopted, self._clock.now())
             if result.differences else None,
         )
@@ -288,7 +299,8 @@ class Reconciler:
                 recovered += 1
                 self._fills.count_recovered(fill)
         if recovered:
-            result.differences.append(f"{recovered} fill(s) recovered from the broker")
+            result.differences.append(Difference(DifferenceKind.FILLS_RECOVERED,
+                                                 count=recovered))
         if result.recheck:
             self.schedule_recheck()
 

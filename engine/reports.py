@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.domain import ConnectionState, EngineState, Position
+from engine.domain import (
+    ConnectionState,
+    EngineState,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +112,93 @@ class ClosedPosition:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """An order as it stood when a report was made (the `Order` itself goes on changing)."""
+
+    order_ref: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    status: OrderStatus
+
+    @classmethod
+    def of(cls, order: Order) -> OrderSummary:
+        return cls(order.order_ref, order.symbol, order.side, order.quantity, order.order_type,
+                   order.status)
+
+
+class NotClosedReason(enum.StrEnum):
+    NOT_CONNECTED = "not_connected"  # nothing was tried: no link to the gateway
+    EARLIER_CLOSE_WORKING = "earlier_close_working"  # an earlier /flatten's close rests
+    ORDER_WORKING = "order_working"  # a close beside it could close twice
+    FILL_NOT_IN_POSITIONS = "fill_not_in_positions"  # the position's size is not known yet
+    NO_CONTRACT = "no_contract"
+    CLOSE_FAILED = "close_failed"  # the close was rejected or cancelled, or did not fill
+
+
+@dataclass(frozen=True, slots=True)
+class NotClosed:
+    """A position the kill switch did not close, and why."""
+
+    symbol: str | None  # None with NOT_CONNECTED: no position was looked at
+    quantity: float | None  # signed, as held
+    reason: NotClosedReason
+    order: OrderSummary | None = None  # the order in the way, or the close that failed
+    detail: str = ""  # CLOSE_FAILED: the broker's message, when it gave one
+
+
+class NotCancelledReason(enum.StrEnum):
+    STILL_WORKING = "still_working"  # no cancel confirmed in time
+    KILL_SWITCH_CLOSE = "kill_switch_close"  # kept: a /cancelall never undoes a /flatten
+    # The account's other orders (other programs, placed by hand): IB's global cancel would
+    # cancel the kill switch's closes too, so it was not used.
+    OTHER_PROGRAMS = "other_programs"
+
+
+@dataclass(frozen=True, slots=True)
+class NotCancelled:
+    """An order (or, with OTHER_PROGRAMS, a group of them) a cancel left working."""
+
+    order: OrderSummary | None  # None with OTHER_PROGRAMS
+    reason: NotCancelledReason
+    outcome_unknown: bool = False  # sent, not seen at the broker: its answer waits for IB
+
+
+class WaitingKind(enum.StrEnum):
+    OUTCOME_UNKNOWN = "outcome_unknown"  # an order already out, not seen at the broker
+    CLOSE_SENT = "close_sent"  # a close sent by this flatten while IB's servers are away
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingForIB:
+    """An order of unknown outcome: its symbol is not closed again until IB settles it."""
+
+    order: OrderSummary
+    remaining: float
+    kind: WaitingKind
+    message: str = ""  # the order's own message, when it has one
+
+
+@dataclass(frozen=True, slots=True)
 class FlattenReport:
     scope: str  # "bot" or "account"
-    cancelled_orders: tuple[str, ...]
+    cancelled_orders: tuple[OrderSummary, ...]
     closed: tuple[ClosedPosition, ...]
-    not_closed: tuple[str, ...]  # "MSFT 20: order rejected (reason)"
+    not_closed: tuple[NotClosed, ...]
     flat: bool
     already_flat: bool = False
     # Orders of unknown outcome (IB away, or a drop or restart with them in flight): their
-    # symbols are not closed again; "AAPL SELL 5 (tb-…): why".
-    waiting_for_ib: tuple[str, ...] = ()
+    # symbols are not closed again.
+    waiting_for_ib: tuple[WaitingForIB, ...] = ()
+    not_cancelled: tuple[NotCancelled, ...] = ()  # the cancels that failed; not flat either
 
 
 @dataclass(frozen=True, slots=True)
 class CancelReport:
     scope: str
-    cancelled: tuple[str, ...]
-    failed: tuple[str, ...]
+    cancelled: tuple[OrderSummary, ...]
+    failed: tuple[NotCancelled, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from datetime import tzinfo
 
 from bot.messages.document import Block, Doc
-from bot.messages.numbers import clock, duration, money, price, qty, stamp
+from bot.messages.numbers import clock, compact_qty, duration, money, price, qty, stamp
 from engine.events import (
     BrokerErrorEvent,
     ConnectionEvent,
     DataEvent,
+    Difference,
+    DifferenceKind,
     FillEvent,
     LifecycleEvent,
     OrderEvent,
@@ -93,8 +95,36 @@ def data_event_doc(event: DataEvent, tz: tzinfo) -> Doc:
     )
 
 
+_DIFFERENCE_WHAT = {  # the kinds whose words need no field but the order's
+    DifferenceKind.FILLED_WHILE_AWAY: "filled while away",
+    DifferenceKind.NOT_SEEN: "not seen at the broker; waiting for IB to settle it "
+                             "(not sent again)",
+    DifferenceKind.NO_TRACE: "no trace at the broker",
+    DifferenceKind.NOT_JOURNALED: "open at the broker, not journaled",
+}
+
+
+def difference_text(difference: Difference) -> str:
+    """One reconciliation difference: "tb-… AAPL: filled while away"."""
+    d = difference
+    match d.kind:
+        case DifferenceKind.FILLS_RECOVERED:
+            return f"{d.count} fill(s) recovered from the broker"
+        case DifferenceKind.DONE_WHILE_AWAY:
+            what = f"{d.status.value if d.status else ''} while away"
+        case DifferenceKind.PARTLY_FILLED:
+            what = (f"{compact_qty(d.filled or 0.0)} of {compact_qty(d.quantity or 0.0)} "
+                    "filled; rest unknown")
+        case DifferenceKind.OTHER_CLIENT:
+            what = (f"open under client id {d.client_id}, not {d.our_client_id}; not adopted "
+                    "(IB_CLIENT_ID changed?)")
+        case _:
+            what = _DIFFERENCE_WHAT[d.kind]
+    return f"{d.order_ref} {d.symbol}: {what}"
+
+
 def reconcile_doc(event: ReconcileEvent) -> Doc:
-    lines = [f"• {d}" for d in event.differences]
+    lines = [f"• {difference_text(d)}" for d in event.differences]
     if event.adopted:
         lines.append(f"adopted {event.adopted} orders")
     return Doc(f"Reconciliation: {len(event.differences)} differences", tuple(lines), icon="🔎")

@@ -17,6 +17,11 @@ def qty(value: float | None) -> str:
     return f"{value:,.4f}".rstrip("0").rstrip(".")
 
 
+def compact_qty(value: float) -> str:
+    """A quantity in a list of orders or positions: `5`, `-7`, `0.5` (no grouping)."""
+    return f"{value:g}"
+
+
 def price(value: float | None) -> str:
     if value is None or math.isnan(value):
         return _DASH

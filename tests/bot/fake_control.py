@@ -4,7 +4,7 @@ publish events, and a flatten that can be made slow or partly failing. Records e
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from engine.domain import (
@@ -27,6 +27,9 @@ from engine.reports import (
     FlattenReport,
     HealthReport,
     JournalEntry,
+    NotClosed,
+    NotClosedReason,
+    OrderSummary,
     PnlReport,
     PositionsReport,
     Quote,
@@ -180,8 +183,7 @@ class FakeControl:
         if self.flatten_error is not None:
             raise self.flatten_error
         self.state = EngineState.PAUSED
-        cancelled = tuple(o.order_ref for o in self.orders_list)
-        self.orders_list.clear()
+        cancelled = _cancel(self.orders_list)
         if progress and cancelled:
             await progress(f"cancelled {len(cancelled)} orders")
         closed, not_closed, kept = [], [], []
@@ -192,7 +194,8 @@ class FakeControl:
                 continue
             await asyncio.sleep(self.flatten_delay)
             if position.symbol in self.flatten_fail:
-                not_closed.append(f"{position.symbol} {position.quantity:g}: order rejected")
+                not_closed.append(NotClosed(position.symbol, position.quantity,
+                                            NotClosedReason.CLOSE_FAILED, detail="order rejected"))
                 kept.append(position)
                 continue
             closed.append(ClosedPosition(position.symbol, position.quantity, 100.0))
@@ -211,9 +214,7 @@ class FakeControl:
 
     async def cancel_all(self, by: str, scope: str = "bot") -> CancelReport:
         self.calls.append(("cancel_all", (by, scope)))
-        cancelled = tuple(o.order_ref for o in self.orders_list)
-        self.orders_list.clear()
-        return CancelReport(scope, cancelled, ())
+        return CancelReport(scope, _cancel(self.orders_list), ())
 
     async def chart_data(self, symbol: str | None) -> ChartData:
         self.calls.append(("chart_data", (symbol,)))
@@ -236,3 +237,10 @@ class FakeControl:
 
     def called(self, name: str) -> list[tuple[object, ...]]:
         return [args for call, args in self.calls if call == name]
+
+
+def _cancel(orders: list[Order]) -> tuple[OrderSummary, ...]:
+    """Cancels every order: they leave the list, and the report names them."""
+    cancelled = tuple(OrderSummary.of(replace(o, status=OrderStatus.CANCELLED)) for o in orders)
+    orders.clear()
+    return cancelled

@@ -47,7 +47,7 @@ async def test_second_flatten_after_an_outage_never_closes_twice(
             await lose_ib(gateway, events)
             first = await control.flatten("test")
             assert not first.flat
-            assert {line.split()[0] for line in first.waiting_for_ib} == {"AAPL", "MSFT"}
+            assert {w.order.symbol for w in first.waiting_for_ib} == {"AAPL", "MSFT"}
             closes = [o for o in engine.orders.orders.values() if o.reason == "flatten by test"]
             assert len(closes) == 2
             if interruption == "drop":
@@ -80,7 +80,7 @@ async def _second_flatten_waits(engine, control, gateway, closes, received) -> N
     sent_before = list(received)
     second = await control.flatten("test again")
     assert not second.flat
-    assert {line.split()[0] for line in second.waiting_for_ib} == {"AAPL", "MSFT"}
+    assert {w.order.symbol for w in second.waiting_for_ib} == {"AAPL", "MSFT"}
     assert not second.closed
     assert received == sent_before, "a second close was sent"
     events = engine.bus.subscribe()

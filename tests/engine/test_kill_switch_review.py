@@ -24,6 +24,7 @@ from engine.domain import ConnectionState, Order, OrderStatus, OrderType, Side
 from engine.events import ConnectionEvent, RiskEvent
 from engine.journal import Journal, insert_order_stmt
 from engine.market_data import MarketData
+from engine.reports import NotCancelledReason, NotClosedReason
 from engine.trader import Trader
 from tests.engine.conftest import (
     lose_ib,
@@ -64,7 +65,7 @@ async def test_flatten_right_after_a_restart_does_not_close_what_a_held_close_cl
             # Before the first reconciliation: the journal's closes already block their symbols.
             report = await control.flatten("operator after the restart")
             assert not report.flat and not report.closed
-            assert {line.split()[0] for line in report.waiting_for_ib} == {"AAPL", "MSFT"}
+            assert {w.order.symbol for w in report.waiting_for_ib} == {"AAPL", "MSFT"}
             await asyncio.wait_for(engine.ready.wait(), 20)
             gateway.restore_connectivity()
             closes = [o for o in engine.orders.orders.values() if o.is_kill_switch]
@@ -90,11 +91,11 @@ async def test_a_second_account_command_leaves_the_held_closes_alone(
         assert len(closes) == 2
         if second == "flatten all":
             report = await control.flatten("op", scope="account")
-            assert {line.split()[0] for line in report.waiting_for_ib} == {"AAPL", "MSFT"}
+            assert {w.order.symbol for w in report.waiting_for_ib} == {"AAPL", "MSFT"}
         else:
             report = await control.cancel_all("op", scope="account")
-            assert sum("the kill switch's close, kept" in f for f in report.failed) == 2
-            assert any("not cancelled" in f for f in report.failed)
+            assert sum(f.reason is NotCancelledReason.KILL_SWITCH_CLOSE for f in report.failed) == 2
+            assert any(f.reason is NotCancelledReason.OTHER_PROGRAMS for f in report.failed)
         gateway.restore_connectivity()
         assert await engine.orders.wait_status(closes[0].order_ref, {OrderStatus.SUBMITTED}, 5)
         assert await engine.orders.wait_status(closes[1].order_ref, {OrderStatus.SUBMITTED}, 5)
@@ -122,7 +123,7 @@ async def test_an_order_of_unknown_outcome_is_cancelled_by_its_id(
         await engine.reconcile()  # the connect's own, done: the order is not seen
         assert entry.status is OrderStatus.UNKNOWN
         report = await control.flatten("op")
-        assert [line.split()[0] for line in report.waiting_for_ib] == ["AAPL"]
+        assert [w.order.symbol for w in report.waiting_for_ib] == ["AAPL"]
         gateway.restore_connectivity()  # the held entry is placed, then the held cancel
         assert await engine.orders.wait_done([entry.order_ref], 10)
         assert entry.status is OrderStatus.CANCELLED
@@ -137,9 +138,9 @@ async def test_cancelall_names_the_kill_switchs_resting_close(gateway, tmp_path:
         first = await control.flatten("op")
         assert not first.flat  # the close rests until the market takes it
         cancel = await control.cancel_all("op")
-        assert any("the kill switch's close, kept" in f for f in cancel.failed), cancel
+        assert any(f.reason is NotCancelledReason.KILL_SWITCH_CLOSE for f in cancel.failed), cancel
         second = await control.flatten("op")
-        assert any("the close of an earlier /flatten is still working" in n
+        assert any(n.reason is NotClosedReason.EARLIER_CLOSE_WORKING
                    for n in second.not_closed), second
         assert len(gateway.open_orders) == 1  # one close, never two
 
@@ -237,10 +238,11 @@ async def test_a_symbol_waiting_for_ib_does_not_stop_the_others_closing(
         gateway.delay_order_acks(200)  # the cancel's answer takes a while
         report = await control.flatten("op")
         gateway.delay_order_acks(0)
-        assert [line.split()[0] for line in report.waiting_for_ib] == ["AAPL"]
+        assert [w.order.symbol for w in report.waiting_for_ib] == ["AAPL"]
         assert [c.symbol for c in report.closed] == ["MSFT"]
         assert len(report.cancelled_orders) == 1 and resting.status is OrderStatus.CANCELLED
-        assert not any("kept" in line for line in report.not_closed)
+        assert not any(n.reason is NotCancelledReason.KILL_SWITCH_CLOSE
+                       for n in report.not_cancelled)
         await engine.tasks.wait_aside(5)  # the pause is journaled on the side
         assert await engine.journal.get_state("pause_reason") == "flatten by op"
 
@@ -254,8 +256,8 @@ async def test_a_fill_not_yet_in_the_positions_holds_its_symbol_back(
         engine.fills.await_position("AAPL", 3)  # a fill the broker's position does not show yet
         report = await control.flatten("op")
         assert [c.symbol for c in report.closed] == ["MSFT"]
-        assert [line.split()[0] for line in report.not_closed] == ["AAPL"]
-        assert "a fill is not in the positions yet" in report.not_closed[0]
+        assert [n.symbol for n in report.not_closed] == ["AAPL"] and not report.not_cancelled
+        assert report.not_closed[0].reason is NotClosedReason.FILL_NOT_IN_POSITIONS
 
 
 async def test_an_intent_left_by_the_last_run_is_of_unknown_outcome(
@@ -277,6 +279,6 @@ async def test_an_intent_left_by_the_last_run_is_of_unknown_outcome(
             await asyncio.wait_for(connected.wait(), 10)
             report = await control.flatten("op")
             assert loaded.status is OrderStatus.UNKNOWN, loaded.message
-            assert [line.split()[0] for line in report.waiting_for_ib] == ["AAPL"]
+            assert [w.order.symbol for w in report.waiting_for_ib] == ["AAPL"]
     finally:
         await journal.close()

@@ -21,6 +21,7 @@ from engine import kill_switch as kill_switch_module
 from engine.domain import EngineState, OrderStatus, OrderType, Side
 from engine.engine import Engine
 from engine.events import CommandEvent
+from engine.reports import NotClosed, NotClosedReason
 from ibsim import SimGateway
 from ibsim.hooks import FillRecord, OrderReceived
 from tests.engine.conftest import make_settings, next_event, running_engine
@@ -91,7 +92,7 @@ async def test_bot_scope_closes_the_bots_symbols_and_leaves_the_rest(
         await _positions_shown(engine, {"AAPL": 5, "MSFT": -7, "SPY": 3})
 
         report = await asyncio.wait_for(control.flatten("test"), 30)
-        assert report.flat and report.not_closed == (), report
+        assert report.flat and report.not_closed == report.not_cancelled == (), report
         assert {(c.symbol, c.quantity) for c in report.closed} == {("AAPL", 5), ("MSFT", -7)}
         assert _held(gateway) == {"SPY": 3}
         # The order placed by hand is the user's business, not the bot's.
@@ -127,9 +128,10 @@ async def test_a_symbol_with_a_working_order_is_not_closed(
         report = await asyncio.wait_for(control.flatten("test"), 30)
         assert not report.flat
         assert report.closed == ()
-        assert any("AAPL 5: an order for it is still working" in line
-                   for line in report.not_closed), report
-        assert any(resting.order_ref in line for line in report.not_closed), report
+        assert any((n.symbol, n.quantity, n.reason) == ("AAPL", 5, NotClosedReason.ORDER_WORKING)
+                   for n in report.not_closed), report
+        assert any(n.order is not None and n.order.order_ref == resting.order_ref
+                   for n in report.not_cancelled), report
         assert sent == []  # no closing order went out beside the working one
         gateway.delay_order_acks(0)
 
@@ -144,8 +146,10 @@ async def test_not_flat_when_a_closing_order_is_rejected(
         gateway.reject_next_order("no liquidity")
         report = await asyncio.wait_for(control.flatten("test"), 30)
         assert not report.flat and report.closed == ()
-        assert len(report.not_closed) == 1 and report.not_closed[0].startswith("AAPL 5: ")
-        assert "no liquidity" in report.not_closed[0]
+        assert len(report.not_closed) == 1 and not report.not_cancelled
+        failed = report.not_closed[0]
+        assert (failed.symbol, failed.quantity) == ("AAPL", 5)
+        assert failed.reason is NotClosedReason.CLOSE_FAILED and "no liquidity" in failed.detail
         assert _held(gateway) == {"AAPL": 5}
         # Pressed again, it finishes the job and says so.
         again = await asyncio.wait_for(control.flatten("test"), 30)
@@ -179,7 +183,7 @@ async def test_closing_orders_are_sized_and_sided_from_the_positions(
         gateway.hooks.order_received.connect(sent.append)
         report = await asyncio.wait_for(control.flatten("test", progress=progress), 30)
         assert report.flat is True and report.scope == "bot"
-        assert [line for line in report.cancelled_orders if resting.order_ref in line]
+        assert [o for o in report.cancelled_orders if o.order_ref == resting.order_ref]
         closing = sorted((f.execution.con_id, f.execution.side, f.execution.shares)
                          for f in fills)
         aapl, msft = gateway.spec("AAPL").con_id, gateway.spec("MSFT").con_id
@@ -235,7 +239,8 @@ async def test_flatten_when_disconnected_says_so_and_is_not_flat(
             await asyncio.wait_for(engine.bus.subscribe().get(), 10)
         report = await asyncio.wait_for(control.flatten("test"), 30)
         assert report.flat is False and report.scope == "bot"
-        assert report.not_closed == ("not connected to the gateway",)
+        assert report.not_closed == (NotClosed(None, None, NotClosedReason.NOT_CONNECTED),)
+        assert report.not_cancelled == ()
         assert engine.risk.state is EngineState.PAUSED  # paused all the same
 
 
