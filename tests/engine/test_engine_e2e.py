@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from engine.domain import Bar, ConnectionState, EngineState, OrderStatus, OrderType, Side
-from engine.events import ConnectionEvent, DataEvent, FillEvent, OrderEvent, RiskEvent
+from engine.events import (
+    ConnectionEvent,
+    DataEvent,
+    Difference,
+    FillEvent,
+    OrderEvent,
+    RiskEvent,
+)
 from engine.journal import Journal
 from engine.ports import LiveTradingRefused
 from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
@@ -371,7 +378,7 @@ async def test_flatten_before_reconciliation_still_cancels_the_bots_orders(
         async with running_engine(gateway, settings, journal, ready=False) as (engine, control):
             reconcile = engine.reconciler.reconcile
 
-            async def slow_reconcile() -> list[str]:
+            async def slow_reconcile() -> list[Difference]:
                 connected.set()
                 await release.wait()
                 return await reconcile()

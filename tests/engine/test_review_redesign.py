@@ -15,7 +15,7 @@ import pytest
 
 from engine.clock import BrokerClock
 from engine.domain import EngineState, Order, OrderStatus, OrderType, OrderUpdate, Side
-from engine.events import EventBus
+from engine.events import Difference, DifferenceKind, EventBus, ReconcileEvent
 from engine.fills import Fills
 from engine.journal import Journal
 from engine.journal_writer import JournalWriter
@@ -282,3 +282,27 @@ async def test_a_status_during_adoption_is_not_lost(
     await asyncio.wait_for(reconciler.reconcile(), 10)
     assert orders.orders[REF].status is OrderStatus.FILLED
     assert not orders.has_working("AAPL")
+
+
+async def test_the_differences_are_returned_published_and_journaled_as_data(
+    journal: Journal, writer: JournalWriter
+) -> None:
+    bus = EventBus()
+    events = bus.subscribe(kinds=(ReconcileEvent,))
+    recorder = Recorder(writer, bus, BrokerClock())
+    orders = OrderManager(object(), recorder, BrokerClock())  # type: ignore[arg-type]
+    found = BrokerOrder(REF, 7, 70, 1, "AAPL", Side.BUY, 10, 0, OrderStatus.SUBMITTED, "MKT",
+                        None, None)
+    reconciler = _reconciler(_Broker(BrokerSnapshot((found,), (), (), ())), journal, orders,
+                             recorder)
+    differences = await asyncio.wait_for(reconciler.reconcile(), 10)
+    assert differences == [Difference(DifferenceKind.NOT_JOURNALED, REF, "AAPL")]
+    event = events.get_nowait()
+    assert (event.differences, event.adopted) == (tuple(differences), 1)
+    await writer.flush()
+    [row] = [r for r in await journal.recent_events(limit=10) if r.kind == "reconcile"]
+    assert row.message == "reconciled: 1 order(s) adopted, 1 difference(s)"
+    assert row.details == {"differences": [{
+        "kind": "not_journaled", "order_ref": REF, "symbol": "AAPL", "status": None,
+        "filled": None, "quantity": None, "client_id": None, "our_client_id": None, "count": 0,
+    }]}
