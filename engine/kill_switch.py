@@ -220,10 +220,15 @@ class KillSwitch:
             elif orders.outcome_unknown(order):
                 waiting.append(_waiting(order, WaitingKind.CLOSE_SENT))
             else:
-                not_closed.append(_not_closed(position, NotClosedReason.CLOSE_FAILED, order))
+                reason = (NotClosedReason.CLOSE_FAILED if order.status.is_done
+                          else NotClosedReason.CLOSE_WORKING)
+                not_closed.append(_not_closed(position, reason, order))
         return FlattenReport(scope, cancel.cancelled, tuple(closed), tuple(not_closed),
                              flat=not cancel.failed and not not_closed and not waiting,
                              waiting_for_ib=tuple(waiting), not_cancelled=cancel.failed)
+
+
+_CLOSES = (NotClosedReason.CLOSE_FAILED, NotClosedReason.CLOSE_WORKING)
 
 
 def _not_closed(
@@ -231,7 +236,7 @@ def _not_closed(
 ) -> NotClosed:
     """`order`: the order in the way, or the close that failed (its message, the broker's)."""
     summary = OrderSummary.of(order) if order is not None else None
-    detail = order.message if reason is NotClosedReason.CLOSE_FAILED and order else ""
+    detail = order.message if reason in _CLOSES and order is not None else ""
     return NotClosed(position.symbol, position.quantity, reason, summary, detail)
 
 

@@ -134,7 +134,8 @@ class NotClosedReason(enum.StrEnum):
     ORDER_WORKING = "order_working"  # a close beside it could close twice
     FILL_NOT_IN_POSITIONS = "fill_not_in_positions"  # the position's size is not known yet
     NO_CONTRACT = "no_contract"
-    CLOSE_FAILED = "close_failed"  # the close was rejected or cancelled, or did not fill
+    CLOSE_FAILED = "close_failed"  # the close was rejected or cancelled
+    CLOSE_WORKING = "close_working"  # the close is out, not filled within the wait (it rests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ class NotClosed:
     quantity: float | None  # signed, as held
     reason: NotClosedReason
     order: OrderSummary | None = None  # the order in the way, or the close that failed
-    detail: str = ""  # CLOSE_FAILED: the broker's message, when it gave one
+    detail: str = ""  # CLOSE_FAILED, CLOSE_WORKING: the close's message (the broker's)
 
 
 class NotCancelledReason(enum.StrEnum):

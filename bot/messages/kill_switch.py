@@ -77,7 +77,7 @@ def not_closed_text(item: NotClosed) -> str:
     """A position not closed, and why: "MSFT 7: order rejected"."""
     if item.reason is NotClosedReason.NOT_CONNECTED or item.symbol is None:
         return "not connected to the gateway"
-    if item.reason is NotClosedReason.CLOSE_FAILED:
+    if item.reason in (NotClosedReason.CLOSE_FAILED, NotClosedReason.CLOSE_WORKING):
         status = item.order.status.value if item.order is not None else ""
         why = item.detail or status
     else:

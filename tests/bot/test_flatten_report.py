@@ -118,6 +118,9 @@ def test_the_positions_not_closed() -> None:
     )
     # Without a message from the broker, the close's status says what became of it.
     assert text(NotClosedReason.CLOSE_FAILED, order=rejected) == "AAPL 5: Rejected"
+    resting = OrderSummary("tb-5", "AAPL", Side.SELL, 5, OrderType.MARKET,
+                           OrderStatus.SUBMITTED)
+    assert text(NotClosedReason.CLOSE_WORKING, order=resting) == "AAPL 5: Submitted"
     assert not_closed_text(NotClosed("EUR", 0.5, NotClosedReason.NO_CONTRACT)) == (
         "EUR 0.5: no contract"
     )

@@ -137,6 +137,7 @@ async def test_cancelall_names_the_kill_switchs_resting_close(gateway, tmp_path:
         await gateway.advance(NIGHT)
         first = await control.flatten("op")
         assert not first.flat  # the close rests until the market takes it
+        assert [n.reason for n in first.not_closed] == [NotClosedReason.CLOSE_WORKING]
         cancel = await control.cancel_all("op")
         assert any(f.reason is NotCancelledReason.KILL_SWITCH_CLOSE for f in cancel.failed), cancel
         second = await control.flatten("op")
