@@ -32,6 +32,7 @@ from engine.domain import (
 )
 from engine.events import (
     BrokerErrorEvent,
+    Difference,
     EventBus,
     Level,
     LifecycleEvent,
@@ -296,7 +297,7 @@ class Engine:
 
     # --- what front-ends read -------------------------------------------------------------
 
-    async def reconcile(self) -> list[str]:
+    async def reconcile(self) -> list[Difference]:
         return await self.reconciler.reconcile()
 
     @property
