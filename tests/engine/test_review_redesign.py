@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -166,27 +165,7 @@ async def test_a_pause_after_flatten_and_resume_outlives_a_restart(
 
 
 @pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    journal = await Journal.open(tmp_path / "j.db")
-    yield journal
-    await journal.close()
-
-
-@pytest.fixture
-async def writer(journal: Journal) -> AsyncIterator[JournalWriter]:
-    writer = JournalWriter(journal.path)
-    await writer.start()
-    yield writer
-    await writer.stop()
-
-
-@pytest.fixture
-def recorder(writer: JournalWriter) -> Recorder:
-    return Recorder(writer, EventBus(), BrokerClock())
-
-
-@pytest.fixture
-def orders(recorder: Recorder) -> OrderManager:
+def orders(recorder: Recorder) -> OrderManager:  # journal, writer, recorder: conftest.py
     return OrderManager(object(), recorder, BrokerClock())  # type: ignore[arg-type]
 
 
