@@ -21,6 +21,7 @@ from engine.bars import REALTIME_BAR_SECONDS
 from engine.clock import BrokerClock
 from engine.config import Settings
 from engine.connection import ConnectionSupervisor, Link
+from engine.contracts import ContractDetails
 from engine.domain import (
     Bar,
     ConnectionState,
@@ -31,7 +32,6 @@ from engine.domain import (
     Position,
 )
 from engine.events import (
-    BrokerErrorEvent,
     Difference,
     EventBus,
     Level,
@@ -41,7 +41,6 @@ from engine.events import (
     RiskKind,
 )
 from engine.fills import Fills
-from engine.ib_errors import classify
 from engine.journal import Journal
 from engine.journal_writer import JournalWriter
 from engine.kill_switch import KillSwitch
@@ -103,6 +102,8 @@ class Engine:
         self.market = MarketData(settings, broker, self.recorder, self.clock, self.portfolio)
         self.accounting = Accounting(settings, self.portfolio, self.risk, self.recorder,
                                      self.clock)
+        self.contracts = ContractDetails(settings, broker, self.market, self.accounting,
+                                         self.recorder, self.clock, self.tasks)
         self.fills = Fills(self.orders, self.portfolio, broker, self.recorder,
                            traded=self.market.symbols,
                            on_realized=self.accounting.check_daily_loss)
@@ -125,7 +126,6 @@ class Engine:
         self.fatal: BaseException | None = None
         self.loop_lag_samples: deque[float] = deque(maxlen=600)
         self._stopped = asyncio.Event()
-        self._qualified = False
         self._journal_alerted = False
 
     # --- life cycle: the table of contents --------------------------------------------------
@@ -164,8 +164,7 @@ class Engine:
         """After every connect, before anything trades: the broker's time, the contracts
         (once), reconciliation, warm-up (a backfill after a reconnect), the bar streams."""
         self.clock.sync(await self.broker.current_time())
-        if not self._qualified:
-            await self._qualify()
+        await self.contracts.ask()  # every time: the trading hours IB sends cover a week
         await self.reconciler.reconcile()
         await self.market.warm_up(backfill=reconnect)
         self.market.subscribe_all()
@@ -181,22 +180,6 @@ class Engine:
                 "strategy": self.settings.strategy,
                 "state": self.risk.state.value,
             }))
-
-    async def _qualify(self) -> None:
-        unknown = await self.broker.qualify(tuple(self.settings.symbols))
-        self._qualified = True
-        for symbol in unknown:
-            message = f"{symbol}: the gateway does not know this contract (error 200); not traded"
-            await self.recorder.record_durable(
-                Level.ERROR, "config", message,
-                event=BrokerErrorEvent(200, message, classify(200).meaning, Level.ERROR,
-                                       self.clock.now()),
-            )
-            self.market.forget(symbol)
-        if self.market.symbols:
-            info = self.broker.contract(next(iter(self.market.symbols)))
-            if info is not None:
-                self.accounting.exchange_tz = info.time_zone
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -277,6 +260,7 @@ class Engine:
             if self.link.state is not ConnectionState.CONNECTED or not self.ready.is_set():
                 continue
             self._check_journal()
+            self.contracts.refresh_when_due()
             await self.fills.refresh_if_stuck()
             self.market.flush(self.clock.now())
 

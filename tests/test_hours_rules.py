@@ -44,7 +44,18 @@ def test_closed_days_and_gaps_between_sessions_are_closed() -> None:
     assert len(hours.intervals) == 2 and hours.known
     assert not hours.is_open(datetime(2026, 11, 21, 15, 0, tzinfo=UTC))  # Saturday: CLOSED
     assert hours.is_open(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))  # the next session
-    assert not hours.is_open(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # after the last
+    assert not hours.is_open(datetime(2026, 11, 23, 22, 0, tzinfo=UTC))  # after the last
+
+
+def test_past_the_last_day_listed_is_unknown_not_closed() -> None:
+    """IB lists about a week: a bot that never asked again would refuse every entry as
+    "outside trading hours" from the second week on. Past the schedule is unknown (open)."""
+    hours = TradingHours.parse(SCHEDULE, NEW_YORK)
+    assert hours.known_until == datetime(2026, 11, 24, 5, 0, tzinfo=UTC)  # NY midnight
+    assert hours.is_open(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    assert hours.is_open(datetime(2026, 12, 1, 3, 0, tzinfo=UTC))  # even at night
+    assert hours.stale(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+    assert not hours.stale(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
 
 
 def test_intervals_are_sorted_whatever_the_order_given() -> None:
