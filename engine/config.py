@@ -66,6 +66,9 @@ MAX_ORDERS_PER_MINUTE = 100_000
 MAX_TAKE_PROFIT_PCT = 1000.0
 MIN_SNAPSHOT_MINUTES = 0.1
 MAX_SNAPSHOT_MINUTES = 7 * 24 * 60.0
+# The gateway away this long (broker time) is told again: once, not at every retry.
+MIN_AWAY_ALERT_MINUTES = 1.0
+MAX_AWAY_ALERT_MINUTES = 1440.0
 MIN_SIM_SPEED = 0.1
 MAX_SIM_SPEED = 3600.0
 MAX_SIM_SEED = 2**32 - 1
@@ -97,6 +100,8 @@ EXPECTED: dict[str, str] = {
     "equity_snapshot_minutes": f"a number of minutes from {MIN_SNAPSHOT_MINUTES:g} to "
     f"{MAX_SNAPSHOT_MINUTES:g} (a week)",
     "daily_summary_time": "a time as HH:MM, or empty for none",
+    "gateway_away_alert_minutes": f"a number of minutes from {MIN_AWAY_ALERT_MINUTES:g} to "
+    f"{MAX_AWAY_ALERT_MINUTES:g} (a day)",
     "display_tz": "an IANA time zone such as Europe/Berlin or America/New_York",
     "db_path": "the journal's file name, e.g. tradebot.sqlite3 (not empty, not a folder)",
     "telegram_api_base_url": "an https:// URL such as https://api.telegram.org/bot "
@@ -214,6 +219,9 @@ class Settings(BaseSettings):
     outside_rth: bool = False
     equity_snapshot_minutes: float = Field(
         5, ge=MIN_SNAPSHOT_MINUTES, le=MAX_SNAPSHOT_MINUTES, allow_inf_nan=False
+    )
+    gateway_away_alert_minutes: float = Field(
+        15, ge=MIN_AWAY_ALERT_MINUTES, le=MAX_AWAY_ALERT_MINUTES, allow_inf_nan=False
     )
 
     telegram_bot_token: SecretStr = SecretStr("")

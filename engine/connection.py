@@ -9,6 +9,7 @@ its class (engine/ib_errors.py): alerted, or acted on (degraded, restored, resyn
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -66,6 +67,7 @@ class ConnectionSupervisor:
         tasks: TaskOwner,
         link: Link,
         set_up: Callable[[bool], Awaitable[None]],
+        away_alert_seconds: float = 15 * 60.0,
     ) -> None:
         self._broker = broker
         self._orders = orders
@@ -77,6 +79,8 @@ class ConnectionSupervisor:
         self._set_up = set_up  # (reconnect) → after a connect: reconcile, warm up, subscribe
         self.link = link  # this class is its only writer
         self.stopping = False
+        self._away_alert_seconds = away_alert_seconds  # broker time
+        self._still_away: asyncio.TimerHandle | None = None
 
     # --- connect and drop ----------------------------------------------------------------
 
@@ -85,6 +89,9 @@ class ConnectionSupervisor:
         downtime = (time.monotonic() - link.disconnected_at
                     if link.disconnected_at is not None else None)
         link.account = account
+        if self._still_away is not None:
+            self._still_away.cancel()
+            self._still_away = None
         if link.state is not ConnectionState.DEGRADED:  # 2110 may have come already
             link.state = ConnectionState.CONNECTING
         link.connected_since = datetime.now(UTC)
@@ -131,6 +138,24 @@ class ConnectionSupervisor:
         self._market.reset_builders()
         self._orders.abandon_unsent("the connection was lost before it was sent")
         self._orders.lost_in_flight()
+        # Told once now, once more if it lasts, once when back: never at every retry.
+        self._still_away = asyncio.get_running_loop().call_later(
+            self._clock.wall_seconds(self._away_alert_seconds), self._tell_still_away
+        )
+
+    def _tell_still_away(self) -> None:
+        self._still_away = None
+        link = self.link
+        if self.stopping or link.state in (ConnectionState.CONNECTED, ConnectionState.DEGRADED):
+            return
+        minutes = self._away_alert_seconds / 60
+        message = (f"the gateway has been away for {minutes:g} minutes; still retrying (IB's "
+                   "daily restart, or the weekly login?)")
+        self._recorder.record(
+            Level.ERROR, "connection", message,
+            event=ConnectionEvent(ConnectionState.DISCONNECTED, self._clock.now(),
+                                  detail=message),
+        )
 
     def on_connect_failed(self, error: str, retry_in: float) -> None:
         self.link.state = ConnectionState.CONNECTING

@@ -120,6 +120,7 @@ class Engine:
         self.connection_supervisor = ConnectionSupervisor(
             broker, self.orders, self.market, self.reconciler, self.recorder, self.clock,
             self.tasks, link, set_up=self._set_up,
+            away_alert_seconds=settings.gateway_away_alert_minutes * 60,
         )
         self.started_wall = time.monotonic()
         self.ready = asyncio.Event()  # connected, reconciled and warmed up

@@ -51,3 +51,32 @@ async def test_trading_hours_about_to_run_out_are_asked_for_again(
         engine.contracts.ask = ask_and_tell  # type: ignore[method-assign]
         await asyncio.wait_for(answered.wait(), 10)  # the watchdog asked again, unprompted
         assert book.info("AAPL").trading_hours.known_until > now + timedelta(days=3)
+
+
+async def test_the_gateway_away_is_told_once_again_if_it_lasts_then_once_when_back(
+    gateway, tmp_path: Path
+) -> None:
+    """IB Gateway restarts every night and needs a login every week: the phone hears that it
+    went, once more if it stays away past GATEWAY_AWAY_ALERT_MINUTES, and that it is back,
+    with the downtime; never an alert per retry."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET,
+                             gateway_away_alert_minutes=1)
+    async with running_engine(gateway, settings) as (_, control):
+        events = control.subscribe(maxsize=10_000)
+        gateway.refuse_connections(0.6)  # wall seconds: many retries; the alert is due at 0.1 s
+        gateway.drop_connections()
+
+        async def until_back() -> list[ConnectionEvent]:
+            told = []
+            while not told or told[-1].state is not ConnectionState.CONNECTED:
+                event = await events.get()
+                if isinstance(event, ConnectionEvent):
+                    told.append(event)
+            return told
+
+        told = await asyncio.wait_for(until_back(), 20)
+    assert [e.state for e in told] == [ConnectionState.DISCONNECTED] * 2 + [
+        ConnectionState.CONNECTED
+    ]
+    assert "still retrying" in told[1].detail
+    assert told[2].downtime_seconds is not None and told[2].downtime_seconds >= 0.5
