@@ -242,6 +242,9 @@ class Control:
             engine.tasks.aside(self._journal_command("resume", by, refused="flatten in progress"))
             raise CommandRefused("flatten in progress: /resume changes nothing until it is done")
         if engine.fatal is None:
+            if engine.position_audit.paused_by_audit():
+                # The operator accepts the positions as the broker has them.
+                engine.tasks.aside(engine.position_audit.acknowledge())
             # In memory at once, before anything awaits, so a /flatten that starts from here
             # on pauses after it; persisted in order with that flatten's pause.
             engine.risk.resume()

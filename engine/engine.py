@@ -48,6 +48,7 @@ from engine.market_data import MarketData, SymbolState
 from engine.orders import OrderManager
 from engine.portfolio import Portfolio
 from engine.ports import AccountNotFound, BrokerPort, ClientIdInUse, LiveTradingRefused
+from engine.position_audit import PositionAudit
 from engine.reconciliation import NO_TRACE_GRACE_SECONDS, Reconciler
 from engine.recorder import Recorder
 from engine.reports import Refusal
@@ -117,6 +118,11 @@ class Engine:
                              self.fills, self.accounting, self.recorder, self.clock, self.tasks,
                              may_trade=self._why_not_trading)
         self.market.on_closed = self.trader.on_bar
+        self.position_audit = PositionAudit(journal, broker, self.orders, self.risk,
+                                            self.trading_state, self.recorder, self.clock,
+                                            self.market.symbols,
+                                            self.fills.awaiting_position)
+        self.reconciler.after = self._spawn_audit
         self.connection_supervisor = ConnectionSupervisor(
             broker, self.orders, self.market, self.reconciler, self.recorder, self.clock,
             self.tasks, link, set_up=self._set_up,
@@ -167,6 +173,7 @@ class Engine:
         self.clock.sync(await self.broker.current_time())
         await self.contracts.ask()  # every time: the trading hours IB sends cover a week
         await self.reconciler.reconcile()
+        await self.position_audit.ensure_baseline()
         await self.market.warm_up(backfill=reconnect)
         self.market.subscribe_all()
 
@@ -195,6 +202,9 @@ class Engine:
         await self.tasks.stop()
         await self.writer.stop(timeout=2.0)
         self._stopped.set()
+
+    def _spawn_audit(self) -> None:
+        self.tasks.spawn(self.position_audit.check(), "position audit")
 
     def _why_not_trading(self) -> str | None:
         """Why the trader may send nothing now, or None."""

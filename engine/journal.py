@@ -397,6 +397,19 @@ class Journal:
         )
         return [_fill_from_row(row) for row in rows]
 
+    async def last_fill_mark(self) -> int:
+        """A mark after every fill journaled so far (fills later journaled come after it)."""
+        rows = await self._rows("SELECT COALESCE(MAX(rowid), 0) FROM fills")
+        return int(rows[0][0])
+
+    async def net_fills(self, after_mark: int) -> dict[str, float]:
+        """Each symbol's signed quantity over the fills journaled after `after_mark`."""
+        rows = await self._rows(
+            "SELECT symbol, SUM(CASE WHEN side = 'BUY' THEN quantity ELSE -quantity END) "
+            "FROM fills WHERE rowid > ? GROUP BY symbol", (after_mark,)
+        )
+        return {str(row[0]): float(row[1]) for row in rows}
+
     # --- signals, events, equity ----------------------------------------------------------
 
     async def log_event(

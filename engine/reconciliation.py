@@ -231,6 +231,7 @@ class Reconciler:
         self.grace = grace
         self._no_trace: dict[str, NoTrace] = {}
         self._lock = asyncio.Lock()
+        self.after: Callable[[], None] | None = None  # told after every reconciliation
         self._recheck: asyncio.Future[None] | None = None
 
     async def reconcile(self) -> list[Difference]:
@@ -240,7 +241,10 @@ class Reconciler:
         overlapping snapshots would leave one of them waiting forever.
         """
         async with self._lock:
-            return await self._reconcile()
+            differences = await self._reconcile()
+        if self.after is not None:
+            self.after()
+        return differences
 
     async def _reconcile(self) -> list[Difference]:
         snapshot = await self._broker.snapshot()

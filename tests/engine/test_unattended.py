@@ -9,10 +9,14 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
-from engine.domain import ConnectionState
-from engine.events import ConnectionEvent
+import pytest
+from ib_async import IB, MarketOrder, Stock
+
+from engine.domain import ConnectionState, EngineState, Side
+from engine.events import ConnectionEvent, RiskEvent, RiskKind
 from engine.hours import TradingHours
-from tests.engine.conftest import make_settings, next_event, running_engine
+from engine.trader import Trader
+from tests.engine.conftest import make_settings, next_event, open_positions, running_engine
 
 QUIET = "fast=50,slow=60"
 
@@ -80,3 +84,70 @@ async def test_the_gateway_away_is_told_once_again_if_it_lasts_then_once_when_ba
     ]
     assert "still retrying" in told[1].detail
     assert told[2].downtime_seconds is not None and told[2].downtime_seconds >= 0.5
+
+
+# --- fail closed on what the bot cannot explain --------------------------------------------
+
+HAND_CLIENT_ID = 78
+
+
+async def _trade_by_hand(gateway, symbol: str, side: str, quantity: float) -> None:
+    """Another program on the account trades the bot's symbol: a position the journal lacks."""
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", gateway.port, clientId=HAND_CLIENT_ID, timeout=10)
+    try:
+        filled = asyncio.ensure_future(gateway.hooks.fill.wait(
+            lambda record: record.execution.client_id == HAND_CLIENT_ID, timeout=10
+        ))
+        ib.placeOrder(Stock(symbol, "SMART", "USD"), MarketOrder(side, quantity))
+        await filled
+    finally:
+        ib.disconnect()
+
+
+async def _reconnect(gateway, events) -> None:
+    gateway.drop_connections()
+    await next_event(events, ConnectionEvent, lambda e: e.state is ConnectionState.CONNECTED, 20)
+
+
+@pytest.fixture
+def strategy_out(monkeypatch) -> None:
+    """The strategy would trade a position it did not expect back to its target."""
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)
+
+
+@pytest.mark.usefixtures("strategy_out")
+async def test_a_position_the_journal_cannot_explain_pauses_with_the_numbers(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        await open_positions(engine, (("MSFT", Side.BUY, 3),))  # the bot's own: explained
+        await _trade_by_hand(gateway, "AAPL", "BUY", 10)
+        await _reconnect(gateway, events)
+        alert = await next_event(events, RiskEvent, lambda e: e.kind == RiskKind.PAUSED, 20)
+        assert "AAPL: broker 10, journal 0" in alert.message
+        assert "MSFT" not in alert.message
+        status = await control.status()
+        assert status.state is EngineState.PAUSED and "AAPL: broker 10" in status.pause_reason
+        await engine.writer.flush()
+        rows = await engine.journal.recent_events(limit=50, levels=("error",))
+        assert any(r.kind == "position_difference" for r in rows)
+
+        await control.resume("operator")  # accepts the broker's +10
+        await engine.tasks.wait_aside(5)
+        await _reconnect(gateway, events)
+        assert await engine.position_audit.check() == []
+        assert engine.risk.state is EngineState.RUNNING
+
+
+@pytest.mark.usefixtures("strategy_out")
+async def test_the_bots_own_fills_never_pause_it(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        await open_positions(engine, (("AAPL", Side.BUY, 5),))
+        await _reconnect(gateway, events)
+        assert await engine.position_audit.check() == []
+        assert engine.risk.state is EngineState.RUNNING
