@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import __version__
 from engine.config import Settings, SettingsError, load_settings
 from engine.errors import ConfigurationError
 from engine.logs import redact_process_output
+
+if TYPE_CHECKING:
+    from engine.domain import Fill, Order
+    from engine.journal import EventRow
 
 EXIT_SETTINGS = 2
 
@@ -67,11 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     journal = commands.add_parser(
         "journal",
-        help="print the most recent orders, fills and events from DB_PATH",
-        description="Print the most recent orders, fills and events from the journal (DB_PATH).",
+        help="print the most recent orders, fills and events from DB_PATH; export fills; "
+        "back the journal up",
+        description="Print the most recent orders, fills and events from the journal (DB_PATH). "
+        "Works while the bot runs.",
     )
     journal.add_argument("--since", type=_since, help="only rows after this (2h, 3d, ISO time)")
-    journal.add_argument("--limit", type=int, default=20, help="rows per table (default 20)")
+    journal.add_argument("--limit", type=int, help="rows per table (default 20; with --csv: all)")
+    journal.add_argument("--fills", action="store_true", help="only the fills")
+    journal.add_argument(
+        "--csv", action="store_true",
+        help="with --fills: every fill as CSV on stdout, oldest first (time in UTC, symbol, "
+        "side, quantity, price, commission, realized PnL, order_ref, exec_id)",
+    )  # fmt: skip
+    journal.add_argument(
+        "--backup", metavar="FILE", type=Path,
+        help="copy the journal to FILE, consistent while the bot writes; FILE must not exist",
+    )  # fmt: skip
     return parser
 
 
@@ -98,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "backtest":
         print("tradebot backtest: not built yet (it arrives with the backtest issue)")
         return 1
-    return asyncio.run(_print_journal(settings, args.since, args.limit))
+    if args.backup is not None:
+        return _backup(settings.db_path, args.backup)
+    return asyncio.run(_journal_command(settings, args))
 
 
 def _sim_gateway(argv: list[str]) -> int:
@@ -107,23 +129,84 @@ def _sim_gateway(argv: list[str]) -> int:
     return ibsim_main(argv)
 
 
-async def _print_journal(settings: Settings, since: datetime | None, limit: int) -> int:
-    from engine.journal import Journal
+FILL_COLUMNS = (
+    "time", "symbol", "side", "quantity", "price", "commission", "realized_pnl", "order_ref",
+    "exec_id",
+)  # fmt: skip
 
+
+async def _journal_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.csv and not args.fills:
+        print("tradebot: --csv exports the fills: tradebot journal --fills --csv", file=sys.stderr)
+        return EXIT_SETTINGS
     if not settings.db_path.exists():
         print(f"tradebot: no journal at {settings.db_path} yet (DB_PATH)", file=sys.stderr)
         return 1
+    from engine.journal import Journal
+
     try:
         journal = await Journal.open(settings.db_path)
     except ConfigurationError as exc:
         print(f"tradebot: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
     try:
-        orders = await journal.recent_orders(limit, since)
-        fills = await journal.recent_fills(limit, since)
-        events = await journal.recent_events(limit, since)
+        if args.csv:
+            fills = await journal.fills(args.since)
+            _fills_csv(fills[-args.limit:] if args.limit else fills)
+            return 0
+        limit = args.limit or 20
+        if args.fills:
+            _fills_table(await journal.recent_fills(limit, args.since))
+            return 0
+        orders = await journal.recent_orders(limit, args.since)
+        fills = await journal.recent_fills(limit, args.since)
+        events = await journal.recent_events(limit, args.since)
     finally:
         await journal.close()
+    _print_journal(orders, fills, events)
+    return 0
+
+
+def _backup(db_path: Path, target: Path) -> int:
+    """A copy of the journal as it was at one moment, made while the bot may be writing."""
+    from engine.journal_maintenance import backup_database
+
+    if not db_path.exists():
+        print(f"tradebot: no journal at {db_path} yet (DB_PATH)", file=sys.stderr)
+        return 1
+    try:
+        backup_database(db_path, target)
+    except FileExistsError:
+        print(f"tradebot: --backup: {target} exists; name a new file (a backup never "
+              "overwrites)", file=sys.stderr)  # fmt: skip
+        return EXIT_SETTINGS
+    except (sqlite3.Error, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"tradebot: --backup: cannot copy {db_path} to {target} ({reason})",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_SETTINGS
+    print(f"journal {db_path} copied to {target}")
+    return 0
+
+
+def _fills_csv(fills: Sequence[Fill]) -> None:
+    """For a spreadsheet or the taxes: one row a fill, times in ISO 8601 UTC, numbers as
+    stored, an unknown commission or PnL empty."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(FILL_COLUMNS)
+    for f in fills:
+        writer.writerow([
+            f.time.astimezone(UTC).isoformat().replace("+00:00", "Z"), f.symbol, f.side.value,
+            f.quantity, f.price, _csv_number(f.commission), _csv_number(f.realized_pnl),
+            f.order_ref, f.exec_id,
+        ])  # fmt: skip
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _print_journal(orders: list[Order], fills: list[Fill], events: list[EventRow]) -> None:
     _table(
         "Orders",
         ["created (UTC)", "ref", "symbol", "side", "qty", "type", "limit", "status", "reason"],
@@ -133,6 +216,15 @@ async def _print_journal(settings: Settings, since: datetime | None, limit: int)
             for o in orders
         ],
     )
+    _fills_table(fills)
+    _table(
+        "Events",
+        ["at (UTC)", "level", "kind", "message"],
+        [[_t(e.at), e.level, e.kind, e.message] for e in events],
+    )
+
+
+def _fills_table(fills: list[Fill]) -> None:
     _table(
         "Fills",
         ["time (UTC)", "symbol", "side", "qty", "price", "commission", "realized", "ref"],
@@ -142,12 +234,6 @@ async def _print_journal(settings: Settings, since: datetime | None, limit: int)
             for f in fills
         ],
     )
-    _table(
-        "Events",
-        ["at (UTC)", "level", "kind", "message"],
-        [[_t(e.at), e.level, e.kind, e.message] for e in events],
-    )
-    return 0
 
 
 def _t(moment: datetime | None) -> str:

@@ -1,4 +1,5 @@
-"""`tradebot run`: settings → journal → gateway → engine → front-end, until SIGINT/SIGTERM."""
+"""`tradebot run`: settings → journal → gateway → engine → front-end (and the journal's daily
+prune), until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import logging
 import signal
 import sys
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
 from bot.instance_lock import InstanceLock
+from bot.journal_upkeep import JournalUpkeep
 from engine.broker import IBBroker
 from engine.config import Settings
 from engine.control import Control
@@ -128,6 +131,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await front_end.start()
         stack.push_async_callback(front_end.stop)
         await engine.start()
+        # Retention runs beside the engine, after its start, in short batches.
+        upkeep = JournalUpkeep(journal, timedelta(days=settings.journal_retention_days))
+        upkeep.start()
+        stack.push_async_callback(upkeep.stop)
         stopped = asyncio.ensure_future(engine.wait_stopped())
         asked = asyncio.ensure_future(stop.wait())
         failed = asyncio.ensure_future(front_end.wait_failed())

@@ -72,6 +72,7 @@ MAX_AWAY_ALERT_MINUTES = 1440.0
 MIN_SIM_SPEED = 0.1
 MAX_SIM_SPEED = 3600.0
 MAX_SIM_SEED = 2**32 - 1
+MAX_RETENTION_DAYS = 3650
 
 AlertLevel = Literal["on", "silent", "off"]
 IdList = Annotated[frozenset[int], NoDecode]
@@ -103,6 +104,8 @@ EXPECTED: dict[str, str] = {
     "gateway_away_alert_minutes": f"a number of minutes from {MIN_AWAY_ALERT_MINUTES:g} to "
     f"{MAX_AWAY_ALERT_MINUTES:g} (a day)",
     "display_tz": "an IANA time zone such as Europe/Berlin or America/New_York",
+    "journal_retention_days": f"a whole number of days from 1 to {MAX_RETENTION_DAYS} "
+    "(ten years)",
     "db_path": "the journal's file name, e.g. tradebot.sqlite3 (not empty, not a folder)",
     "telegram_api_base_url": "an https:// URL such as https://api.telegram.org/bot "
     "(http:// only to a loopback host: 127.0.0.1, ::1, localhost)",
@@ -240,6 +243,7 @@ class Settings(BaseSettings):
     display_tz: str = "UTC"
 
     db_path: Path = Path("tradebot.sqlite3")
+    journal_retention_days: int = Field(90, ge=1, le=MAX_RETENTION_DAYS)
     log_dir: Path = Path("logs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -383,7 +387,7 @@ def _describe(error: dict[str, Any]) -> str:
 
 # Unknown names with these prefixes are taken for misspelt settings, not other programs' own;
 # in the environment, shared with every program, only the two no other program would use.
-_SETTING_PREFIXES = ("IB_", "TELEGRAM_", "ALERT_", "SIM_")
+_SETTING_PREFIXES = ("IB_", "TELEGRAM_", "ALERT_", "SIM_", "JOURNAL_")
 _ENVIRONMENT_PREFIXES = ("IB_", "TELEGRAM_")
 
 

@@ -7,11 +7,12 @@ a database made by an older version is never dropped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,13 @@ from engine.domain import (
     Signal,
 )
 from engine.errors import ConfigurationError
+from engine.journal_maintenance import (
+    PRUNE_BATCH,
+    PRUNE_PAUSE_SECONDS,
+    PruneResult,
+    backup_before_migration,
+    prune_rows,
+)
 from engine.logs import redact
 
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released one.
@@ -336,7 +344,10 @@ class Journal:
             )
 
     async def _migrate(self, version: int) -> None:
-        """Upgrade from `version`, already checked not to be newer than this tradebot's."""
+        """Upgrade from `version`, already checked not to be newer than this tradebot's; a
+        journal with data in it is copied first (journal_maintenance.backup_before_migration)."""
+        if 0 < version < SCHEMA_VERSION and str(self.path) != ":memory:":
+            await asyncio.to_thread(backup_before_migration, self.path, SCHEMA_VERSION)
         for number in range(version, SCHEMA_VERSION):
             # One transaction per step: a failed migration leaves the previous version intact.
             await self._db.executescript(
@@ -388,6 +399,14 @@ class Journal:
         rows = await self._rows(
             "SELECT * FROM fills WHERE time >= ? ORDER BY time DESC LIMIT ?",
             (iso(since) if since else "", limit),
+        )
+        return [_fill_from_row(row) for row in rows]
+
+    async def fills(self, since: datetime | None = None) -> list[Fill]:
+        """Every fill (after `since`), oldest first."""
+        rows = await self._rows(
+            "SELECT * FROM fills WHERE time >= ? ORDER BY time, exec_id",
+            (iso(since) if since else "",),
         )
         return [_fill_from_row(row) for row in rows]
 
@@ -452,6 +471,21 @@ class Journal:
             (limit,),
         )
         return [(datetime.fromisoformat(row[0]), float(row[1])) for row in reversed(rows)]
+
+    # --- upkeep ------------------------------------------------------------------------
+
+    async def prune(
+        self,
+        retention: timedelta,
+        now: datetime | None = None,
+        *,
+        batch: int = PRUNE_BATCH,
+        pause: float = PRUNE_PAUSE_SECONDS,
+    ) -> PruneResult:
+        """Delete the routine events and the delivered alerts older than `retention`, in short
+        batches (engine/journal_maintenance.py says which rows, and why)."""
+        cutoff = iso((now or datetime.now(UTC)) - retention)
+        return await prune_rows(self._db, cutoff, batch=batch, pause=pause)
 
     # --- state ------------------------------------------------------------------------
 

@@ -59,6 +59,10 @@ def _refused(tmp_path: Path, *variables: str, **settings: str) -> str:
         ({"EQUITY_SNAPSHOT_MINUTES": "10081"}, "EQUITY_SNAPSHOT_MINUTES"),
         ({"EQUITY_SNAPSHOT_MINUTES": "0.01"}, "EQUITY_SNAPSHOT_MINUTES"),
         ({"IB_CLIENT_ID": "99999999999999999999"}, "IB_CLIENT_ID"),
+        ({"JOURNAL_RETENTION_DAYS": "0"}, "JOURNAL_RETENTION_DAYS"),
+        ({"JOURNAL_RETENTION_DAYS": "3651"}, "JOURNAL_RETENTION_DAYS"),
+        ({"JOURNAL_RETENTION_DAYS": "inf"}, "JOURNAL_RETENTION_DAYS"),
+        ({"JOURNAL_RETENTION_DAYS": "1.5"}, "JOURNAL_RETENTION_DAYS"),
     ],
 )
 def test_out_of_range_number_is_one_line_exit_2(

@@ -1,14 +1,19 @@
-"""`tradebot run` as a user runs it: simulated gateway, console alerts, SIGTERM exits 0 fast."""
+"""`tradebot run` as a user runs it: simulated gateway, console alerts, the journal's retention,
+SIGTERM exits 0 fast."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from engine.journal import MIGRATIONS, SCHEMA_VERSION, event_stmt
 
 
 async def test_run_trades_on_the_simulator_and_stops_cleanly(tmp_path: Path) -> None:
@@ -20,7 +25,9 @@ async def test_run_trades_on_the_simulator_and_stops_cleanly(tmp_path: Path) -> 
         "MAX_ORDERS_PER_MINUTE": "1000",
         "DB_PATH": str(tmp_path / "journal.sqlite3"),
         "LOG_DIR": str(tmp_path / "logs"),
+        "JOURNAL_RETENTION_DAYS": "30",
     }
+    _journal_with_old_events(tmp_path / "journal.sqlite3")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "run",
         cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -52,6 +59,24 @@ async def test_run_trades_on_the_simulator_and_stops_cleanly(tmp_path: Path) -> 
             process.kill()
             await process.wait()
     assert (tmp_path / "logs" / "tradebot.log").exists()
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        old = db.execute("SELECT kind FROM events WHERE message = 'old'").fetchall()
+        pruned = db.execute("SELECT message FROM events WHERE kind = 'prune'").fetchall()
+    db.close()
+    assert old == [("command",)]
+    assert pruned == [("pruned 1 routine event(s) and 0 delivered alert(s) older than 30 day(s)",)]
+    # The journal was upgraded from schema 1, after a copy of it was made.
+    assert (tmp_path / f"journal.sqlite3.before-v{SCHEMA_VERSION}.sqlite3").is_file()
+
+
+def _journal_with_old_events(path: Path) -> None:
+    """A journal written by the first tradebot, with a routine event and a command 31 days old."""
+    at = datetime.now(UTC) - timedelta(days=31)
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+        db.execute(*event_stmt("warning", "gap", "old", None, at))
+        db.execute(*event_stmt("info", "command", "old", None, at))
+    db.close()
 
 
 def test_sigterm_during_start_up_exits_0(tmp_path: Path) -> None:
