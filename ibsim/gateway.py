@@ -108,7 +108,8 @@ class SimGateway:
         if start is None:
             start_time = _replay_start(market, start_time)
         if saved is not None:
-            start_time = max(start_time, saved["clock"]) if start is not None else saved["clock"]
+            resume = persistence.resume_time(saved)
+            start_time = max(start_time, resume) if start is not None else resume
         clock = SimClock(start_time, speed)
         accounts = {name: Account(name, cash) for name in account_names}
         broker = Broker(universe, market, clock, accounts)
@@ -126,7 +127,8 @@ class SimGateway:
         self.account_fanout = AccountFanout(
             self.state, account_update_interval, account_value_throttle
         )
-        broker.listener = OrderFanout(self.state, self.account_fanout, self.saver)
+        self.order_fanout = OrderFanout(self.state, self.account_fanout, self.saver)
+        broker.listener = self.order_fanout
         self.streamer = MarketStreamer(self.state, self.account_fanout.step_done)
         self.faults = FaultInjector(self.state, self)
         self._server: asyncio.Server | None = None
@@ -143,6 +145,7 @@ class SimGateway:
             self._control = ControlServer(self)
             # Loopback only, whatever --host says: it injects faults and moves the clock.
             self.control_port = await self._control.start("127.0.0.1", self._control_requested)
+        self.saver.start()  # before the market driver: no time goes out past the saved mark
         self.streamer.start()
         log.info(
             "ibsim listening on %s:%d (clock %s, speed %gx, accounts %s)",
@@ -165,13 +168,14 @@ class SimGateway:
         self.account_fanout.close()
         if self._control is not None:
             await self._control.close()
+        self.order_fanout.commit()  # what is held for the disk is saved and goes out first
         for s in self.state.clients.sockets():
             s.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        self.save_state()
+        self.saver.close()
 
     async def __aenter__(self) -> SimGateway:
         return await self.start()
@@ -312,7 +316,8 @@ class SimGateway:
     # --- persistence ---------------------------------------------------------------------------
 
     def save_state(self) -> None:
-        """Write the state file now (also done shortly after every order change and on close)."""
+        """Write the state file now (also done before order news goes out, shortly after other
+        changes, every wall second while the clock runs, and on close)."""
         self.saver.save()
 
     # --- faults, kept here for their many callers: the work is in `self.faults` ----------------

@@ -1,0 +1,153 @@
+"""ibsim as durable as IB: an order or a fill the client heard of survives a SIGKILL of the
+simulator, and a restarted simulator's clock never resumes before a time a client was sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from ib_async import IB, LimitOrder, MarketOrder, Stock
+
+from ibsim import SimGateway
+
+from .conftest import START, connect, settle
+
+
+async def command(port: int, **command: object) -> dict:
+    """One control-channel command and its reply."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(json.dumps(command).encode() + b"\n")
+        return json.loads(await asyncio.wait_for(reader.readline(), 5))
+    finally:
+        writer.close()
+
+
+class Simulator:
+    """A standalone ibsim process (`python -m ibsim.cli`) and its ports."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, control: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.control = control
+
+
+@asynccontextmanager
+async def simulator(*options: str) -> AsyncIterator[Simulator]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ibsim.cli", "--port", "0", "--control-port", "0",
+        "--seed", "3", "--symbols", "AAPL", "--log-level", "warning", *options,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("ibsim ready"), line
+        fields = dict(part.split("=") for part in line.split()[2:])
+        yield Simulator(proc, int(fields["port"]), int(fields["control_port"]))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+async def client(port: int, client_id: int = 1) -> IB:
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=5, raiseSyncErrors=True)
+    return ib
+
+
+def _state_options(state: Path, speed: str = "0") -> tuple[str, ...]:
+    return ("--state", str(state), "--speed", speed, "--start", START.isoformat())
+
+
+# --- orders and fills are on disk before the client hears of them -------------------------------
+
+
+async def test_a_fill_the_client_saw_survives_sigkill(tmp_path) -> None:
+    """Before: the state file was written 0.25 s after a fill, so a fill reported just before a
+    SIGKILL was gone after the restart."""
+    state = tmp_path / "state.json"
+    async with simulator(*_state_options(state, "60")) as sim:
+        ib = await client(sim.port)
+        (aapl,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+        seen = asyncio.get_running_loop().create_future()
+
+        def kill_at_once(trade, fill) -> None:
+            sim.proc.kill()  # SIGKILL: no chance to save anything more
+            if not seen.done():
+                seen.set_result(fill.execution.execId)
+
+        ib.execDetailsEvent += kill_at_once
+        ib.placeOrder(aapl, MarketOrder("BUY", 3, orderRef="durable"))
+        exec_id = await asyncio.wait_for(seen, 10)
+        await asyncio.wait_for(sim.proc.wait(), 10)
+        ib.disconnect()
+    async with simulator(*_state_options(state)) as sim:
+        ib = await client(sim.port)
+        try:
+            fills = await ib.reqExecutionsAsync()
+            assert [(f.execution.execId, f.execution.orderRef) for f in fills] == [
+                (exec_id, "durable")
+            ]
+            assert [(p.contract.symbol, p.position) for p in ib.positions()] == [("AAPL", 3.0)]
+        finally:
+            ib.disconnect()
+
+
+async def test_a_resting_order_the_client_saw_survives_sigkill(tmp_path) -> None:
+    state = tmp_path / "state.json"
+    async with simulator(*_state_options(state)) as sim:
+        ib = await client(sim.port)
+        (aapl,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+        submitted = asyncio.get_running_loop().create_future()
+
+        def kill_at_once(trade) -> None:
+            if trade.orderStatus.status == "Submitted" and not submitted.done():
+                sim.proc.kill()
+                submitted.set_result(trade.order.permId)
+
+        ib.orderStatusEvent += kill_at_once
+        ib.placeOrder(aapl, LimitOrder("BUY", 1, 1.0, orderRef="resting"))
+        perm_id = await asyncio.wait_for(submitted, 10)
+        await asyncio.wait_for(sim.proc.wait(), 10)
+        ib.disconnect()
+    async with simulator(*_state_options(state)) as sim:
+        ib = await client(sim.port)
+        try:
+            (trade,) = await ib.reqAllOpenOrdersAsync()
+            assert (trade.order.permId, trade.order.orderRef) == (perm_id, "resting")
+        finally:
+            ib.disconnect()
+
+
+async def test_order_news_is_held_until_saved_and_one_save_serves_a_burst(tmp_path) -> None:
+    """In process: when the state file is written the client has heard nothing of the fills
+    it holds, and three orders arriving together cost one write."""
+    state = tmp_path / "state.json"
+    async with SimGateway(speed=0, start=START, state_file=state) as gw:
+        ib = await connect(gw)
+        try:
+            (aapl,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+            await settle(ib)
+            saves: list[tuple[int, int]] = []  # (executions in the file, fills the client saw)
+            save = gw.saver.save
+
+            def observed_save() -> None:
+                save()
+                saves.append((len(json.loads(state.read_text())["executions"]), len(ib.fills())))
+
+            gw.saver.save = observed_save  # type: ignore[method-assign]
+            for _ in range(3):
+                ib.placeOrder(aapl, MarketOrder("BUY", 1))
+            await settle(ib)
+            assert saves == [(3, 0)]
+            assert len(ib.fills()) == 3
+            assert [t.orderStatus.status for t in ib.trades()] == ["Filled"] * 3
+        finally:
+            ib.disconnect()
