@@ -151,3 +151,75 @@ async def test_order_news_is_held_until_saved_and_one_save_serves_a_burst(tmp_pa
             assert [t.orderStatus.status for t in ib.trades()] == ["Filled"] * 3
         finally:
             ib.disconnect()
+
+
+# --- the clock never goes back across a restart -------------------------------------------------
+
+
+async def test_a_restart_after_sigkill_resumes_no_earlier_than_a_time_sent(tmp_path) -> None:
+    """Before: only order changes and a clean exit saved the clock, so a killed simulator came
+    back at its last order's time (here: the start, an hour before what the client saw)."""
+    state = tmp_path / "state.json"
+    async with simulator(*_state_options(state)) as sim:
+        ib = await client(sim.port)
+        assert (await command(sim.control, cmd="advance", seconds=3600))["ok"]
+        seen = await ib.reqCurrentTimeAsync()
+        sim.proc.kill()
+        await asyncio.wait_for(sim.proc.wait(), 10)
+        ib.disconnect()
+    async with simulator(*_state_options(state)) as sim:
+        ib = await client(sim.port)
+        try:
+            assert await ib.reqCurrentTimeAsync() >= seen
+        finally:
+            ib.disconnect()
+
+
+async def test_a_running_clock_resumes_past_every_bar_and_time_sent(tmp_path) -> None:
+    state = tmp_path / "state.json"
+    async with simulator(*_state_options(state, "600")) as sim:
+        ib = await client(sim.port)
+        (aapl,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+        bars = ib.reqRealTimeBars(aapl, 5, "TRADES", False)
+        enough = asyncio.Event()
+        bars.updateEvent += lambda bars, has_new: len(bars) >= 20 and enough.set()
+        await asyncio.wait_for(enough.wait(), 20)
+        latest = max((await ib.reqCurrentTimeAsync()).timestamp(), bars[-1].time.timestamp() + 5)
+        sim.proc.kill()
+        await asyncio.wait_for(sim.proc.wait(), 10)
+        ib.disconnect()
+    async with simulator(*_state_options(state)) as sim:
+        ib = await client(sim.port)
+        try:
+            assert (await ib.reqCurrentTimeAsync()).timestamp() >= int(latest)
+        finally:
+            ib.disconnect()
+
+
+async def test_the_state_file_keeps_the_clock_mark_ahead_and_exact_on_close(tmp_path) -> None:
+    state = tmp_path / "state.json"
+    async with SimGateway(speed=60, start=START, state_file=state) as gw:
+        saved = json.loads(state.read_text())  # written when the gateway started
+        assert saved["clock_mark"] >= saved["clock"] + 60  # a running clock: a lease ahead
+        await gw.advance(600)
+        saved = json.loads(state.read_text())  # a jump is saved before anything streams
+        assert saved["clock"] >= START.timestamp() + 600
+        gw.set_speed(0)
+        closed_at = gw.clock.now()
+    saved = json.loads(state.read_text())
+    assert saved["clock"] == saved["clock_mark"] == closed_at
+    saved["clock_mark"] = closed_at + 900  # as if killed while the lease ran ahead
+    state.write_text(json.dumps(saved))
+    async with SimGateway(speed=0, start=START, state_file=state) as gw:
+        assert gw.clock.now() == closed_at + 900
+
+
+async def test_a_state_file_without_a_clock_mark_still_loads(tmp_path) -> None:
+    state = tmp_path / "state.json"
+    async with SimGateway(speed=0, start=START, state_file=state) as gw:
+        await gw.advance(60)
+    saved = json.loads(state.read_text())
+    del saved["clock_mark"]
+    state.write_text(json.dumps(saved))
+    async with SimGateway(speed=0, start=START, state_file=state) as gw:
+        assert gw.clock.now() == saved["clock"]
