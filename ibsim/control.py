@@ -49,7 +49,7 @@ def _status(gw: Controlled) -> dict[str, Any]:
         "accounts": gw.account_names,
         "open_orders": len(gw.open_orders),
         "executions": len(gw.executions),
-        "port_open": not faults.port_closed,
+        "port_open": gw.faults.port_open,
         "down_until": (
             None if faults.down_until is None
             else dt.datetime.fromtimestamp(faults.down_until, dt.UTC).isoformat()
@@ -59,6 +59,7 @@ def _status(gw: Controlled) -> dict[str, Any]:
 
 async def _advance(gw: Controlled, seconds: float) -> None:
     await gw.advance(seconds)
+    await gw.faults.port_settled()  # a downtime the jump ended is over when this answers
 
 
 # command -> (callable, allowed argument names)

@@ -31,6 +31,9 @@ class Listening(Protocol):
 
     async def listen_again(self) -> None: ...
 
+    @property
+    def listening(self) -> bool: ...
+
 
 class FaultInjector:
     def __init__(self, state: ServerState, server: Listening) -> None:
@@ -44,6 +47,7 @@ class FaultInjector:
         self._order = itertools.count()
         self._at_handle: asyncio.TimerHandle | None = None
         self._running_due = False
+        self._opened = asyncio.Event()  # set each time the port opens again
         state.clock.on_change(self._run_due)
 
     def close(self) -> None:
@@ -97,6 +101,22 @@ class FaultInjector:
             self.state.faults.down_until = None
             self._port_maybe_open()
 
+    @property
+    def port_open(self) -> bool:
+        """Connection attempts are accepted (no fault closes the port, and it is listening)."""
+        return self._server.listening and not self.state.faults.port_closed
+
+    async def port_settled(self) -> None:
+        """Wait until a reopening of the port that has begun is done."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_port_open(self) -> None:
+        """Wait until the port is open (at once if it is)."""
+        while not self.port_open:
+            self._opened.clear()
+            await self._opened.wait()
+
     def schedule(self, downtime: Downtime) -> None:
         """Go down at every start of ``downtime`` from now on, each time for its length."""
 
@@ -140,6 +160,7 @@ class FaultInjector:
         if self.state.faults.port_closed:  # closed again while it was opening
             self._server.stop_listening()
             return
+        self._opened.set()
         log.warning("fault over: accepting connections again")
 
     # --- IB's servers --------------------------------------------------------------------------

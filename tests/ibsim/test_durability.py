@@ -5,61 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ib_async import IB, LimitOrder, MarketOrder, Stock
+from ib_async import LimitOrder, MarketOrder, Stock
 
 from ibsim import SimGateway
 
-from .conftest import START, connect, settle
-
-
-async def command(port: int, **command: object) -> dict:
-    """One control-channel command and its reply."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(json.dumps(command).encode() + b"\n")
-        return json.loads(await asyncio.wait_for(reader.readline(), 5))
-    finally:
-        writer.close()
-
-
-class Simulator:
-    """A standalone ibsim process (`python -m ibsim.cli`) and its ports."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, control: int) -> None:
-        self.proc = proc
-        self.port = port
-        self.control = control
-
-
-@asynccontextmanager
-async def simulator(*options: str) -> AsyncIterator[Simulator]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ibsim.cli", "--port", "0", "--control-port", "0",
-        "--seed", "3", "--symbols", "AAPL", "--log-level", "warning", *options,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        assert line.startswith("ibsim ready"), line
-        fields = dict(part.split("=") for part in line.split()[2:])
-        yield Simulator(proc, int(fields["port"]), int(fields["control_port"]))
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await asyncio.wait_for(proc.wait(), 20)
-
-
-async def client(port: int, client_id: int = 1) -> IB:
-    ib = IB()
-    await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=5, raiseSyncErrors=True)
-    return ib
+from .conftest import START, client, command, connect, settle, simulator
 
 
 def _state_options(state: Path, speed: str = "0") -> tuple[str, ...]:
