@@ -10,9 +10,11 @@ import math
 import signal
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .gateway import SimGateway
 from .persistence import StateFileError
+from .rhythm import GATEWAY_TZ, time_of_day, weekly_time
 
 log = logging.getLogger("ibsim")
 
@@ -80,6 +82,40 @@ def _start(text: str) -> str:
     return text
 
 
+def _time_of_day(text: str) -> str:
+    try:
+        time_of_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _weekly(text: str) -> str:
+    try:
+        weekly_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _duration(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 10000, got {text!r}")
+    return value
+
+
+def _time_zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {text!r}") from None
+    return text
+
+
 def _folder(text: str) -> str:
     if not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
@@ -128,6 +164,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="loopback port for one-line JSON fault/clock commands (0 = any)",
     )
+    rhythm = p.add_argument_group("IB's rhythm (simulated time)")
+    rhythm.add_argument(
+        "--daily-restart",
+        type=_time_of_day,
+        default=None,
+        metavar="HH:MM",
+        help="restart every day at this local time: clients dropped, the API port closed",
+    )
+    rhythm.add_argument(
+        "--restart-minutes", type=_duration, default=3.0, help="how long a restart lasts (3)"
+    )
+    rhythm.add_argument(
+        "--weekly-outage",
+        type=_weekly,
+        default=None,
+        metavar="'DAY HH:MM'",
+        help="the weekly login, e.g. 'Sun 01:00': the port stays closed for hours",
+    )
+    rhythm.add_argument(
+        "--outage-hours", type=_duration, default=2.0, help="how long the weekly login lasts (2)"
+    )
+    rhythm.add_argument(
+        "--gateway-tz",
+        type=_time_zone,
+        default=GATEWAY_TZ,
+        help=f"the gateway's local time zone for the times above (default {GATEWAY_TZ})",
+    )
     p.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO"
     )
@@ -147,6 +210,11 @@ async def _serve(args: argparse.Namespace) -> None:
         cash=args.cash,
         state_file=args.state,
         control_port=args.control_port,
+        daily_restart=args.daily_restart,
+        restart_minutes=args.restart_minutes,
+        weekly_outage=args.weekly_outage,
+        outage_hours=args.outage_hours,
+        gateway_tz=args.gateway_tz,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,11 +16,14 @@ class Clients:
         self._open: set[ClientSession] = set()
         self._by_id: dict[int, ClientSession] = {}
         self._index: dict[int, list[Subscriber]] | None = None
+        self._holding = False
 
     # --- registry ----------------------------------------------------------------------------
 
     def opened(self, session: ClientSession) -> None:
         self._open.add(session)
+        if self._holding:
+            session.hold()
 
     def ready(self, session: ClientSession) -> None:
         """The session has a clientId (after startApi)."""
@@ -57,6 +60,17 @@ class Clients:
         """One message to every ready client (built per client when ``fields`` is callable)."""
         for s in self.sessions():
             s.write(fields(s) if callable(fields) else fields)
+
+    def hold(self) -> None:
+        """Hold every socket's output (sockets opened meanwhile too) until `release`."""
+        self._holding = True
+        for s in self._open:
+            s.hold()
+
+    def release(self) -> None:
+        self._holding = False
+        for s in list(self._open):
+            s.release()
 
     # --- market-data subscriptions -------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class Controlled(Protocol):
 
 
 def _status(gw: Controlled) -> dict[str, Any]:
+    faults = gw.faults.state.faults
     return {
         "port": gw.port,
         "clients": gw.clients,
@@ -48,11 +49,17 @@ def _status(gw: Controlled) -> dict[str, Any]:
         "accounts": gw.account_names,
         "open_orders": len(gw.open_orders),
         "executions": len(gw.executions),
+        "port_open": gw.faults.port_open,
+        "down_until": (
+            None if faults.down_until is None
+            else dt.datetime.fromtimestamp(faults.down_until, dt.UTC).isoformat()
+        ),
     }
 
 
 async def _advance(gw: Controlled, seconds: float) -> None:
     await gw.advance(seconds)
+    await gw.faults.port_settled()  # a downtime the jump ended is over when this answers
 
 
 # command -> (callable, allowed argument names)
@@ -86,6 +93,12 @@ _COMMANDS: dict[str, tuple[Any, tuple[str, ...]]] = {
         lambda gw, seconds=1.0: gw.faults.competing_session(seconds),
         ("seconds",),
     ),
+    "restart_gateway": (
+        lambda gw, minutes=3.0: gw.faults.restart_gateway(minutes),
+        ("minutes",),
+    ),
+    "outage": (lambda gw, hours=2.0: gw.faults.outage(hours), ("hours",)),
+    "end_outage": (lambda gw: gw.faults.end_outage(), ()),
     "advance": (_advance, ("seconds",)),
     "set_speed": (lambda gw, speed: gw.set_speed(speed), ("speed",)),
 }

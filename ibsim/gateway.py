@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import persistence
 from .account import Account
@@ -29,6 +29,7 @@ from .order_fanout import OrderFanout
 from .order_gate import OrderGate
 from .orders import Execution, SimOrder
 from .pricepath import ReplayPath
+from .rhythm import GATEWAY_TZ, Downtime, time_of_day, weekly_time
 from .session import ClientSession
 from .sessions import next_session
 from .state import ServerState
@@ -88,6 +89,11 @@ class SimGateway:
         max_server_version: int = 178,
         account_update_interval: float = 180.0,
         account_value_throttle: float = 0.25,
+        daily_restart: str | None = None,
+        restart_minutes: float = 3.0,
+        weekly_outage: str | None = None,
+        outage_hours: float = 2.0,
+        gateway_tz: str = GATEWAY_TZ,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -108,7 +114,8 @@ class SimGateway:
         if start is None:
             start_time = _replay_start(market, start_time)
         if saved is not None:
-            start_time = max(start_time, saved["clock"]) if start is not None else saved["clock"]
+            resume = persistence.resume_time(saved)
+            start_time = max(start_time, resume) if start is not None else resume
         clock = SimClock(start_time, speed)
         accounts = {name: Account(name, cash) for name in account_names}
         broker = Broker(universe, market, clock, accounts)
@@ -126,9 +133,13 @@ class SimGateway:
         self.account_fanout = AccountFanout(
             self.state, account_update_interval, account_value_throttle
         )
-        broker.listener = OrderFanout(self.state, self.account_fanout, self.saver)
+        self.order_fanout = OrderFanout(self.state, self.account_fanout, self.saver)
+        broker.listener = self.order_fanout
         self.streamer = MarketStreamer(self.state, self.account_fanout.step_done)
         self.faults = FaultInjector(self.state, self)
+        self.rhythm = _rhythm(
+            daily_restart, restart_minutes, weekly_outage, outage_hours, gateway_tz
+        )
         self._server: asyncio.Server | None = None
         self._control: ControlServer | None = None
         self.port = 0
@@ -143,7 +154,10 @@ class SimGateway:
             self._control = ControlServer(self)
             # Loopback only, whatever --host says: it injects faults and moves the clock.
             self.control_port = await self._control.start("127.0.0.1", self._control_requested)
+        self.saver.start()  # before the market driver: no time goes out past the saved mark
         self.streamer.start()
+        for downtime in self.rhythm:
+            self.faults.schedule(downtime)
         log.info(
             "ibsim listening on %s:%d (clock %s, speed %gx, accounts %s)",
             self.host, self.port, self.now.isoformat(), self.clock.speed,
@@ -165,13 +179,14 @@ class SimGateway:
         self.account_fanout.close()
         if self._control is not None:
             await self._control.close()
+        self.order_fanout.commit()  # what is held for the disk is saved and goes out first
         for s in self.state.clients.sockets():
             s.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        self.save_state()
+        self.saver.close()
 
     async def __aenter__(self) -> SimGateway:
         return await self.start()
@@ -179,7 +194,7 @@ class SimGateway:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # faults.Listening: refuse_connections closes the listening socket for a while.
+    # faults.Listening: faults and downtimes close the listening socket for a while.
 
     def stop_listening(self) -> None:
         if self._server is not None:
@@ -187,12 +202,17 @@ class SimGateway:
             self._server = None
 
     async def listen_again(self) -> None:
-        await self._listen(self.port)
+        if self._server is None:
+            await self._listen(self.port)
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
 
     # --- session.SessionListener -------------------------------------------------------------
 
     def session_opened(self, session: ClientSession) -> bool:
-        if self.state.faults.refusing:
+        if self.state.faults.port_closed:
             return False
         self.state.clients.opened(session)
         return True
@@ -312,7 +332,8 @@ class SimGateway:
     # --- persistence ---------------------------------------------------------------------------
 
     def save_state(self) -> None:
-        """Write the state file now (also done shortly after every order change and on close)."""
+        """Write the state file now (also done before order news goes out, shortly after other
+        changes, every wall second while the clock runs, and on close)."""
         self.saver.save()
 
     # --- faults, kept here for their many callers: the work is in `self.faults` ----------------
@@ -349,6 +370,37 @@ class SimGateway:
 
     def competing_session(self, seconds: float = 1.0) -> None:
         self.faults.competing_session(seconds)
+
+    def restart_gateway(self, minutes: float = 3.0) -> None:
+        self.faults.restart_gateway(minutes)
+
+    def outage(self, hours: float = 2.0) -> None:
+        self.faults.outage(hours)
+
+    def end_outage(self) -> None:
+        self.faults.end_outage()
+
+
+def _rhythm(
+    daily_restart: str | None,
+    restart_minutes: float,
+    weekly_outage: str | None,
+    outage_hours: float,
+    time_zone: str,
+) -> list[Downtime]:
+    """The gateway's scheduled downtimes (ValueError on a time that does not parse)."""
+    try:
+        ZoneInfo(time_zone)  # an unknown zone fails here, not at the first restart
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {time_zone!r}") from None
+    out = []
+    if daily_restart is not None:
+        out.append(Downtime("daily restart", time_of_day(daily_restart), restart_minutes * 60,
+                            None, time_zone))  # fmt: skip
+    if weekly_outage is not None:
+        weekday, at = weekly_time(weekly_outage)
+        out.append(Downtime("weekly login", at, outage_hours * 3600, weekday, time_zone))
+    return out
 
 
 __all__ = ["SimGateway"]

@@ -1,9 +1,11 @@
 """Order news for the clients: the broker's order changes, fills and order errors become
 openOrder / orderStatus / execDetails / commissionReport / error messages to the client that
-owns the order; and the open-order lists clients ask for."""
+owns the order; and the open-order lists clients ask for. With a state file, news of an order
+or a fill goes out only once the state file holds it, as IB tells of nothing it could lose."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -35,14 +37,37 @@ def open_order_messages(
 
 class OrderFanout:
     """The broker's listener (broker.BrokerListener): tells the owning client, refreshes the
-    accounts after fills and has the state file saved."""
+    accounts after fills and has the state file saved — before the news goes out: every
+    client's output is held from the first change until one save at the end of the loop's
+    turn (`commit`), so a burst of fills costs one write and nothing overtakes the news."""
 
     def __init__(self, state: ServerState, accounts: AccountFanout, saver: StateSaver) -> None:
         self.state = state
         self.accounts = accounts
         self.saver = saver
+        self._holding = False
+
+    def commit(self) -> None:
+        """Save the state file now and let the held output go (nothing held: nothing to do)."""
+        if not self._holding:
+            return
+        self._holding = False
+        try:
+            self.saver.save()
+        except OSError as exc:
+            # The simulator goes on (the clients are told) rather than stall every client.
+            log.error("state file %s: cannot save (%s)", self.saver.path, exc)
+        self.state.clients.release()
+
+    def _hold_until_saved(self) -> None:
+        if self.saver.path is None or self._holding:
+            return
+        self._holding = True
+        self.state.clients.hold()
+        asyncio.get_running_loop().call_soon(self.commit)
 
     def order_changed(self, order: SimOrder, open_order: bool) -> None:
+        self._hold_until_saved()
         s = self.state.clients.get(order.client_id)
         spec = self.state.universe.get(order.con_id)
         if s is not None and spec is not None:
@@ -52,9 +77,9 @@ class OrderFanout:
                 s.known_orders.add(order.perm_id)
             out.append(msg.order_status(order))
             s.write_many(out)
-        self.saver.mark_dirty()
 
     def order_filled(self, order: SimOrder, execution: Execution) -> None:
+        self._hold_until_saved()
         s = self.state.clients.get(order.client_id)
         spec = self.state.universe.get(order.con_id)
         if s is not None and spec is not None:
@@ -75,7 +100,6 @@ class OrderFanout:
         )  # fmt: skip
         self.state.hooks.fill.emit(FillRecord(time.perf_counter(), execution))
         self.accounts.position_changed(order.account, order.con_id)
-        self.saver.mark_dirty()
 
     def order_error(self, client_id: int, order_id: int, code: int, message: str) -> None:
         s = self.state.clients.get(client_id)

@@ -1,5 +1,9 @@
 """State file: the simulated server side (accounts, orders, executions, ids, clock) as JSON,
-written atomically so a crash never leaves a half-written file, shortly after every change."""
+written atomically (fsync'd, then renamed over the old file) so a crash never leaves a
+half-written file. Order changes and fills are saved before the clients hear of them (the
+order fan-out holds its messages for `StateSaver.save`); other changes shortly after. The
+clock's high-water mark is kept a little ahead of the clock, so a restart after a crash never
+resumes before a time the clients were already sent."""
 
 from __future__ import annotations
 
@@ -23,6 +27,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("ibsim")
 FORMAT_VERSION = 1
 _SAVE_DELAY = 0.25  # wall seconds: coalesce state-file writes
+# Wall seconds between renewals of the clock's high-water mark, and how far ahead of the clock
+# (in wall seconds of a running clock) each renewal puts it: twice the period, so a renewal
+# that runs late still finds the clock below the mark.
+_CLOCK_RENEWAL = 1.0
+_CLOCK_LEASE = 2 * _CLOCK_RENEWAL
 
 
 class StateFileError(ValueError):
@@ -30,10 +39,18 @@ class StateFileError(ValueError):
     The file is left as it is: it may be the only record of the simulated account."""
 
 
-def snapshot(clock_time: float, accounts: dict[str, Account], broker: Broker) -> dict[str, Any]:
+def snapshot(
+    clock_time: float,
+    accounts: dict[str, Account],
+    broker: Broker,
+    clock_mark: float | None = None,
+) -> dict[str, Any]:
+    """The state as JSON-ready data. ``clock_mark`` (at least ``clock_time``) is a time the
+    clock is known not to have passed while this state is current: a restart resumes there."""
     return {
         "format": FORMAT_VERSION,
         "clock": clock_time,
+        "clock_mark": max(clock_time, clock_mark if clock_mark is not None else clock_time),
         "accounts": [
             {
                 "name": a.name,
@@ -106,10 +123,18 @@ def load(path: Path) -> dict[str, Any] | None:
         raise StateFileError(
             f"{path}: unsupported state file format {found!r} (expected {FORMAT_VERSION})"
         )
-    clock = state.get("clock")
-    if isinstance(clock, bool) or not isinstance(clock, int | float) or not math.isfinite(clock):
+    if not _is_time(state.get("clock")) or not _is_time(state.get("clock_mark", 0.0)):
         raise StateFileError(f"{path}: the state file has no valid clock; move it away")
     return state
+
+
+def _is_time(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def resume_time(state: dict[str, Any]) -> float:
+    """Where a restarted clock starts: never before a time the clients may have been sent."""
+    return max(state["clock"], state.get("clock_mark", state["clock"]))
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
@@ -127,7 +152,9 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 
 class StateSaver:
-    """Writes the state file shortly after changes (many changes, one write) and on demand."""
+    """Writes the state file: now (`save`), shortly after changes (`mark_dirty`: many
+    changes, one write), and every `_CLOCK_RENEWAL` wall seconds while the clock runs, to keep
+    the clock's high-water mark ahead of the clock (at once when the clock jumps)."""
 
     def __init__(
         self, path: Path | None, clock: SimClock, accounts: dict[str, Account], broker: Broker
@@ -137,6 +164,30 @@ class StateSaver:
         self._accounts = accounts
         self._broker = broker
         self._handle: asyncio.TimerHandle | None = None
+        self._renewal: asyncio.TimerHandle | None = None
+        self.clock_mark = clock.now()  # the clock is not past it while the saved state is current
+        self._leasing = False
+
+    def start(self) -> None:
+        """Keep the clock's high-water mark ahead of the clock (before anything is sent: the
+        market driver and the clients' requests read the clock only after this)."""
+        if self.path is None or self._leasing:
+            return
+        self._leasing = True
+        self._clock.on_change(self._renew)
+        self._renew()
+
+    def close(self) -> None:
+        """The final write: the clock stops here, so the mark is the clock itself."""
+        self._leasing = False
+        for handle in (self._handle, self._renewal):
+            if handle is not None:
+                handle.cancel()
+        self._handle = self._renewal = None
+        if self.path is not None:
+            now = self._clock.now()
+            self.clock_mark = now
+            save(self.path, snapshot(now, self._accounts, self._broker, now))
 
     def mark_dirty(self) -> None:
         if self.path is None or self._handle is not None:
@@ -150,4 +201,21 @@ class StateSaver:
             self._handle = None
         if self.path is None:
             return
-        save(self.path, snapshot(self._clock.now(), self._accounts, self._broker))
+        now = self._clock.now()
+        if self._leasing:
+            self.clock_mark = max(self.clock_mark, now + self._clock.speed * _CLOCK_LEASE)
+        save(self.path, snapshot(now, self._accounts, self._broker, self.clock_mark))
+
+    def _renew(self) -> None:
+        """Save with the mark moved ahead; again in `_CLOCK_RENEWAL` while the clock runs."""
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
+        if not self._leasing:
+            return
+        try:
+            self.save()
+        except OSError as exc:
+            log.error("state file %s: cannot save (%s)", self.path, exc)
+        if self._clock.speed > 0:
+            self._renewal = asyncio.get_running_loop().call_later(_CLOCK_RENEWAL, self._renew)

@@ -119,6 +119,8 @@ class ClientSession(asyncio.Protocol):
         # permIds this connection has been sent an openOrder for: ib_async drops (and logs
         # "No order found" for) an orderStatus about an order it has not seen.
         self.known_orders: set[int] = set()
+        # Output held back until the state file has what it tells (see `hold`).
+        self._held: list[bytes] | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -205,12 +207,30 @@ class ClientSession(asyncio.Protocol):
     # --- output --------------------------------------------------------------------------------
 
     def write(self, fields: list[str]) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode_frame(fields))
+        self._send(encode_frame(fields))
 
     def write_many(self, messages: list[list[str]]) -> None:
-        if self.transport is not None and not self.transport.is_closing() and messages:
-            self.transport.write(b"".join(encode_frame(f) for f in messages))
+        if messages:
+            self._send(b"".join(encode_frame(f) for f in messages))
+
+    def hold(self) -> None:
+        """Keep what is written from now on until `release`, in order (an order change is
+        on disk before the client hears of it, and nothing written after it overtakes it)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            self._send(b"".join(held))
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self.transport.write(data)
 
     def send_error(self, req_id: int, code: int, message: str) -> None:
         self.write(msg.error(req_id, code, message, self.version))

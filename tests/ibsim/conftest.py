@@ -1,9 +1,14 @@
-"""Fixtures: a gateway on a free loopback port with a frozen clock, and connected clients."""
+"""Fixtures: a gateway on a free loopback port with a frozen clock, and connected clients; a
+standalone simulator process and its control channel."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
+import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from ib_async import IB
@@ -49,3 +54,48 @@ async def step(gw: SimGateway, ib: IB | list[IB], seconds: float) -> None:
     await settle(*clients)
     await gw.advance(seconds)
     await settle(*clients)
+
+
+async def command(port: int, **command: object) -> dict:
+    """One control-channel command and its reply."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(json.dumps(command).encode() + b"\n")
+        return json.loads(await asyncio.wait_for(reader.readline(), 5))
+    finally:
+        writer.close()
+
+
+class Simulator:
+    """A standalone ibsim process (`python -m ibsim.cli`) and its ports."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, control: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.control = control
+
+
+@asynccontextmanager
+async def simulator(*options: str) -> AsyncIterator[Simulator]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ibsim.cli", "--port", "0", "--control-port", "0",
+        "--seed", "3", "--symbols", "AAPL", "--log-level", "warning", *options,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("ibsim ready"), line
+        fields = dict(part.split("=") for part in line.split()[2:])
+        yield Simulator(proc, int(fields["port"]), int(fields["control_port"]))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+async def client(port: int, client_id: int = 1) -> IB:
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=5, raiseSyncErrors=True)
+    return ib

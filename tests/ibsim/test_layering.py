@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ibsim"
 
 # Bottom to top. A module may import from its own layer (without a cycle) and the ones below.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("primitives", {"framing", "sessions", "clock", "fault_state"}),
+    ("primitives", {"framing", "sessions", "clock", "fault_state", "rhythm"}),
     ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks"}),
     ("wire", {"requests", "decoding", "messages"}),
     ("broker", {"broker", "order_gate", "persistence"}),
