@@ -77,8 +77,9 @@ def _setup_logging(settings: Settings) -> None:
             if exc.errno in (errno.ENOTDIR, errno.EEXIST)
             else exc.strerror
         )
+        log_file = Path(settings.log_dir or ".") / "tradebot.log"
         raise ConfigurationError(
-            f"LOG_DIR: cannot write the log file {settings.log_dir / 'tradebot.log'} "
+            f"LOG_DIR: cannot write the log file {log_file} "
             f"({problem}); LOG_DIR must be a writable folder"
         ) from None
 

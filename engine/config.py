@@ -232,7 +232,7 @@ class Settings(BaseSettings):
     display_tz: str = "UTC"
 
     db_path: Path = Path("tradebot.sqlite3")
-    log_dir: Path = Path("logs")
+    log_dir: Path | None = Path("logs")  # None (LOG_DIR empty): no log file, stderr only
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     sim_speed: float = Field(60, ge=MIN_SIM_SPEED, le=MAX_SIM_SPEED, allow_inf_nan=False)
@@ -256,6 +256,12 @@ class Settings(BaseSettings):
         if not text or Path(text).is_dir():
             raise ValueError("not a file name")
         return text
+
+    @field_validator("log_dir", mode="before")
+    @classmethod
+    def _log_dir(cls, value: Any) -> Any:
+        # Path("") is ".": an empty LOG_DIR means no log file (journald, Docker read stderr).
+        return None if value is None or not str(value).strip() else value
 
     @field_validator("telegram_api_base_url")
     @classmethod

@@ -105,3 +105,13 @@ def test_settings_error_lists_each_variable() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(None, ib_port="abc", sim_speed="fast")
     assert [line.split(":")[0] for line in caught.value.lines] == ["IB_PORT", "SIM_SPEED"]
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_log_dir_means_no_log_file(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("LOG_DIR", value)
+    assert load_settings(None).log_dir is None
+
+
+def test_log_dir_default_is_logs() -> None:
+    assert load_settings(None).log_dir == Path("logs")
