@@ -8,11 +8,14 @@ import errno
 import logging
 import signal
 import sys
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Protocol
 
+from bot.health import alive_problem
 from bot.instance_lock import InstanceLock
+from bot.sd_notify import Notifier
 from engine.broker import IBBroker
 from engine.config import Settings
 from engine.control import Control
@@ -96,6 +99,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
+        notifier = Notifier()  # systemd's; closed last, so the watchdog is fed to the end
+        stack.push_async_callback(notifier.close)
         journal = await Journal.open(settings.db_path)
         stack.push_async_callback(journal.close)
         if settings.simulated:
@@ -123,12 +128,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
             engine = Engine(settings, journal, broker, mode="sim",
                             clock_speed=settings.sim_speed)
         else:
-            engine = Engine(settings, journal, IBBroker.from_settings(settings))
+            broker = IBBroker.from_settings(settings)
+            engine = Engine(settings, journal, broker)
         control = Control(engine)
         front_end = _front_end(settings, control, journal)
         await front_end.start()
         stack.push_async_callback(front_end.stop)
         await engine.start()
+        notifier.start(engine.ready, lambda: alive_problem(
+            engine, broker.last_connect_attempt, time.monotonic()))
         stopped = asyncio.ensure_future(engine.wait_stopped())
         asked = asyncio.ensure_future(stop.wait())
         failed = asyncio.ensure_future(front_end.wait_failed())
@@ -136,6 +144,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         for waiter in (stopped, asked, failed):
             waiter.cancel()
         log.info("shutting down")
+        notifier.stopping()
         await shut_down(engine, front_end)
         if failed.done() and not failed.cancelled():
             print(f"tradebot: {failed.result()}", file=sys.stderr)
