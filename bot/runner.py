@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.health import alive_problem
+from bot.health_server import ExtraMetrics, HealthServer
 from bot.instance_lock import InstanceLock
 from bot.sd_notify import Notifier
 from engine.broker import IBBroker
@@ -134,6 +135,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         front_end = _front_end(settings, control, journal)
         await front_end.start()
         stack.push_async_callback(front_end.stop)
+        if settings.health_port is not None:
+            health = HealthServer(engine, settings.health_port,
+                                  lambda: broker.last_connect_attempt, _alert_metrics(front_end))
+            await health.start()
+            stack.push_async_callback(health.stop)
         await engine.start()
         notifier.start(engine.ready, lambda: alive_problem(
             engine, broker.last_connect_attempt, time.monotonic()))
@@ -169,6 +175,25 @@ async def shut_down(engine: Stoppable, front_end: FrontEnd) -> None:
         await asyncio.wait_for(engine.stop(), SHUTDOWN_SECONDS)
     except TimeoutError:
         log.error("engine did not stop within %.0fs", SHUTDOWN_SECONDS)
+
+
+def _alert_metrics(front_end: FrontEnd) -> ExtraMetrics:
+    """The Telegram sender's counters for /metrics (the console has none to show)."""
+    delivery = getattr(front_end, "delivery", None)
+
+    def metrics() -> dict[str, tuple[str, str, float]]:
+        if delivery is None:
+            return {}
+        return {
+            "tradebot_alerts_queued": ("gauge", "Telegram messages waiting to go out.",
+                                       delivery.pending),
+            "tradebot_alerts_dropped_total": ("counter", "Alerts dropped: the queue was full.",
+                                              delivery.dropped_total),
+            "tradebot_telegram_retries_total": ("counter", "Telegram sends retried.",
+                                                delivery.retries),
+        }
+
+    return metrics
 
 
 def _front_end(settings: Settings, control: Control, journal: Journal) -> FrontEnd:

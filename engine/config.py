@@ -99,6 +99,9 @@ EXPECTED: dict[str, str] = {
     "daily_summary_time": "a time as HH:MM, or empty for none",
     "display_tz": "an IANA time zone such as Europe/Berlin or America/New_York",
     "db_path": "the journal's file name, e.g. tradebot.sqlite3 (not empty, not a folder)",
+    "health_port": "a TCP port number 1-65535 for /healthz and /metrics on 127.0.0.1, "
+    "or empty for none",
+    "cancel_orders_on_exit": "true or false",
     "telegram_api_base_url": "an https:// URL such as https://api.telegram.org/bot "
     "(http:// only to a loopback host: 127.0.0.1, ::1, localhost)",
     **{f"alert_{kind}": "'on', 'silent' or 'off'" for kind in ALERT_KINDS},
@@ -234,6 +237,7 @@ class Settings(BaseSettings):
     db_path: Path = Path("tradebot.sqlite3")
     log_dir: Path | None = Path("logs")  # None (LOG_DIR empty): no log file, stderr only
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_port: int | None = Field(None, ge=1, le=65535)
 
     sim_speed: float = Field(60, ge=MIN_SIM_SPEED, le=MAX_SIM_SPEED, allow_inf_nan=False)
     sim_seed: int = Field(1, ge=0, le=MAX_SIM_SEED)
@@ -283,7 +287,9 @@ class Settings(BaseSettings):
     def _alert_level(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("stop_loss_pct", "take_profit_pct", "daily_summary_time", mode="before")
+    @field_validator(
+        "stop_loss_pct", "take_profit_pct", "daily_summary_time", "health_port", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

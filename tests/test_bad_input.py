@@ -59,6 +59,8 @@ def _refused(tmp_path: Path, *variables: str, **settings: str) -> str:
         ({"EQUITY_SNAPSHOT_MINUTES": "10081"}, "EQUITY_SNAPSHOT_MINUTES"),
         ({"EQUITY_SNAPSHOT_MINUTES": "0.01"}, "EQUITY_SNAPSHOT_MINUTES"),
         ({"IB_CLIENT_ID": "99999999999999999999"}, "IB_CLIENT_ID"),
+        ({"HEALTH_PORT": "0"}, "HEALTH_PORT"),
+        ({"HEALTH_PORT": "65536"}, "HEALTH_PORT"),
     ],
 )
 def test_out_of_range_number_is_one_line_exit_2(
