@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,7 @@ from engine.control import Control
 from engine.engine import Engine
 from engine.errors import ConfigurationError
 from engine.journal import Journal
+from engine.kill_switch import CANCEL_WAIT_SECONDS
 from engine.logs import setup_logging
 
 log = logging.getLogger("tradebot")
@@ -44,6 +46,8 @@ class Stoppable(Protocol):
 
 
 SHUTDOWN_SECONDS = 4.0
+# The kill switch's wait for the broker to confirm cancels, and a margin.
+CANCEL_ON_EXIT_SECONDS = CANCEL_WAIT_SECONDS + 2.0
 EXIT_FATAL = 1
 EXIT_CONFIGURATION = 2
 
@@ -151,7 +155,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
             waiter.cancel()
         log.info("shutting down")
         notifier.stopping()
-        await shut_down(engine, front_end)
+        before_stop = (
+            (lambda: cancel_on_exit(engine, control)) if settings.cancel_orders_on_exit else None
+        )
+        await shut_down(engine, front_end, before_stop)
         if failed.done() and not failed.cancelled():
             print(f"tradebot: {failed.result()}", file=sys.stderr)
             return EXIT_CONFIGURATION
@@ -163,18 +170,62 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-async def shut_down(engine: Stoppable, front_end: FrontEnd) -> None:
+async def shut_down(
+    engine: Stoppable,
+    front_end: FrontEnd,
+    before_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Stop taking commands and let a running flatten finish while the broker is still
-    connected, then stop the engine. The front-end's own stop (flushing the engine's last
-    alerts) comes after, from the exit stack."""
+    connected, then `before_stop` (CANCEL_ORDERS_ON_EXIT), then stop the engine (which flushes
+    the journal). The front-end's own stop (flushing the engine's last alerts) comes after,
+    from the exit stack. `longest_shutdown()` says how long all of it can take."""
     try:
         await front_end.stop_intake()
     except Exception:  # the engine must stop regardless
         log.exception("stopping the front-end's commands failed")
+    if before_stop is not None:
+        try:
+            await before_stop()
+        except Exception:  # the engine must stop regardless
+            log.exception("cancelling the orders at exit failed")
     try:
         await asyncio.wait_for(engine.stop(), SHUTDOWN_SECONDS)
     except TimeoutError:
         log.error("engine did not stop within %.0fs", SHUTDOWN_SECONDS)
+
+
+async def cancel_on_exit(engine: Engine, control: Control) -> None:
+    """CANCEL_ORDERS_ON_EXIT: nothing new is sent, then the bot's working orders are cancelled
+    while the broker is still connected, before the engine flushes the journal; bounded by
+    CANCEL_ON_EXIT_SECONDS. Never the kill switch's closes (a /flatten finished before this)."""
+    engine.risk.halt("shutting down")
+    # As during a flatten: an order whose intent is being written now (a bracket's next child,
+    # say) is dropped instead of being placed after the cancels.
+    engine.orders.halt_reason = "shutting down"
+    if not engine.orders.working():
+        return
+    try:
+        report = await asyncio.wait_for(control.cancel_all("shutdown", "bot"),
+                                        CANCEL_ON_EXIT_SECONDS)
+    except TimeoutError:
+        log.error("CANCEL_ORDERS_ON_EXIT: the cancels were not confirmed within %.0fs",
+                  CANCEL_ON_EXIT_SECONDS)
+        return
+    left = ", ".join(sorted({item.reason.value for item in report.failed}))
+    log.warning("CANCEL_ORDERS_ON_EXIT: %d order(s) cancelled, %d left working%s",
+                len(report.cancelled), len(report.failed), f" ({left})" if left else "")
+
+
+def longest_shutdown() -> float:
+    """The longest path from SIGTERM to exit, in seconds, from the code's own bounds: stopping
+    Telegram's polling, a running /flatten allowed to finish (ACTION_GRACE), the cancels of
+    CANCEL_ORDERS_ON_EXIT, the engine's stop, and the last alerts' drain. systemd's
+    TimeoutStopSec and Docker's stop_grace_period must exceed it (tests/test_deploy.py)."""
+    from bot.telegram.app import TelegramTuning
+
+    tuning = TelegramTuning()
+    return (tuning.read_timeout + tuning.stop_grace + CANCEL_ON_EXIT_SECONDS
+            + SHUTDOWN_SECONDS + tuning.drain_timeout)
 
 
 def _alert_metrics(front_end: FrontEnd) -> ExtraMetrics:

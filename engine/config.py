@@ -238,6 +238,7 @@ class Settings(BaseSettings):
     log_dir: Path | None = Path("logs")  # None (LOG_DIR empty): no log file, stderr only
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_port: int | None = Field(None, ge=1, le=65535)
+    cancel_orders_on_exit: bool = False
 
     sim_speed: float = Field(60, ge=MIN_SIM_SPEED, le=MAX_SIM_SPEED, allow_inf_nan=False)
     sim_seed: int = Field(1, ge=0, le=MAX_SIM_SEED)
