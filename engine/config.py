@@ -25,7 +25,8 @@ from engine.domain import Instrument
 from engine.strategies import parse_params
 from engine.strategies.base import StrategyParams
 
-LIVE_PORTS = frozenset({4001, 7496})
+# IB Gateway, TWS, and the gnzsnz/ib-gateway container's socat port (4004 is its paper one).
+LIVE_PORTS = frozenset({4001, 7496, 4003})
 
 BAR_SIZES: dict[str, int] = {
     "5 secs": 5,
@@ -76,7 +77,7 @@ IdList = Annotated[frozenset[int], NoDecode]
 # What each setting expects, in the words the error line uses.
 EXPECTED: dict[str, str] = {
     "ib_host": "a host name or IP address, or empty for the built-in simulated gateway",
-    "ib_port": "a TCP port number 1-65535 (4002/7497 paper, 4001/7496 live)",
+    "ib_port": "a TCP port number 1-65535 (4002/7497/4004 paper, 4001/7496/4003 live)",
     "ib_client_id": "a whole number from 1 to 2147483647",
     "trading_mode": "'paper' or 'live'",
     "bar_size": "one of: " + ", ".join(BAR_SIZES),
@@ -344,8 +345,8 @@ class Settings(BaseSettings):
         if self.ib_host and self.ib_port in LIVE_PORTS and self.trading_mode != "live":
             raise SettingsError(
                 [
-                    f"IB_PORT: {self.ib_port} is a live-trading port; use 4002/7497 for paper, "
-                    "or set TRADING_MODE=live to trade real money"
+                    f"IB_PORT: {self.ib_port} is a live-trading port; use 4002/7497/4004 for "
+                    "paper, or set TRADING_MODE=live to trade real money"
                 ]
             )
         if self.order_quantity > self.max_position:
