@@ -9,19 +9,25 @@ import errno
 import logging
 import signal
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from bot.health import alive_problem
+from bot.health_server import ExtraMetrics, HealthServer
 from bot.instance_lock import InstanceLock
 from bot.journal_upkeep import JournalUpkeep
+from bot.sd_notify import Notifier
 from engine.broker import IBBroker
 from engine.config import Settings
 from engine.control import Control
 from engine.engine import Engine
 from engine.errors import ConfigurationError
 from engine.journal import Journal
+from engine.kill_switch import CANCEL_WAIT_SECONDS
 from engine.logs import setup_logging
 
 log = logging.getLogger("tradebot")
@@ -43,6 +49,8 @@ class Stoppable(Protocol):
 
 
 SHUTDOWN_SECONDS = 4.0
+# The kill switch's wait for the broker to confirm cancels, and a margin.
+CANCEL_ON_EXIT_SECONDS = CANCEL_WAIT_SECONDS + 2.0
 EXIT_FATAL = 1
 EXIT_CONFIGURATION = 2
 
@@ -80,8 +88,9 @@ def _setup_logging(settings: Settings) -> None:
             if exc.errno in (errno.ENOTDIR, errno.EEXIST)
             else exc.strerror
         )
+        log_file = Path(settings.log_dir or ".") / "tradebot.log"
         raise ConfigurationError(
-            f"LOG_DIR: cannot write the log file {settings.log_dir / 'tradebot.log'} "
+            f"LOG_DIR: cannot write the log file {log_file} "
             f"({problem}); LOG_DIR must be a writable folder"
         ) from None
 
@@ -98,6 +107,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
+        notifier = Notifier()  # systemd's; closed last, so the watchdog is fed to the end
+        stack.push_async_callback(notifier.close)
         journal = await Journal.open(settings.db_path)
         stack.push_async_callback(journal.close)
         if settings.simulated:
@@ -125,16 +136,24 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
             engine = Engine(settings, journal, broker, mode="sim",
                             clock_speed=settings.sim_speed)
         else:
-            engine = Engine(settings, journal, IBBroker.from_settings(settings))
+            broker = IBBroker.from_settings(settings)
+            engine = Engine(settings, journal, broker)
         control = Control(engine)
         front_end = _front_end(settings, control, journal)
         await front_end.start()
         stack.push_async_callback(front_end.stop)
+        if settings.health_port is not None:
+            health = HealthServer(engine, settings.health_port,
+                                  lambda: broker.last_connect_attempt, _alert_metrics(front_end))
+            await health.start()
+            stack.push_async_callback(health.stop)
         await engine.start()
         # Retention runs beside the engine, after its start, in short batches.
         upkeep = JournalUpkeep(journal, timedelta(days=settings.journal_retention_days))
         upkeep.start()
         stack.push_async_callback(upkeep.stop)
+        notifier.start(engine.ready, lambda: alive_problem(
+            engine, broker.last_connect_attempt, time.monotonic()))
         stopped = asyncio.ensure_future(engine.wait_stopped())
         asked = asyncio.ensure_future(stop.wait())
         failed = asyncio.ensure_future(front_end.wait_failed())
@@ -142,7 +161,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         for waiter in (stopped, asked, failed):
             waiter.cancel()
         log.info("shutting down")
-        await shut_down(engine, front_end)
+        notifier.stopping()
+        before_stop = (
+            (lambda: cancel_on_exit(engine, control)) if settings.cancel_orders_on_exit else None
+        )
+        await shut_down(engine, front_end, before_stop)
         if failed.done() and not failed.cancelled():
             print(f"tradebot: {failed.result()}", file=sys.stderr)
             return EXIT_CONFIGURATION
@@ -154,18 +177,81 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-async def shut_down(engine: Stoppable, front_end: FrontEnd) -> None:
+async def shut_down(
+    engine: Stoppable,
+    front_end: FrontEnd,
+    before_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Stop taking commands and let a running flatten finish while the broker is still
-    connected, then stop the engine. The front-end's own stop (flushing the engine's last
-    alerts) comes after, from the exit stack."""
+    connected, then `before_stop` (CANCEL_ORDERS_ON_EXIT), then stop the engine (which flushes
+    the journal). The front-end's own stop (flushing the engine's last alerts) comes after,
+    from the exit stack. `longest_shutdown()` says how long all of it can take."""
     try:
         await front_end.stop_intake()
     except Exception:  # the engine must stop regardless
         log.exception("stopping the front-end's commands failed")
+    if before_stop is not None:
+        try:
+            await before_stop()
+        except Exception:  # the engine must stop regardless
+            log.exception("cancelling the orders at exit failed")
     try:
         await asyncio.wait_for(engine.stop(), SHUTDOWN_SECONDS)
     except TimeoutError:
         log.error("engine did not stop within %.0fs", SHUTDOWN_SECONDS)
+
+
+async def cancel_on_exit(engine: Engine, control: Control) -> None:
+    """CANCEL_ORDERS_ON_EXIT: nothing new is sent, then the bot's working orders are cancelled
+    while the broker is still connected, before the engine flushes the journal; bounded by
+    CANCEL_ON_EXIT_SECONDS. Never the kill switch's closes (a /flatten finished before this)."""
+    engine.risk.halt("shutting down")
+    # As during a flatten: an order whose intent is being written now (a bracket's next child,
+    # say) is dropped instead of being placed after the cancels.
+    engine.orders.halt_reason = "shutting down"
+    if not engine.orders.working():
+        return
+    try:
+        report = await asyncio.wait_for(control.cancel_all("shutdown", "bot"),
+                                        CANCEL_ON_EXIT_SECONDS)
+    except TimeoutError:
+        log.error("CANCEL_ORDERS_ON_EXIT: the cancels were not confirmed within %.0fs",
+                  CANCEL_ON_EXIT_SECONDS)
+        return
+    left = ", ".join(sorted({item.reason.value for item in report.failed}))
+    log.warning("CANCEL_ORDERS_ON_EXIT: %d order(s) cancelled, %d left working%s",
+                len(report.cancelled), len(report.failed), f" ({left})" if left else "")
+
+
+def longest_shutdown() -> float:
+    """The longest path from SIGTERM to exit, in seconds, from the code's own bounds: stopping
+    Telegram's polling, a running /flatten allowed to finish (ACTION_GRACE), the cancels of
+    CANCEL_ORDERS_ON_EXIT, the engine's stop, and the last alerts' drain. systemd's
+    TimeoutStopSec and Docker's stop_grace_period must exceed it (tests/test_deploy.py)."""
+    from bot.telegram.app import TelegramTuning
+
+    tuning = TelegramTuning()
+    return (tuning.read_timeout + tuning.stop_grace + CANCEL_ON_EXIT_SECONDS
+            + SHUTDOWN_SECONDS + tuning.drain_timeout)
+
+
+def _alert_metrics(front_end: FrontEnd) -> ExtraMetrics:
+    """The Telegram sender's counters for /metrics (the console has none to show)."""
+    delivery = getattr(front_end, "delivery", None)
+
+    def metrics() -> dict[str, tuple[str, str, float]]:
+        if delivery is None:
+            return {}
+        return {
+            "tradebot_alerts_queued": ("gauge", "Telegram messages waiting to go out.",
+                                       delivery.pending),
+            "tradebot_alerts_dropped_total": ("counter", "Alerts dropped: the queue was full.",
+                                              delivery.dropped_total),
+            "tradebot_telegram_retries_total": ("counter", "Telegram sends retried.",
+                                                delivery.retries),
+        }
+
+    return metrics
 
 
 def _front_end(settings: Settings, control: Control, journal: Journal) -> FrontEnd:

@@ -79,6 +79,7 @@ class IBBroker:
         self.connected_once = False
         self._connect_refused = asyncio.Event()  # 326 during the current connect attempt
         self._client_id_refused_since: float | None = None  # monotonic, first 326 in a row
+        self.last_connect_attempt: float | None = None  # monotonic; the reconnect loop's pulse
         self._wire()
 
     @classmethod
@@ -180,6 +181,7 @@ class IBBroker:
         """ib_async's connect, ended at once when the gateway refuses the client id (326):
         ib_async itself would wait out its whole timeout for an API that will not start."""
         self._connect_refused.clear()
+        self.last_connect_attempt = time.monotonic()
         connecting = asyncio.ensure_future(self.ib.connectAsync(
             self.host,
             self.port,

@@ -25,7 +25,8 @@ from engine.domain import Instrument
 from engine.strategies import parse_params
 from engine.strategies.base import StrategyParams
 
-LIVE_PORTS = frozenset({4001, 7496})
+# IB Gateway, TWS, and the gnzsnz/ib-gateway container's socat port (4004 is its paper one).
+LIVE_PORTS = frozenset({4001, 7496, 4003})
 
 BAR_SIZES: dict[str, int] = {
     "5 secs": 5,
@@ -80,7 +81,7 @@ IdList = Annotated[frozenset[int], NoDecode]
 # What each setting expects, in the words the error line uses.
 EXPECTED: dict[str, str] = {
     "ib_host": "a host name or IP address, or empty for the built-in simulated gateway",
-    "ib_port": "a TCP port number 1-65535 (4002/7497 paper, 4001/7496 live)",
+    "ib_port": "a TCP port number 1-65535 (4002/7497/4004 paper, 4001/7496/4003 live)",
     "ib_client_id": "a whole number from 1 to 2147483647",
     "trading_mode": "'paper' or 'live'",
     "bar_size": "one of: " + ", ".join(BAR_SIZES),
@@ -107,6 +108,9 @@ EXPECTED: dict[str, str] = {
     "journal_retention_days": f"a whole number of days from 1 to {MAX_RETENTION_DAYS} "
     "(ten years)",
     "db_path": "the journal's file name, e.g. tradebot.sqlite3 (not empty, not a folder)",
+    "health_port": "a TCP port number 1-65535 for /healthz and /metrics on 127.0.0.1, "
+    "or empty for none",
+    "cancel_orders_on_exit": "true or false",
     "telegram_api_base_url": "an https:// URL such as https://api.telegram.org/bot "
     "(http:// only to a loopback host: 127.0.0.1, ::1, localhost)",
     **{f"alert_{kind}": "'on', 'silent' or 'off'" for kind in ALERT_KINDS},
@@ -244,8 +248,10 @@ class Settings(BaseSettings):
 
     db_path: Path = Path("tradebot.sqlite3")
     journal_retention_days: int = Field(90, ge=1, le=MAX_RETENTION_DAYS)
-    log_dir: Path = Path("logs")
+    log_dir: Path | None = Path("logs")  # None (LOG_DIR empty): no log file, stderr only
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_port: int | None = Field(None, ge=1, le=65535)
+    cancel_orders_on_exit: bool = False
 
     sim_speed: float = Field(60, ge=MIN_SIM_SPEED, le=MAX_SIM_SPEED, allow_inf_nan=False)
     sim_seed: int = Field(1, ge=0, le=MAX_SIM_SEED)
@@ -269,6 +275,12 @@ class Settings(BaseSettings):
             raise ValueError("not a file name")
         return text
 
+    @field_validator("log_dir", mode="before")
+    @classmethod
+    def _log_dir(cls, value: Any) -> Any:
+        # Path("") is ".": an empty LOG_DIR means no log file (journald, Docker read stderr).
+        return None if value is None or not str(value).strip() else value
+
     @field_validator("telegram_api_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -289,7 +301,9 @@ class Settings(BaseSettings):
     def _alert_level(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("stop_loss_pct", "take_profit_pct", "daily_summary_time", mode="before")
+    @field_validator(
+        "stop_loss_pct", "take_profit_pct", "daily_summary_time", "health_port", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -343,8 +357,8 @@ class Settings(BaseSettings):
         if self.ib_host and self.ib_port in LIVE_PORTS and self.trading_mode != "live":
             raise SettingsError(
                 [
-                    f"IB_PORT: {self.ib_port} is a live-trading port; use 4002/7497 for paper, "
-                    "or set TRADING_MODE=live to trade real money"
+                    f"IB_PORT: {self.ib_port} is a live-trading port; use 4002/7497/4004 for "
+                    "paper, or set TRADING_MODE=live to trade real money"
                 ]
             )
         if self.order_quantity > self.max_position:

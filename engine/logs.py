@@ -1,5 +1,5 @@
-"""Logging to the console and a rotating file, with secrets redacted from all text the process
-writes.
+"""Logging to the console and a rotating file (none when LOG_DIR is empty: stderr is the log),
+with secrets redacted from all text the process writes.
 
 Two layers, because a token can leave through paths logging never sees:
 - the formatter redacts every log record (message, arguments, traceback), whichever logger
@@ -113,6 +113,24 @@ class QuietLibraries(logging.Filter):
         return record.levelno >= logging.WARNING or not record.name.startswith(CHATTY)
 
 
+# ib_async's ERROR lines for a refused or dropped connection, repeated at every retry while the
+# gateway is away (its nightly restart): the bot's own connection alerts say the same once.
+CONNECTION_NOISE = (
+    "API connection failed",
+    "Make sure API port on TWS/IBG is open",
+    "Peer closed connection",
+)
+
+
+class ConnectionNoise(logging.Filter):
+    """Keeps ib_async's connection-failure lines off the console (they stay in the log file)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("ib_async"):
+            return True
+        return not str(record.msg).startswith(CONNECTION_NOISE)
+
+
 def setup_logging(
     level: str = "INFO",
     log_dir: Path | None = None,
@@ -120,7 +138,11 @@ def setup_logging(
     console: bool = True,
 ) -> None:
     """Configure the root logger once for the process, and redact `secrets` (and anything
-    shaped like a bot token) from all it writes; see the module docstring."""
+    shaped like a bot token) from all it writes; see the module docstring.
+
+    With a `log_dir`, the console shows what a person watching it needs and the file keeps
+    everything; without one (journald, Docker), stderr is the log and keeps everything at
+    `level` except the chatty libraries' INFO lines."""
     redact_process_output(secrets)
     formatter = RedactingFormatter(LOG_FORMAT, secrets)
     root = logging.getLogger()
@@ -132,6 +154,8 @@ def setup_logging(
         stream.setFormatter(formatter)
         if level != "DEBUG":
             stream.addFilter(QuietLibraries())
+            if log_dir is not None:
+                stream.addFilter(ConnectionNoise())
         root.addHandler(stream)
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,8 @@ def _refused(tmp_path: Path, *variables: str, **settings: str) -> str:
         ({"JOURNAL_RETENTION_DAYS": "3651"}, "JOURNAL_RETENTION_DAYS"),
         ({"JOURNAL_RETENTION_DAYS": "inf"}, "JOURNAL_RETENTION_DAYS"),
         ({"JOURNAL_RETENTION_DAYS": "1.5"}, "JOURNAL_RETENTION_DAYS"),
+        ({"HEALTH_PORT": "0"}, "HEALTH_PORT"),
+        ({"HEALTH_PORT": "65536"}, "HEALTH_PORT"),
     ],
 )
 def test_out_of_range_number_is_one_line_exit_2(

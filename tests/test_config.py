@@ -78,6 +78,7 @@ def test_token_with_chat_ids() -> None:
         ({"MAX_DAILY_LOSS": "-5"}, "MAX_DAILY_LOSS", "greater than 0"),
         ({"DISPLAY_TZ": "Mars/Olympus"}, "DISPLAY_TZ", "time zone"),
         ({"IB_HOST": "127.0.0.1", "IB_PORT": "4001"}, "IB_PORT", "live-trading port"),
+        ({"IB_HOST": "ib-gateway", "IB_PORT": "4003"}, "IB_PORT", "live-trading port"),
         ({"ALERT_FILLS": "loud"}, "ALERT_FILLS", "'on', 'silent' or 'off'"),
     ],
 )
@@ -105,3 +106,20 @@ def test_settings_error_lists_each_variable() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(None, ib_port="abc", sim_speed="fast")
     assert [line.split(":")[0] for line in caught.value.lines] == ["IB_PORT", "SIM_SPEED"]
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_log_dir_means_no_log_file(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("LOG_DIR", value)
+    assert load_settings(None).log_dir is None
+
+
+def test_log_dir_default_is_logs() -> None:
+    assert load_settings(None).log_dir == Path("logs")
+
+
+def test_the_containers_ports() -> None:
+    """gnzsnz/ib-gateway: 4004 paper passes, 4003 live only with TRADING_MODE=live."""
+    assert load_settings(None, ib_host="ib-gateway", ib_port=4004).ib_port == 4004
+    live = load_settings(None, ib_host="ib-gateway", ib_port=4003, trading_mode="live")
+    assert live.trading_mode == "live"

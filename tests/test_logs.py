@@ -133,3 +133,37 @@ def _nowhere_in(folder: Path, secrets: list[str]) -> None:
     for path in folder.iterdir():
         data = path.read_bytes()
         assert not [secret for secret in secrets if secret.encode() in data], path
+
+
+def test_connection_noise_goes_to_the_file_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    setup_logging("INFO", tmp_path)
+    client = logging.getLogger("ib_async.client")
+    client.error("API connection failed: ConnectionRefusedError(111, 'refused')")
+    client.error("Make sure API port on TWS/IBG is open")
+    client.error("Peer closed connection.")
+    logging.getLogger("ib_async.wrapper").error("Error 201, reqId 7: Order rejected")
+    logging.getLogger("engine.connection").warning("cannot connect to 127.0.0.1:4002")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    console = capsys.readouterr().err
+    logfile = (tmp_path / "tradebot.log").read_text()
+    for noise in ("API connection failed", "Make sure API port", "Peer closed connection"):
+        assert noise not in console
+        assert noise in logfile
+    for kept in ("Order rejected", "cannot connect to"):
+        assert kept in console and kept in logfile
+
+
+def test_without_a_log_dir_stderr_is_the_whole_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    setup_logging("INFO", None)
+    logging.getLogger("ib_async.client").error("Make sure API port on TWS/IBG is open")
+    logging.getLogger("ib_async.ib").info("chatty order status")
+    console = capsys.readouterr().err
+    assert "Make sure API port" in console
+    assert "chatty order status" not in console
+    assert list(tmp_path.iterdir()) == []

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +19,10 @@ TRADEBOT = Path(sys.executable).parent / "tradebot"
 _SETTING_PREFIXES = ("IB_", "TELEGRAM_", "SIM_", "MAX_", "ALERT_")
 _SETTINGS = {
     "SYMBOLS", "STRATEGY", "STRATEGY_PARAMS", "TRADING_MODE", "BAR_SIZE", "DB_PATH", "LOG_DIR",
-    "LOG_LEVEL", "ORDER_QUANTITY", "DISPLAY_TZ", "DAILY_SUMMARY_TIME", "STOP_LOSS_PCT",
+    "LOG_LEVEL", "ORDER_QUANTITY", "HEALTH_PORT", "CANCEL_ORDERS_ON_EXIT", "NOTIFY_SOCKET",
+    "WATCHDOG_USEC", "WATCHDOG_PID", "DISPLAY_TZ", "DAILY_SUMMARY_TIME", "STOP_LOSS_PCT",
     "TAKE_PROFIT_PCT", "OUTSIDE_RTH", "EQUITY_SNAPSHOT_MINUTES", "JOURNAL_RETENTION_DAYS",
+    "GATEWAY_AWAY_ALERT_MINUTES",
 }  # fmt: skip
 
 
@@ -63,3 +67,37 @@ def run_tradebot(
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def start_tradebot(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `tradebot *args` in the background, stdout and stderr to files in `cwd`
+    (`stdout.txt`, `stderr.txt`: a pipe nobody reads could fill and block the bot)."""
+    return subprocess.Popen(
+        [str(TRADEBOT), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=(cwd / "stdout.txt").open("w"), stderr=(cwd / "stderr.txt").open("w"), text=True,
+    )  # fmt: skip
+
+
+def wait_until(
+    condition: Callable[[], object], process: subprocess.Popen[str], timeout: float, what: str
+) -> None:
+    """Poll `condition` until it holds; fail if `process` exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"tradebot exited ({process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:g}s")
+        time.sleep(0.05)
+
+
+def stop_tradebot(process: subprocess.Popen[str], timeout: float = 15) -> int:
+    """SIGTERM, as systemd and Docker stop it; the exit code (killed after `timeout`)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
