@@ -123,6 +123,8 @@ class Engine:
                                             self.market.symbols,
                                             self.fills.awaiting_position)
         self.reconciler.after = self._spawn_audit
+        self.reconciler.on_unexplained = lambda fills: self.tasks.spawn(
+            self.position_audit.unexplained_executions(fills), "unexplained executions")
         self.connection_supervisor = ConnectionSupervisor(
             broker, self.orders, self.market, self.reconciler, self.recorder, self.clock,
             self.tasks, link, set_up=self._set_up,

@@ -115,6 +115,7 @@ class DifferenceKind(enum.StrEnum):
     OTHER_CLIENT = "other_client"  # open under `client_id`, not ours: not adopted
     NOT_JOURNALED = "not_journaled"  # ours, open at the broker, not journaled: adopted
     FILLS_RECOVERED = "fills_recovered"  # `count` executions journaled from the broker
+    UNKNOWN_ORDER_EXECUTION = "unknown_order_execution"  # the bot's orderRef, no such order
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,10 @@ RESTART_SECONDS = 1.0
 
 
 class JournalWriter:
-    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, busy_timeout: float = 5.0,
+        inline_limit: float = INLINE_COMMIT_SECONDS,
+    ) -> None:
         self._path = path
         self._busy_timeout = busy_timeout
         self._urgent: deque[Item] = deque()
@@ -58,6 +61,7 @@ class JournalWriter:
         # never waits for a lock (busy_timeout 0) and never checkpoints the WAL.
         self._inline_db: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()
+        self._inline_limit = inline_limit  # a commit slower than this: the next goes to the thread
         self.inline_ok = True  # the last commit was fast: the next intent may go inline
         # Told (name, error) if the writer task dies of a bug; it is restarted after a moment,
         # and the rows queued behind the failed batch are written then.
@@ -206,7 +210,7 @@ class JournalWriter:
             log.debug("intent not committed inline (%s); the writer's thread takes it", exc)
             return None
         finally:
-            self.inline_ok = time.perf_counter() - started < INLINE_COMMIT_SECONDS
+            self.inline_ok = time.perf_counter() - started < self._inline_limit
             self._inline_lock.release()
         return rowcount
 
@@ -264,7 +268,7 @@ class JournalWriter:
         try:
             return self._apply_batch(statements)
         finally:  # how fast the disk is now decides where the next intent is committed
-            self.inline_ok = time.perf_counter() - started < INLINE_COMMIT_SECONDS * (
+            self.inline_ok = time.perf_counter() - started < self._inline_limit * (
                 1 + len(statements) / ROUTINE_BATCH
             )
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from engine.clock import BrokerClock
-from engine.domain import EngineState
+from engine.domain import EngineState, Fill
 from engine.events import Level, RiskEvent, RiskKind
 from engine.journal import Journal, state_stmt
 from engine.orders import OrderManager
@@ -118,6 +118,18 @@ class PositionAudit:
         async with self._lock:
             await self._set_baseline()
 
+    async def unexplained_executions(self, fills: list[Fill]) -> None:
+        """Executions with the bot's orderRef of orders the journal never had: fail closed
+        (they are journaled, so the positions add up; what placed them is the question)."""
+        described = "; ".join(f"{f.symbol} {f.side.value} {f.quantity:g} ({f.order_ref}, "
+                              f"exec {f.exec_id})" for f in fills)
+        reason = (f"{PAUSE_PREFIX}: executions of orders the journal never had: {described} "
+                  "(/resume accepts them, /flatten closes)")
+        async with self._lock:
+            await self._pause(reason, {"executions": [[f.exec_id, f.order_ref, f.symbol,
+                                                        f.side.value, f.quantity]
+                                                       for f in fills]})
+
     def paused_by_audit(self) -> bool:
         return self._risk.pause_reason.startswith(PAUSE_PREFIX)
 
@@ -142,12 +154,15 @@ class PositionAudit:
     async def _fail_closed(self, differences: list[PositionDifference]) -> None:
         numbers = "; ".join(str(d) for d in differences)
         reason = f"{PAUSE_PREFIX}: {numbers} (/resume accepts the broker's, /flatten closes)"
+        await self._pause(reason, {"differences": [[d.symbol, d.broker, d.journal]
+                                                   for d in differences]})
+
+    async def _pause(self, reason: str, details: dict[str, object]) -> None:
         if self._risk.state is not EngineState.HALTED:  # the reason /status shows, /resume acks
             self._risk.pause(reason)
             await self._trading_state.persist(EngineState.PAUSED, reason, "reconciliation")
         self._recorder.record(
-            Level.ERROR, "position_difference", reason,
-            {"differences": [[d.symbol, d.broker, d.journal] for d in differences]},
+            Level.ERROR, "position_difference", reason, details,
             event=RiskEvent(RiskKind.PAUSED, reason, self._clock.now(),
                             state=EngineState.PAUSED),
         )

@@ -71,6 +71,10 @@ class Change:
 class Plan:
     changes: list[Change] = field(default_factory=list)
     adopt: list[BrokerOrder] = field(default_factory=list)  # ours, open, not journaled
+    # Executions with the bot's orderRef of an order neither tracked nor journaled nor adopted
+    # now: nothing explains them (the journal lost something, or another program used the
+    # prefix). Journaled all the same (the broker's word), and trading fails closed.
+    unexplained: list[Fill] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)  # the bot's executions the broker shows
     no_trace: dict[str, NoTrace] = field(default_factory=dict)  # what stays missing
     recheck: bool = False  # something is still unknown: look again after the grace period
@@ -150,6 +154,15 @@ def plan(
                                                  found.symbol))
 
     result.fills = [f for f in snapshot.fills if f.order_ref.startswith(ORDER_REF_PREFIX)]
+    adopted = {found.order_ref for found in result.adopt}
+    for fill in result.fills:
+        ref = fill.order_ref
+        if ref not in unfinished and ref not in journaled and ref not in adopted:
+            result.unexplained.append(fill)
+    for ref in dict.fromkeys(f.order_ref for f in result.unexplained):
+        symbol = next(f.symbol for f in result.unexplained if f.order_ref == ref)
+        result.differences.append(Difference(DifferenceKind.UNKNOWN_ORDER_EXECUTION, ref,
+                                             symbol))
     return result
 
 
@@ -232,6 +245,8 @@ class Reconciler:
         self._no_trace: dict[str, NoTrace] = {}
         self._lock = asyncio.Lock()
         self.after: Callable[[], None] | None = None  # told after every reconciliation
+        # Told the executions nothing explains (engine: the position audit fails closed).
+        self.on_unexplained: Callable[[list[Fill]], None] | None = None
         self._recheck: asyncio.Future[None] | None = None
 
     async def reconcile(self) -> list[Difference]:
@@ -255,10 +270,11 @@ class Reconciler:
         orders = self._orders
         unfinished = {ref: o for ref, o in orders.orders.items()
                       if not o.status.is_done and ref not in orders.sending}
-        # The broker's open bot orders the engine can account for: tracked, or journaled.
+        # The broker's bot orders (open, or executed) the engine can account for: tracked,
+        # or journaled.
         journaled = set(orders.orders)
-        for found in snapshot.open_orders:
-            ref = found.order_ref
+        refs = [o.order_ref for o in snapshot.open_orders] + [f.order_ref for f in snapshot.fills]
+        for ref in dict.fromkeys(refs):
             if ref.startswith(ORDER_REF_PREFIX) and ref not in journaled and (
                 await self._journal.order(ref) is not None
             ):
@@ -307,6 +323,25 @@ class Reconciler:
                                                  count=recovered))
         if result.recheck:
             self.schedule_recheck()
+        if result.unexplained:
+            await self._journal_unexplained(result.unexplained)
+            if self.on_unexplained is not None:
+                self.on_unexplained(list(result.unexplained))
+
+    async def _journal_unexplained(self, fills: list[Fill]) -> None:
+        """An order row for each: the journal accounts for what the broker did, and the next
+        reconciliation does not pause again for what an operator has been told."""
+        for ref in dict.fromkeys(f.order_ref for f in fills):
+            mine = [f for f in fills if f.order_ref == ref]
+            order = Order(
+                order_ref=ref, symbol=mine[0].symbol, side=mine[0].side,
+                quantity=sum(f.quantity for f in mine), status=OrderStatus.FILLED,
+                filled=sum(f.quantity for f in mine),
+                reason="executed at the broker; the journal never had this order",
+                created_at=self._clock.now(),
+            )
+            self._orders.adopt(order)
+            await self._recorder.write_durable(insert_order_stmt(order))
 
     def adopt_working(self) -> int:
         """Track the bot's orders the broker connection shows open but the engine does not

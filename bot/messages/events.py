@@ -101,6 +101,8 @@ _DIFFERENCE_WHAT = {  # the kinds whose words need no field but the order's
                              "(not sent again)",
     DifferenceKind.NO_TRACE: "no trace at the broker",
     DifferenceKind.NOT_JOURNALED: "open at the broker, not journaled",
+    DifferenceKind.UNKNOWN_ORDER_EXECUTION: "executed at the broker, but the journal has no "
+                                            "such order (trading paused)",
 }
 
 

@@ -125,8 +125,9 @@ async def test_a_position_the_journal_cannot_explain_pauses_with_the_numbers(
         events = control.subscribe(maxsize=10_000)
         await open_positions(engine, (("MSFT", Side.BUY, 3),))  # the bot's own: explained
         await _trade_by_hand(gateway, "AAPL", "BUY", 10)
+        alerts = control.subscribe(maxsize=10_000)  # the pause may come before "connected"
         await _reconnect(gateway, events)
-        alert = await next_event(events, RiskEvent, lambda e: e.kind == RiskKind.PAUSED, 20)
+        alert = await next_event(alerts, RiskEvent, lambda e: e.kind == RiskKind.PAUSED, 20)
         assert "AAPL: broker 10, journal 0" in alert.message
         assert "MSFT" not in alert.message
         status = await control.status()
@@ -148,6 +149,40 @@ async def test_the_bots_own_fills_never_pause_it(gateway, tmp_path: Path) -> Non
     async with running_engine(gateway, settings) as (engine, control):
         events = control.subscribe(maxsize=10_000)
         await open_positions(engine, (("AAPL", Side.BUY, 5),))
+        await _reconnect(gateway, events)
+        assert await engine.position_audit.check() == []
+        assert engine.risk.state is EngineState.RUNNING
+
+
+@pytest.mark.usefixtures("strategy_out")
+async def test_an_execution_of_an_order_the_journal_never_had_pauses_once(
+    gateway, tmp_path: Path
+) -> None:
+    """The bot's orderRef on an execution whose order the journal lacks (a lost journal, or a
+    program using the prefix): journaled, alerted, PAUSED; once acknowledged, not again."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        ib = IB()
+        await ib.connectAsync("127.0.0.1", gateway.port, clientId=HAND_CLIENT_ID, timeout=10)
+        try:
+            filled = asyncio.ensure_future(gateway.hooks.fill.wait(
+                lambda record: record.execution.client_id == HAND_CLIENT_ID, timeout=10
+            ))
+            order = MarketOrder("BUY", 4, orderRef="tb-00000000000000ff")
+            ib.placeOrder(Stock("AAPL", "SMART", "USD"), order)
+            await filled
+        finally:
+            ib.disconnect()
+        alerts = control.subscribe(maxsize=10_000)  # the pause may come before "connected"
+        await _reconnect(gateway, events)
+        alert = await next_event(alerts, RiskEvent, lambda e: e.kind == RiskKind.PAUSED, 20)
+        assert "journal never had" in alert.message and "tb-00000000000000ff" in alert.message
+        assert (await engine.journal.order("tb-00000000000000ff")) is not None
+        assert [f.quantity for f in await engine.journal.fills_for("tb-00000000000000ff")] == [4]
+
+        await control.resume("operator")
+        await engine.tasks.wait_aside(5)
         await _reconnect(gateway, events)
         assert await engine.position_audit.check() == []
         assert engine.risk.state is EngineState.RUNNING
