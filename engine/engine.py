@@ -195,9 +195,14 @@ class Engine:
         await self._stopped.wait()
 
     async def stop(self) -> None:
-        """Stop new orders, flush the journal, disconnect."""
+        """Stop new orders, flush the journal, disconnect; the goodbye goes out first (the
+        front-ends stop after the engine and deliver what is queued)."""
         self.connection_supervisor.stopping = True
         self.risk.halt("shutting down")
+        self.recorder.publish(LifecycleEvent(LifecycleKind.SHUTDOWN, self.clock.now(), {
+            "uptime": f"{self.uptime() / 3600:.1f} h",
+            "working orders": len(self.orders.working()),
+        }))
         self.fills.announce_pending()
         self.broker.stop()
         await self.tasks.wait_aside(ASIDE_WAIT_SECONDS)

@@ -13,7 +13,7 @@ import pytest
 from ib_async import IB, MarketOrder, Stock
 
 from engine.domain import ConnectionState, EngineState, Side
-from engine.events import ConnectionEvent, RiskEvent, RiskKind
+from engine.events import ConnectionEvent, LifecycleEvent, LifecycleKind, RiskEvent, RiskKind
 from engine.hours import TradingHours
 from engine.trader import Trader
 from tests.engine.conftest import make_settings, next_event, open_positions, running_engine
@@ -186,3 +186,13 @@ async def test_an_execution_of_an_order_the_journal_never_had_pauses_once(
         await _reconnect(gateway, events)
         assert await engine.position_audit.check() == []
         assert engine.risk.state is EngineState.RUNNING
+
+
+async def test_a_shutdown_says_goodbye(gateway, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        await engine.stop()
+        goodbye = await next_event(events, LifecycleEvent,
+                                   lambda e: e.kind == LifecycleKind.SHUTDOWN, 5)
+        assert goodbye.details["working orders"] == 0
