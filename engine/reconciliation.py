@@ -270,6 +270,9 @@ class Reconciler:
         orders = self._orders
         unfinished = {ref: o for ref, o in orders.orders.items()
                       if not o.status.is_done and ref not in orders.sending}
+        # A cancel inferred (no trace for a whole grace period) can be wrong: an order the
+        # broker now shows alive or executed is reconciled again, from memory or the journal.
+        unfinished.update(await self._written_off_but_alive(snapshot, unfinished))
         # The broker's bot orders (open, or executed) the engine can account for: tracked,
         # or journaled.
         journaled = set(orders.orders)
@@ -292,6 +295,31 @@ class Reconciler:
             if result.differences else None,
         )
         return result.differences
+
+    async def _written_off_but_alive(
+        self, snapshot: BrokerSnapshot, unfinished: Mapping[str, Order]
+    ) -> dict[str, Order]:
+        """The bot's orders known as cancelled that the broker shows open, completed other
+        than cancelled, or executed beyond what is known filled; tracked from now on."""
+        open_refs = {o.order_ref for o in snapshot.open_orders}
+        done = {o.order_ref: o.status for o in snapshot.completed_orders}
+        executed: dict[str, float] = {}
+        for fill in snapshot.fills:
+            executed[fill.order_ref] = executed.get(fill.order_ref, 0.0) + fill.quantity
+        alive: dict[str, Order] = {}
+        for ref in dict.fromkeys([*open_refs, *done, *executed]):
+            if not ref.startswith(ORDER_REF_PREFIX) or ref in unfinished:
+                continue
+            order = self._orders.orders.get(ref) or await self._journal.order(ref)
+            if order is None or order.status is not OrderStatus.CANCELLED:
+                continue
+            shown_done = done.get(ref, OrderStatus.CANCELLED)
+            if (ref in open_refs or shown_done is OrderStatus.FILLED
+                    or executed.get(ref, 0.0) > order.filled + 1e-9):
+                if self._orders.orders.get(ref) is not order:
+                    self._orders.adopt(order)
+                alive[ref] = order
+        return alive
 
     async def _apply(self, result: Plan, unfinished: Mapping[str, Order]) -> None:
         orders = self._orders
