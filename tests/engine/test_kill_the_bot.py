@@ -1,0 +1,141 @@
+"""Issue 10, the bot's half of the fault suite: the bot SIGKILLed right after journaling an
+intent, right after placeOrder, right after a fill arrives, ten times each while it trades,
+and restarted each time on the same journal against the same gateway. After every restart's
+reconciliation: no orderRef reached the gateway twice, every order the journal has is the
+broker's story of it, the journal's fills are the broker's executions, positions agree.
+
+The engine that is killed runs in a child process (tests/engine/kill_points.py); ibsim and the
+restarted engine run here, so the gateway sees every placeOrder (`order_received`)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from engine.domain import ORDER_REF_PREFIX, EngineState, Order, OrderStatus
+from engine.engine import Engine
+from engine.trader import Trader
+from ibsim import SimGateway
+from ibsim import orders as sim
+
+from .conftest import SPEED, make_settings, running_engine, sim_gateway
+from .kill_points import KILL_POINTS, NOT_REACHED
+
+REPEATS = 10
+KILL_TIMEOUT = 15.0  # wall seconds for the child to start, trade and reach its kill point
+ROOT = Path(__file__).resolve().parents[2]
+
+# The broker's final word on an order, as the journal must have it after reconciliation.
+_SETTLED = {
+    sim.FILLED: OrderStatus.FILLED,
+    sim.CANCELLED: OrderStatus.CANCELLED,
+    sim.INACTIVE: OrderStatus.REJECTED,
+}
+
+
+async def _run_until_killed(db: Path, port: int, point: str, nth: int, log: Path) -> None:
+    """The child trades until it kills itself at the `nth` `point`."""
+    with log.open("a") as out:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.engine.kill_points", str(db), str(port), point,
+            str(nth), str(SPEED), cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+            stderr=out,
+        )  # fmt: skip
+        try:
+            code = await asyncio.wait_for(child.wait(), KILL_TIMEOUT)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+            raise AssertionError(f"the child never reached {point} #{nth}; see {log}") from None
+    assert code != NOT_REACHED, f"the child traded without reaching {point} #{nth}; see {log}"
+    assert code == -9, f"the child ended with {code}, not SIGKILL; see {log}"
+
+
+def _unsettled(engine: Engine) -> list[Order]:
+    return [
+        order for order in engine.orders.orders.values()
+        if order.status in (OrderStatus.INTENT, OrderStatus.PENDING, OrderStatus.UNKNOWN)
+    ]  # fmt: skip
+
+
+async def _check_after_restart(
+    engine: Engine, gateway: SimGateway, received: list[str], rep: int
+) -> None:
+    where = f"after kill #{rep + 1}"
+    # An order of unknown outcome settles: shown by the broker, or absent for the grace period.
+    assert await engine.orders.wait_until(lambda: not _unsettled(engine), 10), (
+        where,
+        _unsettled(engine),
+    )
+    await engine.wait_positions_settled(5)
+    await engine.writer.flush()
+
+    # 1. Never ordered twice.
+    twice = {ref: n for ref, n in Counter(received).items() if n > 1}  # every ref is a bot's
+    assert not twice, f"{where}: orderRefs placed more than once: {twice}"
+
+    # 2. The journal's fills are the broker's executions of bot orders.
+    fills = [f for f in await engine.journal.fills() if f.order_ref.startswith(ORDER_REF_PREFIX)]
+    executions = [e for e in gateway.executions if e.order_ref.startswith(ORDER_REF_PREFIX)]
+    assert sorted((f.exec_id, f.order_ref, f.quantity) for f in fills) == sorted(
+        (e.exec_id, e.order_ref, e.shares) for e in executions
+    ), where
+    filled: dict[str, float] = defaultdict(float)  # the journal derives it from the fills
+    for fill in fills:
+        filled[fill.order_ref] += fill.quantity
+
+    # 3. Every bot order at the broker was journaled first, and the journal tells its story.
+    journaled = {o.order_ref: o for o in await engine.journal.recent_orders(limit=100_000)}
+    at_broker = {o.order_ref: o for o in gateway.orders if o.order_ref.startswith(ORDER_REF_PREFIX)}
+    assert set(at_broker) <= set(journaled), (where, set(at_broker) - set(journaled))
+    for ref, order in journaled.items():
+        placed = at_broker.get(ref)
+        if placed is None:  # never sent, or lost on the way: cancelled by its absence
+            assert order.status is OrderStatus.CANCELLED and not filled[ref], (where, order)
+        elif placed.status in _SETTLED:
+            assert order.status is _SETTLED[placed.status], (where, order, placed)
+            assert filled[ref] == placed.filled, (where, order, placed)
+        else:
+            assert order.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL), (
+                where,
+                order,
+                placed,
+            )
+
+    # 4. Positions: the broker's are the journal's fills (the gateway started flat), and the
+    # position audit agrees, or the bot is paused with the difference.
+    net: dict[str, float] = defaultdict(float)
+    for fill in fills:
+        net[fill.symbol] += fill.side.sign * fill.quantity
+    broker = gateway.positions()
+    assert {s: q for s, q in net.items() if q} == {s: q for s, q in broker.items() if q}, where
+    differences = await engine.position_audit.check()
+    if differences:
+        assert engine.risk.state is EngineState.PAUSED, (where, differences)
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+async def test_killed_ten_times_it_never_orders_twice_nor_loses_an_order_or_a_fill(
+    point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The restarted engine (here) only reconciles; the child's strategy does the trading.
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)
+    db = tmp_path / "journal.sqlite3"
+    settings = make_settings(tmp_path, db_path=db)
+    log = tmp_path / "child.log"
+    started = time.monotonic()
+    async with sim_gateway(speed=SPEED) as gateway:
+        received: list[str] = []
+        nths = [1 + rep % 3 for rep in range(REPEATS)]  # the kill lands mid-trading
+        gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+        for rep, nth in enumerate(nths):
+            await _run_until_killed(db, gateway.port, point, nth, log)
+            async with running_engine(gateway, settings) as (engine, _control):
+                await _check_after_restart(engine, gateway, received, rep)
+        assert len(received) >= sum(nth - 1 for nth in nths)  # it did trade before the kills
+    print(f"{point}: {REPEATS} kills in {time.monotonic() - started:.1f} s, {len(received)} orders")
