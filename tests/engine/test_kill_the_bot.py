@@ -139,3 +139,21 @@ async def test_killed_ten_times_it_never_orders_twice_nor_loses_an_order_or_a_fi
                 await _check_after_restart(engine, gateway, received, rep)
         assert len(received) >= sum(nth - 1 for nth in nths)  # it did trade before the kills
     print(f"{point}: {REPEATS} kills in {time.monotonic() - started:.1f} s, {len(received)} orders")
+
+
+async def test_killed_again_and_again_before_it_has_settled_it_never_orders_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each restart is the next child: it starts with the last one's orders of unknown outcome,
+    trades the symbol they do not block, and dies at its first order's intent, placeOrder or
+    fill, before the grace period could settle them."""
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)
+    db = tmp_path / "journal.sqlite3"
+    log = tmp_path / "child.log"
+    async with sim_gateway(speed=SPEED) as gateway:
+        received: list[str] = []
+        gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+        for rep in range(REPEATS):
+            await _run_until_killed(db, gateway.port, KILL_POINTS[rep % 3], 1, log)
+        async with running_engine(gateway, make_settings(tmp_path, db_path=db)) as (engine, _):
+            await _check_after_restart(engine, gateway, received, REPEATS - 1)
