@@ -1,8 +1,9 @@
 """The engine in a child process that SIGKILLs itself at a chosen point of an order's life.
 
-    python -m tests.engine.kill_points DB PORT POINT NTH
+    python -m tests.engine.kill_points DB PORT POINT NTH SPEED [SETTING=VALUE ...]
 
-builds the engine as `running_engine` does (the FAST_SETTINGS strategy, trading on its own)
+builds the engine as `running_engine` does (the FAST_SETTINGS strategy, with the settings
+given, trading on its own)
 against the gateway on 127.0.0.1:PORT, on the journal DB, and kills itself, with no chance to
 save anything more, at the NTH time the engine reaches POINT:
 
@@ -88,8 +89,8 @@ def _install(point: str, nth: int) -> None:
         raise SystemExit(f"unknown kill point {point!r}; expected one of {KILL_POINTS}")
 
 
-async def _trade(db: Path, port: int, speed: float) -> None:
-    settings = make_settings(db.parent, db_path=db)
+async def _trade(db: Path, port: int, speed: float, overrides: dict[str, str]) -> None:
+    settings = make_settings(db.parent, db_path=db, **overrides)
     journal = await Journal.open(settings.db_path)
     broker = IBBroker.from_settings(settings, host="127.0.0.1", port=port, backoff_initial=0.05)
     engine = Engine(
@@ -102,9 +103,10 @@ async def _trade(db: Path, port: int, speed: float) -> None:
 
 
 def main(argv: list[str]) -> int:
-    db, port, point, nth, speed = argv
+    db, port, point, nth, speed, *settings = argv
     _install(point, int(nth))
-    asyncio.run(_trade(Path(db), int(port), float(speed)))
+    overrides = dict(setting.split("=", 1) for setting in settings)
+    asyncio.run(_trade(Path(db), int(port), float(speed), overrides))
     return NOT_REACHED
 
 
