@@ -181,3 +181,28 @@ async def test_killed_again_and_again_before_it_has_settled_it_never_orders_twic
         settings = make_settings(tmp_path, db_path=db)
         async with running_engine(gateway, settings, no_trace_grace=RESTART_GRACE) as (engine, _):
             await _check_after_restart(engine, gateway, received, REPEATS - 1)
+
+
+async def test_killed_right_after_placeorder_while_ib_is_slow_to_take_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway holds every order 0.8 s before it takes it: the restart has reconciled
+    while the dead child's last order is not yet at the broker, finds no trace of it, and must
+    wait (the grace period, 2 s here) rather than call it cancelled; it then shows up, and
+    fills."""
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)
+    db = tmp_path / "journal.sqlite3"
+    settings = make_settings(tmp_path, db_path=db)
+    log = tmp_path / "child.log"
+    not_yet_taken = 0  # restarts ready while an order sent before the kill was still held
+    async with sim_gateway(speed=SPEED) as gateway:
+        gateway.delay_order_acks(800)
+        received: list[str] = []
+        gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+        for rep in range(REPEATS // 2):
+            await _run_until_killed(db, gateway.port, "placed", 1 + rep % 2, log)
+            async with running_engine(gateway, settings, no_trace_grace=2.0) as (engine, _):
+                taken = {o.order_ref for o in gateway.orders}
+                not_yet_taken += any(ref not in taken for ref in received)
+                await _check_after_restart(engine, gateway, received, rep)
+    assert not_yet_taken, "the restarts never caught an order on its way"
