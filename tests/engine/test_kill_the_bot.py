@@ -206,3 +206,33 @@ async def test_killed_right_after_placeorder_while_ib_is_slow_to_take_it(
                 not_yet_taken += any(ref not in taken for ref in received)
                 await _check_after_restart(engine, gateway, received, rep)
     assert not_yet_taken, "the restarts never caught an order on its way"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: after a restart, reconciliation.plan applies the broker's word only to "
+    "the journal's unfinished orders; an order the journal has CANCELLED (by absence) that "
+    "then reached IB keeps CANCELLED: its fills are journaled, its status never revived "
+    "(and were it working, it would be neither tracked nor adopted)",
+)
+async def test_an_order_called_cancelled_by_absence_that_reached_ib_later_is_revived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one scenario the grace period exists for, with a grace shorter than IB's delay:
+    the restart calls the dead child's order cancelled, then IB takes it and fills it while no
+    bot is connected. The next restart sees the execution and the completed order."""
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)
+    db = tmp_path / "journal.sqlite3"
+    settings = make_settings(tmp_path, db_path=db)
+    async with sim_gateway(speed=SPEED) as gateway:
+        gateway.delay_order_acks(2000)
+        received: list[str] = []
+        gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+        await _run_until_killed(db, gateway.port, "placed", 1, tmp_path / "child.log")
+        (ref,) = received
+        async with running_engine(gateway, settings, no_trace_grace=0.2) as (engine, _):
+            order = engine.orders.orders[ref]
+            assert await engine.orders.wait_until(lambda: order.status is OrderStatus.CANCELLED, 5)
+        await gateway.hooks.fill.wait(lambda r: r.execution.order_ref == ref, timeout=10)
+        async with running_engine(gateway, settings) as (engine, _):
+            await _check_after_restart(engine, gateway, received, 1)
