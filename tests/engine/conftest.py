@@ -53,14 +53,18 @@ async def sim_gateway(**options: Any) -> AsyncIterator[SimGateway]:
 
 @asynccontextmanager
 async def running_engine(
-    gateway: SimGateway, settings: Settings, journal: Journal | None = None, ready: bool = True
+    gateway: SimGateway,
+    settings: Settings,
+    journal: Journal | None = None,
+    ready: bool = True,
+    no_trace_grace: float = NO_TRACE_GRACE,
 ) -> AsyncIterator[tuple[Engine, Control]]:
     own_journal = journal is None
     journal = journal or await Journal.open(settings.db_path)
     broker = IBBroker.from_settings(settings, host="127.0.0.1", port=gateway.port,
                                     backoff_initial=0.05)
     engine = Engine(settings, journal, broker, mode="sim", clock_speed=SPEED,
-                    no_trace_grace=NO_TRACE_GRACE)
+                    no_trace_grace=no_trace_grace)
     await engine.start()
     try:
         if ready:
