@@ -208,13 +208,6 @@ async def test_killed_right_after_placeorder_while_ib_is_slow_to_take_it(
     assert not_yet_taken, "the restarts never caught an order on its way"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: after a restart, reconciliation.plan applies the broker's word only to "
-    "the journal's unfinished orders; an order the journal has CANCELLED (by absence) that "
-    "then reached IB keeps CANCELLED: its fills are journaled, its status never revived "
-    "(and were it working, it would be neither tracked nor adopted)",
-)
 async def test_an_order_called_cancelled_by_absence_that_reached_ib_later_is_revived(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,12 +237,6 @@ async def _taken(gateway: SimGateway, ref: str) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: reconciliation.plan skips a bot order the broker shows working when the "
-    "journal has it final (CANCELLED by absence): neither revived nor adopted, so nothing "
-    "blocks its symbol and the kill switch does not know it",
-)
 async def test_an_order_called_cancelled_by_absence_that_is_working_at_ib_is_tracked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
