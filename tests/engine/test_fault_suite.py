@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import random
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from engine.engine import Engine
 from engine.events import ConnectionEvent, DataEvent, DataKind, Subscription
 from engine.journal import Journal
 from ibsim import SimGateway
+from ibsim.hooks import OrderReceived
 from tests.engine.conftest import NO_TRACE_GRACE, make_settings, next_event, sim_gateway
 
 # Monday 2024-03-04 09:35 New York: a whole regular session ahead.
@@ -132,10 +133,25 @@ async def reconnected(events: Subscription, timeout: float = 20.0) -> None:
                      timeout)
 
 
-async def traded(engine: Engine, timeout: float = 20.0) -> None:
-    """The strategy places a new order (trading goes on)."""
-    before = len(engine.orders.orders)
-    assert await engine.orders.wait_until(lambda: len(engine.orders.orders) > before, timeout)
+async def traded(engine: Engine, symbol: str | None = None, timeout: float = 20.0) -> None:
+    """The strategy places a new order (in `symbol`): trading goes on."""
+
+    def placed() -> int:
+        return sum(symbol in (None, o.symbol) for o in engine.orders.orders.values())
+
+    before = placed()
+    assert await engine.orders.wait_until(lambda: placed() > before, timeout), symbol
+
+
+def at_next_order(gateway: SimGateway, fault: Callable[[], None]) -> None:
+    """`fault` just after the next order of the bot's reaches the gateway."""
+
+    def once(received: OrderReceived) -> None:
+        if _bots(received.request.order_ref):
+            gateway.hooks.order_received.disconnect(once)
+            asyncio.get_running_loop().call_soon(fault)
+
+    gateway.hooks.order_received.connect(once)
 
 
 @dataclass
@@ -208,3 +224,69 @@ async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path) -> None:
             await assert_invariants(engine, AtBroker.from_state_file(state))
     finally:
         await sim.kill()
+
+
+# --- 2. IB Gateway's rhythm: the daily restart, the weekly login ---------------------------------
+
+
+async def test_the_daily_restart_and_a_two_hour_outage_during_a_trading_day(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, max_position=100)
+    async with (
+        sim_gateway(start=START, speed=SPEED) as gateway,
+        trading_engine(gateway.port, settings, SPEED) as (engine, events),
+    ):
+        await traded(engine)
+        at_next_order(gateway, lambda: gateway.restart_gateway(3))
+        await reconnected(events)
+        await traded(engine)
+
+        at_next_order(gateway, lambda: gateway.outage(2))
+        await next_event(events, ConnectionEvent,
+                         lambda e: e.state is ConnectionState.DISCONNECTED)
+        gateway.set_speed(SPEED * 12)  # the two hours in a wall second
+        await asyncio.wait_for(gateway.faults.wait_port_open(), 10)
+        gateway.set_speed(SPEED)
+        await reconnected(events)
+        await traded(engine)
+
+        gateway.set_speed(0)  # the market stops
+        await settle(engine)
+        await assert_invariants(engine, AtBroker.of(gateway))
+
+
+# --- 3. IB's servers lost and back, data farms flapping, one symbol gone silent -----------------
+
+
+async def test_ib_servers_lost_farms_flapping_and_one_symbol_silent(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, max_position=100)
+    away = random.Random(3)
+    async with (
+        sim_gateway(start=START, speed=SPEED) as gateway,
+        trading_engine(gateway.port, settings, SPEED) as (engine, events),
+    ):
+        for data_maintained in (True, False, True, False):  # 1100 → 1102, 1100 → 1101
+            await traded(engine)
+            gateway.connectivity_lost(3600, data_maintained=data_maintained)
+            await next_event(events, ConnectionEvent,
+                             lambda e: e.state is ConnectionState.DEGRADED)
+            await asyncio.sleep(away.uniform(0.05, 0.5))
+            gateway.restore_connectivity()
+            await reconnected(events)
+        await traded(engine)
+
+        for _ in range(3):
+            gateway.data_farm_flap(away.uniform(0.05, 0.3))
+            await traded(engine)
+
+        gateway.stall_market_data("AAPL")  # a soft disconnect: no error, no data
+        await next_event(events, DataEvent,
+                         lambda e: e.kind is DataKind.QUIET and e.symbol == "AAPL")
+        await traded(engine, "MSFT")
+        gateway.resume_market_data("AAPL")
+        await traded(engine, "AAPL")
+
+        gateway.set_speed(0)  # the market stops
+        await settle(engine)
+        await assert_invariants(engine, AtBroker.of(gateway))
