@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.broker import IBBroker
 from engine.config import Settings
@@ -211,10 +212,14 @@ async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path) -> None:
     sim = await Simulator.start(state)
     try:
         async with trading_engine(sim.port, settings, PROCESS_SPEED) as (engine, events):
-            for _ in range(KILLS):
-                await traded(engine)
-                await asyncio.sleep(pauses.choice([0, 0, 0.01, 0.05, 0.2]))
-                await sim.kill()  # mid-trade: an order may be on its way, or its fill
+            for kill in range(KILLS):
+                if kill % 2:  # as an order leaves: the gateway may or may not have taken it
+                    await traded(engine)
+                    await kill_as_next_order_is_sent(engine, sim)
+                else:  # mid-trade: an order's acknowledgement or fill may be on its way
+                    await traded(engine)
+                    await asyncio.sleep(pauses.choice([0, 0.01, 0.05, 0.2]))
+                await sim.kill()
                 sim = await Simulator.start(state, sim.port)
                 await reconnected(events)
             await traded(engine)
@@ -224,6 +229,23 @@ async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path) -> None:
             await assert_invariants(engine, AtBroker.from_state_file(state))
     finally:
         await sim.kill()
+
+
+async def kill_as_next_order_is_sent(engine: Engine, sim: Simulator) -> None:
+    place = engine.broker.place
+    sent = asyncio.get_running_loop().create_future()
+
+    def place_then_die(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return place(*args, **kwargs)
+        finally:
+            sim.proc.kill()
+            engine.broker.place = place  # type: ignore[method-assign]
+            if not sent.done():
+                sent.set_result(None)
+
+    engine.broker.place = place_then_die  # type: ignore[method-assign]
+    await asyncio.wait_for(sent, 20)
 
 
 # --- 2. IB Gateway's rhythm: the daily restart, the weekly login ---------------------------------
