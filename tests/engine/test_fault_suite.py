@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import itertools
 import json
 import random
 import sys
@@ -231,21 +233,33 @@ async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path) -> None:
         await sim.kill()
 
 
-async def kill_as_next_order_is_sent(engine: Engine, sim: Simulator) -> None:
+async def around_next_order_sent(
+    engine: Engine, before: Callable[[], None] = lambda: None,
+    after: Callable[[], None] = lambda: None,
+) -> None:
+    """`before` and `after` run just before and just after the engine's next placeOrder."""
     place = engine.broker.place
     sent = asyncio.get_running_loop().create_future()
 
-    def place_then_die(*args: Any, **kwargs: Any) -> Any:
+    def place_between(*args: Any, **kwargs: Any) -> Any:
+        engine.broker.place = place  # type: ignore[method-assign]
+        before()
         try:
             return place(*args, **kwargs)
         finally:
-            sim.proc.kill()
-            engine.broker.place = place  # type: ignore[method-assign]
-            if not sent.done():
-                sent.set_result(None)
+            after()
+            sent.set_result(None)
 
-    engine.broker.place = place_then_die  # type: ignore[method-assign]
+    engine.broker.place = place_between  # type: ignore[method-assign]
     await asyncio.wait_for(sent, 20)
+
+
+async def kill_as_next_order_is_sent(engine: Engine, sim: Simulator) -> None:
+    await around_next_order_sent(engine, after=sim.proc.kill)
+
+
+async def before_next_order_is_sent(engine: Engine, fault: Callable[[], None]) -> None:
+    await around_next_order_sent(engine, before=fault)
 
 
 # --- 2. IB Gateway's rhythm: the daily restart, the weekly login ---------------------------------
@@ -288,9 +302,13 @@ async def test_ib_servers_lost_farms_flapping_and_one_symbol_silent(tmp_path: Pa
         sim_gateway(start=START, speed=SPEED) as gateway,
         trading_engine(gateway.port, settings, SPEED) as (engine, events),
     ):
-        for data_maintained in (True, False, True, False):  # 1100 → 1102, 1100 → 1101
-            await traded(engine)
-            gateway.connectivity_lost(3600, data_maintained=data_maintained)
+        for data_maintained, as_sent in itertools.product((True, False), (False, True)):
+            await traded(engine)  # 1100, then 1102 (data maintained) or 1101 (data lost)
+            lose = functools.partial(gateway.connectivity_lost, 3600, data_maintained)
+            if as_sent:  # the order arrives with IB's servers gone: held until they are back
+                await before_next_order_is_sent(engine, lose)
+            else:
+                lose()
             await next_event(events, ConnectionEvent,
                              lambda e: e.state is ConnectionState.DEGRADED)
             await asyncio.sleep(away.uniform(0.05, 0.5))
