@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.broker import IBBroker
 from engine.config import Settings
-from engine.domain import ORDER_REF_PREFIX, ConnectionState, EngineState
+from engine.domain import ORDER_REF_PREFIX, ConnectionState, EngineState, Order, OrderStatus
 from engine.engine import Engine
 from engine.events import ConnectionEvent, DataEvent, DataKind, Subscription
 from engine.journal import Journal
@@ -42,6 +44,11 @@ START = dt.datetime(2024, 3, 4, 14, 35, tzinfo=dt.UTC)
 SPEED = 600.0  # in process: a 5-second bar every ~8 ms
 PROCESS_SPEED = 300.0  # the standalone simulator: a SIGKILL resumes up to 10 simulated min on
 KILLS = 10
+# Market orders alone, and entries with a stop loss and a take profit resting at the broker
+# (tight, so they fill now and then) that exits must cancel first.
+EXITS = pytest.mark.parametrize(
+    "exits", [{}, {"stop_loss_pct": 0.05, "take_profit_pct": 0.05}], ids=["market", "bracket"]
+)
 SETTLE_SECONDS = 30.0  # wall seconds for the bot's last orders to finish after the market stops
 
 
@@ -75,11 +82,24 @@ def _bots(order_ref: str) -> bool:
     return order_ref.startswith(ORDER_REF_PREFIX)
 
 
+def _working(engine: Engine) -> list[tuple[str, str, str | None]]:
+    return [(o.order_ref, o.status.value, o.parent_ref) for o in engine.orders.working()]
+
+
 async def settle(engine: Engine) -> None:
     """With the market stopped: the bot's orders finished (those of unknown outcome resolved
-    by the broker), the positions showing every fill, the journal written."""
-    open_refs = [o.order_ref for o in engine.orders.working()]
-    assert await engine.orders.wait_done(open_refs, SETTLE_SECONDS), engine.orders.working()
+    by the broker), protective orders still resting cancelled, the positions showing every
+    fill, the journal written."""
+
+    def resting(order: Order) -> bool:
+        return order.parent_ref is not None and order.status is OrderStatus.SUBMITTED
+
+    orders = engine.orders
+    assert await orders.wait_until(lambda: all(map(resting, orders.working())),
+                                   SETTLE_SECONDS), _working(engine)
+    report = await engine.kill_switch.cancel_all("bot")
+    assert not report.failed, report
+    assert not orders.working(), _working(engine)
     await engine.wait_positions_settled(10)
     await engine.writer.flush()
 
@@ -207,9 +227,10 @@ async def command(port: int, **command: object) -> dict:
 # --- 1. the gateway process killed and restarted from its state, ten times ---------------------
 
 
-async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path) -> None:
+@EXITS
+async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path, exits: dict) -> None:
     state = tmp_path / "ibsim.json"
-    settings = make_settings(tmp_path, max_position=100)
+    settings = make_settings(tmp_path, max_position=100, **exits)
     pauses = random.Random(10)
     sim = await Simulator.start(state)
     try:
@@ -265,10 +286,11 @@ async def before_next_order_is_sent(engine: Engine, fault: Callable[[], None]) -
 # --- 2. IB Gateway's rhythm: the daily restart, the weekly login ---------------------------------
 
 
+@EXITS
 async def test_the_daily_restart_and_a_two_hour_outage_during_a_trading_day(
-    tmp_path: Path,
+    tmp_path: Path, exits: dict
 ) -> None:
-    settings = make_settings(tmp_path, max_position=100)
+    settings = make_settings(tmp_path, max_position=100, **exits)
     async with (
         sim_gateway(start=START, speed=SPEED) as gateway,
         trading_engine(gateway.port, settings, SPEED) as (engine, events),
@@ -295,8 +317,11 @@ async def test_the_daily_restart_and_a_two_hour_outage_during_a_trading_day(
 # --- 3. IB's servers lost and back, data farms flapping, one symbol gone silent -----------------
 
 
-async def test_ib_servers_lost_farms_flapping_and_one_symbol_silent(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, max_position=100)
+@EXITS
+async def test_ib_servers_lost_farms_flapping_and_one_symbol_silent(
+    tmp_path: Path, exits: dict
+) -> None:
+    settings = make_settings(tmp_path, max_position=100, **exits)
     away = random.Random(3)
     async with (
         sim_gateway(start=START, speed=SPEED) as gateway,
