@@ -314,7 +314,7 @@ async def test_the_daily_restart_and_a_two_hour_outage_during_a_trading_day(
         await assert_invariants(engine, AtBroker.of(gateway))
 
 
-# --- 3. IB's servers lost and back, data farms flapping, one symbol gone silent -----------------
+# --- 3. IB's servers lost and back, data farms flapping, data refused, one symbol silent ----------
 
 
 @EXITS
@@ -344,6 +344,14 @@ async def test_ib_servers_lost_farms_flapping_and_one_symbol_silent(
         for _ in range(3):
             gateway.data_farm_flap(away.uniform(0.05, 0.3))
             await traded(engine)
+
+        gateway.competing_session(away.uniform(0.05, 0.3))  # 10197: data stops a while
+        await traded(engine)
+
+        gateway.pacing_violation_next()  # 162 on the backfill after the reconnect
+        gateway.drop_connections()
+        await reconnected(events)
+        await traded(engine)
 
         gateway.stall_market_data("AAPL")  # a soft disconnect: no error, no data
         await next_event(events, DataEvent,
