@@ -238,13 +238,16 @@ async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path, exits: dict)
     try:
         async with trading_engine(sim.port, settings, PROCESS_SPEED) as (engine, events):
             for kill in range(KILLS):
-                if kill % 2:  # as an order leaves: the gateway may or may not have taken it
-                    await traded(engine)
+                await traded(engine)
+                if kill % 3 == 1:  # as an order leaves: the gateway may or may not take it
                     await kill_as_next_order_is_sent(engine, sim)
                 else:  # mid-trade: an order's acknowledgement or fill may be on its way
-                    await traded(engine)
                     await asyncio.sleep(pauses.choice([0, 0.01, 0.05, 0.2]))
                 await sim.kill()
+                if kill % 3 == 2:  # and again while the engine reconciles after the reconnect
+                    sim = await Simulator.start(state, sim.port)
+                    await kill_in_next_reconciliation(engine, sim)
+                    await sim.kill()
                 sim = await Simulator.start(state, sim.port)
                 await reconnected(events)
             await traded(engine)
@@ -279,6 +282,22 @@ async def around_next_order_sent(
 
 async def kill_as_next_order_is_sent(engine: Engine, sim: Simulator) -> None:
     await around_next_order_sent(engine, after=sim.proc.kill)
+
+
+async def kill_in_next_reconciliation(engine: Engine, sim: Simulator) -> None:
+    reconcile = engine.reconciler.reconcile
+    started = asyncio.get_running_loop().create_future()
+
+    async def killed_meanwhile() -> Any:
+        engine.reconciler.reconcile = reconcile  # type: ignore[method-assign]
+        started.set_result(None)
+        task = asyncio.ensure_future(reconcile())
+        await asyncio.sleep(0)  # its first request is out
+        sim.proc.kill()
+        return await task
+
+    engine.reconciler.reconcile = killed_meanwhile  # type: ignore[method-assign]
+    await asyncio.wait_for(started, 20)
 
 
 async def before_next_order_is_sent(engine: Engine, fault: Callable[[], None]) -> None:
