@@ -136,7 +136,8 @@ async def assert_invariants(engine: Engine, at_broker: AtBroker) -> None:
 async def trading_engine(
     port: int, settings: Settings, clock_speed: float
 ) -> AsyncIterator[tuple[Engine, Subscription]]:
-    """The engine on ibsim at `port`, retrying a lost gateway every 0.05-0.25 s."""
+    """The engine on ibsim at `port` (as `running_engine`, but it may outlive a gateway
+    process), retrying a lost gateway every 0.05-0.25 s."""
     journal = await Journal.open(settings.db_path)
     broker = IBBroker(host="127.0.0.1", port=port, client_id=settings.ib_client_id,
                       backoff_initial=0.05, backoff_max=0.25)
@@ -159,10 +160,14 @@ async def reconnected(events: Subscription, timeout: float = 20.0) -> None:
 
 
 async def traded(engine: Engine, symbol: str | None = None, timeout: float = 20.0) -> None:
-    """The strategy places a new order (in `symbol`): trading goes on."""
+    """The strategy places a new order (in `symbol`; protective orders do not count): the
+    bars flow and trading goes on."""
 
     def placed() -> int:
-        return sum(symbol in (None, o.symbol) for o in engine.orders.orders.values())
+        return sum(
+            o.parent_ref is None and symbol in (None, o.symbol)
+            for o in engine.orders.orders.values()
+        )
 
     before = placed()
     assert await engine.orders.wait_until(lambda: placed() > before, timeout), symbol
