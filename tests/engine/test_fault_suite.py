@@ -1,10 +1,12 @@
 """Issue 10's fault suite, the gateway's half: the engine trades through what IB Gateway does to
 a bot left alone for months, and after each scenario the same invariants hold.
 
-Scenarios, each seeded and bounded: ibsim SIGKILLed and restarted from its state file ten
-times while the bot trades; the daily restart and the weekly two-hour login during a trading
-day; IB's servers lost and back (1100 → 1102, 1100 → 1101), market-data farms flapping and one
-symbol's data going silent.
+Scenarios, each seeded and bounded, each with market orders alone and with a stop loss and a
+take profit resting at the broker: ibsim SIGKILLed and restarted from its state file ten times
+while the bot trades (as an order leaves, mid-trade, and again during the reconciliation that
+follows); the daily restart and the weekly two-hour login during a trading day; IB's servers
+lost and back (1100 → 1102, 1100 → 1101, at random and just before an order), market-data farms
+flapping, a competing live session, a pacing violation on a backfill, one symbol gone silent.
 
 The invariants (`assert_invariants`): (a) no orderRef of the bot's reached the broker twice;
 (b) the journal's fills are the broker's executions of the bot's orders (exec ids, order refs,
