@@ -41,10 +41,10 @@ from engine.journal import Journal
 from engine.market_data import SymbolState
 
 NEW_YORK = ZoneInfo("America/New_York")
-# A Monday, half an hour before the open: the first day trades from its first bars.
-START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=NEW_YORK)
+# A Sunday at midnight: the weekly login comes first (01:00), then the trading days.
+START = dt.datetime(2026, 1, 4, 0, 0, tzinfo=NEW_YORK)
 SEED = 10
-DAYS = 10
+DAYS = 3
 SPEED = 400.0
 SYMBOL_COUNT = 20
 DAILY_RESTART = "23:45"
@@ -125,6 +125,7 @@ class Day:
     journal_mb: float = 0.0
     bars: int = 0
     lateness: list[float] = field(default_factory=list)  # wall seconds, bar close -> strategy
+    loop_lag: float = 0.0  # the longest the engine's loop kept a 0.1 s sleep waiting, seconds
 
 
 class Observer:
@@ -153,7 +154,10 @@ class Observer:
     async def run_until(self, end: dt.datetime) -> None:
         today = self.sim_date()
         while self.engine.clock.now() < end:
+            before = time.perf_counter()
             await asyncio.sleep(0.1)
+            lag = time.perf_counter() - before - 0.1
+            self.days[today].loop_lag = max(self.days[today].loop_lag, lag)
             if (now := self.sim_date()) != today:
                 self.sample(today)
                 today = now
@@ -243,7 +247,7 @@ def report(run: Run, days: int) -> None:
     fills = per_day(run.db_path, "fills", "time")
     signals = per_day(run.db_path, "signals", "at")
     print(f"{'day':<14}{'trades':>7}{'signals':>8}{'bars':>6}{'late p99':>10}{'late max':>10}"
-          f"{'RSS MB':>8}{'journal MB':>12}")
+          f"{'loop lag':>10}{'RSS MB':>8}{'journal MB':>12}")
     flagged = []
     previous_journal = 0.0
     for i in range(days):
@@ -260,8 +264,8 @@ def report(run: Run, days: int) -> None:
         late = (f"{percentile(day.lateness, 0.99):9.2f}s{max(day.lateness):9.2f}s"
                 if day.lateness else f"{'-':>10}{'-':>10}")
         print(f"{date:%a %Y-%m-%d}{fills[date]:>7}{signals[date]:>8}{day.bars:>6}{late}"
-              f"{day.rss_mb:8.1f}{day.journal_mb:8.2f} +{day.journal_mb - previous_journal:.2f}"
-              f"{flag}")
+              f"{day.loop_lag:9.2f}s{day.rss_mb:8.1f}{day.journal_mb:8.2f} "
+              f"+{day.journal_mb - previous_journal:.2f}{flag}")
         previous_journal = day.journal_mb or previous_journal
     trading_days = [
         START.date() + dt.timedelta(days=i) for i in range(days)
@@ -273,11 +277,12 @@ def report(run: Run, days: int) -> None:
           f"trading days with no trades while signalling: {len(flagged)}")
 
     sampled = [run.days[d].rss_mb for d in sorted(run.days) if run.days[d].rss_mb]
-    first_day = sampled[0] if sampled else run.rss_end
+    first_day = next((run.days[d].rss_mb for d in trading_days if d in run.days),
+                     run.rss_end)
     print(f"start to ready {run.ready_seconds:.2f} s (goal <= {READY_GOAL_SECONDS:g} s)")
-    print(f"RSS: start {run.rss_start:.1f} MB, end of the first day {first_day:.1f} MB, "
+    print(f"RSS: start {run.rss_start:.1f} MB, end of the first trading day {first_day:.1f} MB, "
           f"peak of the days {max(sampled, default=0):.1f} MB, end {run.rss_end:.1f} MB "
-          f"(goal: steady state <= {RSS_GOAL_MB:g} MB); growth after the first day "
+          f"(goal: steady state <= {RSS_GOAL_MB:g} MB); growth after the first trading day "
           f"{run.rss_end - first_day:+.1f} MB (goal <= {GROWTH_GOAL_MB:g} MB)")
     journal_end = journal_mb(run.db_path)
     print(f"journal: {journal_end:.2f} MB at the end, "
@@ -295,7 +300,6 @@ async def main(days: int, speed: float, symbol_count: int, journal_dir: Path | N
           f"daily restart {DAILY_RESTART} ({RESTART_MINUTES} min), weekly login "
           f"{WEEKLY_OUTAGE} ({OUTAGE_HOURS} h); seed {SEED}")
     if journal_dir is not None:
-        journal_dir.mkdir(parents=True, exist_ok=True)
         report(await soak(days, speed, symbol_count, journal_dir), days)
         return 0
     with tempfile.TemporaryDirectory() as workdir:
@@ -316,4 +320,6 @@ if __name__ == "__main__":
     if args.serve_gateway:
         asyncio.run(serve_gateway(args.speed, args.symbols))
         sys.exit(0)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     sys.exit(asyncio.run(main(args.days, args.speed, args.symbols, args.keep)))
