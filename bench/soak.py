@@ -287,10 +287,11 @@ def report(run: Run, days: int) -> None:
     first_day = next((run.days[d].rss_mb for d in trading_days if d in run.days),
                      run.rss_end)
     print(f"start to ready {run.ready_seconds:.2f} s (goal <= {READY_GOAL_SECONDS:g} s)")
+    last_day = sampled[-1] if sampled else run.rss_end
     print(f"RSS: start {run.rss_start:.1f} MB, end of the first trading day {first_day:.1f} MB, "
-          f"peak of the days {max(sampled, default=0):.1f} MB, end {run.rss_end:.1f} MB "
+          f"end of the last day {last_day:.1f} MB, after stop {run.rss_end:.1f} MB "
           f"(goal: steady state <= {RSS_GOAL_MB:g} MB); growth after the first trading day "
-          f"{run.rss_end - first_day:+.1f} MB (goal <= {GROWTH_GOAL_MB:g} MB)")
+          f"{last_day - first_day:+.1f} MB (goal <= {GROWTH_GOAL_MB:g} MB)")
     journal_end = journal_mb(run.db_path)
     print(f"journal: {journal_end:.2f} MB at the end, "
           f"{journal_end / days:.2f} MB per simulated day")
