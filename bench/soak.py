@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from array import array
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,8 @@ class Day:
     rss_mb: float = 0.0
     journal_mb: float = 0.0
     bars: int = 0
-    lateness: list[float] = field(default_factory=list)  # wall seconds, bar close -> strategy
+    # wall seconds, bar close -> strategy; packed, so that the bench's own memory stays small
+    lateness: array[float] = field(default_factory=lambda: array("d"))
     loop_lag: float = 0.0  # the longest the engine's loop kept a 0.1 s sleep waiting, seconds
 
 
@@ -245,7 +247,7 @@ def event_kinds(db_path: Path) -> Counter[str]:
     return Counter(dict(rows))
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: array[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
 
