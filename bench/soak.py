@@ -283,7 +283,7 @@ def report(run: Run, days: int) -> None:
     per_trading_day = [fills[d] for d in trading_days]
     print(f"trades per trading day: median {statistics.median(per_trading_day):.0f}, "
           f"min {min(per_trading_day)}, max {max(per_trading_day)}; "
-          f"trading days with no trades while signalling: {len(flagged)}")
+          f"trading days flagged (no trades while signalling, or no bars): {len(flagged)}")
 
     sampled = [run.days[d].rss_mb for d in sorted(run.days) if run.days[d].rss_mb]
     first_day = next((run.days[d].rss_mb for d in trading_days if d in run.days),
