@@ -153,6 +153,9 @@ class MarketData:
     def _check_quiet(self, state: SymbolState, now: datetime) -> None:
         info = self._broker.contract(state.symbol)
         if info is not None and not info.trading_hours.is_open(now):
+            # Silence counts only while the market is open: at the next open the first bar
+            # is due after the open, not since the last bar before the close.
+            state.last_small_wall = time.monotonic()
             return
         quiet_wall = time.monotonic() - state.last_small_wall
         if quiet_wall * self._clock.speed < QUIET_SECONDS:
