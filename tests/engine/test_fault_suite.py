@@ -49,6 +49,9 @@ START = dt.datetime(2024, 3, 4, 14, 35, tzinfo=dt.UTC)
 SPEED = 600.0  # in process: a 5-second bar every ~8 ms
 PROCESS_SPEED = 300.0  # the standalone simulator: a SIGKILL resumes up to 10 simulated min on
 KILLS = 10
+# With a bracket resting, fewer: the ten are the market-order run's, and the suite
+# stays under its five minutes.
+BRACKET_KILLS = 4
 # Market orders alone, and entries with a stop loss and a take profit resting at the broker
 # (tight, so they fill now and then) that exits must cancel first.
 EXITS = pytest.mark.parametrize(
@@ -256,7 +259,7 @@ async def test_ibsim_killed_ten_times_while_trading(tmp_path: Path, exits: dict)
     sim = await Simulator.start(state)
     try:
         async with trading_engine(sim.port, settings, PROCESS_SPEED) as (engine, events):
-            for kill in range(KILLS):
+            for kill in range(BRACKET_KILLS if exits else KILLS):
                 await traded(engine)
                 if kill % 3 == 1:  # as an order leaves: the gateway may or may not take it
                     await kill_as_next_order_is_sent(engine, sim)
