@@ -180,7 +180,7 @@ async def test_killed_again_and_again_before_it_has_settled_it_never_orders_twic
     async with sim_gateway(speed=SPEED) as gateway:
         received: list[str] = []
         gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
-        for rep in range(REPEATS):
+        for rep in range(2 * len(KILL_POINTS)):  # each point twice, beyond the ten above
             await _run_until_killed(db, gateway.port, KILL_POINTS[rep % 3], 1, log)
         settings = make_settings(tmp_path, db_path=db)
         async with running_engine(gateway, settings, no_trace_grace=RESTART_GRACE) as (engine, _):

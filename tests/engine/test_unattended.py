@@ -53,6 +53,7 @@ async def test_trading_hours_about_to_run_out_are_asked_for_again(
             answered.set()
 
         engine.contracts.ask = ask_and_tell  # type: ignore[method-assign]
+        engine.contracts._asked_at = None  # as if the last ask were long ago (it is hourly)
         await asyncio.wait_for(answered.wait(), 10)  # the watchdog asked again, unprompted
         assert book.info("AAPL").trading_hours.known_until > now + timedelta(days=3)
 
