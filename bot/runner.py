@@ -61,6 +61,21 @@ SIMULATED_BANNER = """
   ************************************************************************"""
 
 
+def _run_loop(settings: Settings) -> int:
+    """asyncio.run, with SIGTERM held while the event loop is being built: one landing in the
+    middle left a half-built loop whose clean-up printed a traceback. A SIGTERM that came
+    meanwhile stops the process as soon as the loop exists (exit 0)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    runner = asyncio.Runner()
+    try:
+        runner.get_loop()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        return runner.run(serve(settings))
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        runner.close()
+
+
 def run(settings: Settings) -> int:
     # Until the event loop takes SIGTERM over, it stops the process as Ctrl-C does (exit 0),
     # instead of killing it mid set-up (exit 143).
@@ -70,7 +85,7 @@ def run(settings: Settings) -> int:
         # on the same state file or poll Telegram with the same token.
         with InstanceLock(settings.db_path):
             _setup_logging(settings)
-            return asyncio.run(serve(settings))
+            return _run_loop(settings)
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 0
     except ConfigurationError as exc:
