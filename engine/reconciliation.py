@@ -270,18 +270,19 @@ class Reconciler:
         orders = self._orders
         unfinished = {ref: o for ref, o in orders.orders.items()
                       if not o.status.is_done and ref not in orders.sending}
+        # The broker's bot orders (open, completed, executed) the engine can account for:
+        # tracked, or journaled (each looked up in the journal once).
+        known: dict[str, Order] = {}
+        shown = [o.order_ref for o in (*snapshot.open_orders, *snapshot.completed_orders)]
+        for ref in dict.fromkeys([*shown, *(f.order_ref for f in snapshot.fills)]):
+            if ref.startswith(ORDER_REF_PREFIX):
+                order = orders.orders.get(ref) or await self._journal.order(ref)
+                if order is not None:
+                    known[ref] = order
+        journaled = set(orders.orders) | set(known)
         # A cancel inferred (no trace for a whole grace period) can be wrong: an order the
         # broker now shows alive or executed is reconciled again, from memory or the journal.
-        unfinished.update(await self._written_off_but_alive(snapshot, unfinished))
-        # The broker's bot orders (open, or executed) the engine can account for: tracked,
-        # or journaled.
-        journaled = set(orders.orders)
-        refs = [o.order_ref for o in snapshot.open_orders] + [f.order_ref for f in snapshot.fills]
-        for ref in dict.fromkeys(refs):
-            if ref.startswith(ORDER_REF_PREFIX) and ref not in journaled and (
-                await self._journal.order(ref) is not None
-            ):
-                journaled.add(ref)
+        unfinished.update(self._written_off_but_alive(snapshot, unfinished, known))
         result = plan(snapshot, unfinished, client_id=self._broker.client_id,
                       journaled=journaled, no_trace=self._no_trace, servers=self._servers(),
                       now=time.monotonic(), grace=self.grace)
@@ -296,8 +297,9 @@ class Reconciler:
         )
         return result.differences
 
-    async def _written_off_but_alive(
-        self, snapshot: BrokerSnapshot, unfinished: Mapping[str, Order]
+    def _written_off_but_alive(
+        self, snapshot: BrokerSnapshot, unfinished: Mapping[str, Order],
+        known: Mapping[str, Order],
     ) -> dict[str, Order]:
         """The bot's orders known as cancelled that the broker shows open, completed other
         than cancelled, or executed beyond what is known filled; tracked from now on."""
@@ -308,9 +310,9 @@ class Reconciler:
             executed[fill.order_ref] = executed.get(fill.order_ref, 0.0) + fill.quantity
         alive: dict[str, Order] = {}
         for ref in dict.fromkeys([*open_refs, *done, *executed]):
-            if not ref.startswith(ORDER_REF_PREFIX) or ref in unfinished:
+            if ref in unfinished:
                 continue
-            order = self._orders.orders.get(ref) or await self._journal.order(ref)
+            order = known.get(ref)
             if order is None or order.status is not OrderStatus.CANCELLED:
                 continue
             shown_done = done.get(ref, OrderStatus.CANCELLED)
