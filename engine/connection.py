@@ -192,9 +192,17 @@ class ConnectionSupervisor:
             self._servers_back(action is ErrorAction.RESTORED_DATA_LOST, message)
         else:
             if action is ErrorAction.RESYNC:
-                self._tasks.spawn(self._reconciler.reconcile(), "resync")
+                self._tasks.spawn(self._resync(code), "resync")
             self._recorder.publish(BrokerErrorEvent(code, message, info.meaning, level,
                                                     self._clock.now(), req_id))
+
+    async def _resync(self, code: int) -> None:
+        try:
+            await self._reconciler.reconcile()
+        except (ConnectionError, TimeoutError) as exc:
+            # The connection dropped (or the bot is stopping): the next connect reconciles.
+            log.warning("re-sync after IB error %s skipped (%s); the next connection "
+                         "reconciles", code, exc)
 
     def _servers_lost(self, message: str) -> None:
         link = self.link

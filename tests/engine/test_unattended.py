@@ -197,3 +197,45 @@ async def test_a_shutdown_says_goodbye(gateway, tmp_path: Path) -> None:
         goodbye = await next_event(events, LifecycleEvent,
                                    lambda e: e.kind == LifecycleKind.SHUTDOWN, 5)
         assert goodbye.details["working orders"] == 0
+
+
+async def test_a_resync_cut_short_by_a_lost_connection_is_left_to_the_next_connect(
+    gateway, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """IB error 10147 (cancel of an order it does not know: seen at shutdown, cancelling a
+    bracket's second child after the first took its sibling with it) asks for a re-sync. When
+    the connection goes in the same breath, that re-sync cannot run: the next connect
+    reconciles anyway. It was reported as an internal error with a traceback and alerted."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        ib: IB = engine.broker.ib
+        answered = asyncio.Event()
+
+        def cut(req_id: int, code: int, *_: object) -> None:
+            if code == 10147:
+                ib.disconnect()  # after the engine's handler asked for the re-sync
+                answered.set()
+
+        ib.errorEvent += cut
+        order = MarketOrder("BUY", 1)
+        order.orderId = 99_999  # never placed
+        ib.client.cancelOrder(order.orderId, "")
+        await asyncio.wait_for(answered.wait(), 10)
+        ib.errorEvent -= cut
+        seen: list[object] = []
+
+        async def until_connected() -> None:
+            while not (isinstance(seen[-1:] and seen[-1], ConnectionEvent)
+                       and seen[-1].state is ConnectionState.CONNECTED):
+                seen.append(await events.get())
+
+        await asyncio.wait_for(until_connected(), 20)
+        await engine.reconciler.reconcile()  # the failed task, if any, has reported by now
+        while events.pending():
+            seen.append(events.get_nowait())
+        errors = [e for e in seen if isinstance(e, RiskEvent)
+                  and e.kind is RiskKind.INTERNAL_ERROR]
+        assert not errors, errors
+    assert "resync failed" not in caplog.text
+    assert "re-sync after IB error 10147 skipped" in caplog.text
