@@ -210,8 +210,9 @@ class Engine:
         await self.writer.stop(timeout=2.0)
         self._stopped.set()
 
-    def _spawn_audit(self) -> None:
+    def _spawn_audit(self, shown: tuple[Fill, ...]) -> None:
         self.tasks.spawn(self.position_audit.check(), "position audit")
+        self.tasks.spawn(self.position_audit.missing_executions(shown), "execution audit")
 
     def _why_not_trading(self) -> str | None:
         """Why the trader may send nothing now, or None."""

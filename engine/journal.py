@@ -416,6 +416,17 @@ class Journal:
         )
         return [_fill_from_row(row) for row in rows]
 
+    async def fills_between(
+        self, first: datetime, last: datetime, after_mark: int = 0
+    ) -> list[Fill]:
+        """The fills executed from `first` to `last` (both included), journaled after
+        `after_mark`, oldest first."""
+        rows = await self._rows(
+            "SELECT * FROM fills WHERE time >= ? AND time <= ? AND rowid > ? "
+            "ORDER BY time, exec_id", (iso(first), iso(last), after_mark),
+        )
+        return [_fill_from_row(row) for row in rows]
+
     async def last_fill_mark(self) -> int:
         """A mark after every fill journaled so far (fills later journaled come after it)."""
         rows = await self._rows("SELECT COALESCE(MAX(rowid), 0) FROM fills")

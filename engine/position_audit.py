@@ -7,6 +7,12 @@ or invented something) fails closed: journaled, alerted with the numbers, PAUSED
 reason (exits and /flatten still work), shown in /status until an operator acts. /resume
 acknowledges it: the positions as they are become the new baseline.
 
+The broker's executions are checked the other way too: a fill the journal has and the broker's
+list does not show fails closed the same way. IB lists the current day's executions only, so
+the list vouches for nothing older than its own first execution: what is judged is a journaled
+fill executed between the first and the last execution the broker shows (and journaled after
+the baseline's fill mark, so an acknowledged one is not judged again).
+
 The broker's positions are the connection's running copy (updated by every position message;
 no request that could hang). A symbol with an order still working or of unknown outcome is not
 judged (its fills may be on their way), and a difference is looked at twice,
@@ -121,14 +127,35 @@ class PositionAudit:
     async def unexplained_executions(self, fills: list[Fill]) -> None:
         """Executions with the bot's orderRef of orders the journal never had: fail closed
         (they are journaled, so the positions add up; what placed them is the question)."""
-        described = "; ".join(f"{f.symbol} {f.side.value} {f.quantity:g} ({f.order_ref}, "
-                              f"exec {f.exec_id})" for f in fills)
+        described = "; ".join(_described(f) for f in fills)
         reason = (f"{PAUSE_PREFIX}: executions of orders the journal never had: {described} "
                   "(/resume accepts them, /flatten closes)")
         async with self._lock:
             await self._pause(reason, {"executions": [[f.exec_id, f.order_ref, f.symbol,
                                                         f.side.value, f.quantity]
                                                        for f in fills]})
+
+    async def missing_executions(self, shown: Collection[Fill]) -> list[Fill]:
+        """Journaled fills the broker's executions should list and do not: fail closed.
+        `shown` is the broker's list (empty while IB's servers are lost: nothing judged)."""
+        async with self._lock:
+            baseline = await self._baseline()
+            if baseline is None or not shown:
+                return []
+            await self._recorder.writer.flush()
+            times = [fill.time for fill in shown]
+            listed = {fill.exec_id for fill in shown}
+            missing = [fill for fill in await self._journal.fills_between(
+                           min(times), max(times), baseline.fill_mark)
+                       if fill.exec_id not in listed]
+            if missing:
+                described = "; ".join(_described(f) for f in missing)
+                reason = (f"{PAUSE_PREFIX}: journaled fills the broker does not show: "
+                          f"{described} (/resume accepts, /flatten closes)")
+                await self._pause(reason, {"missing": [[f.exec_id, f.order_ref, f.symbol,
+                                                        f.side.value, f.quantity]
+                                                       for f in missing]})
+            return missing
 
     def paused_by_audit(self) -> bool:
         return self._risk.pause_reason.startswith(PAUSE_PREFIX)
@@ -194,3 +221,8 @@ class PositionAudit:
                 return
             await asyncio.sleep(BASELINE_RETRY_SECONDS)
         log.warning("no settled moment for a position baseline; the next reconciliation tries")
+
+
+def _described(fill: Fill) -> str:
+    return (f"{fill.symbol} {fill.side.value} {fill.quantity:g} "
+            f"({fill.order_ref}, exec {fill.exec_id})")

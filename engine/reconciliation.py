@@ -244,7 +244,9 @@ class Reconciler:
         self.grace = grace
         self._no_trace: dict[str, NoTrace] = {}
         self._lock = asyncio.Lock()
-        self.after: Callable[[], None] | None = None  # told after every reconciliation
+        # Told after every reconciliation, with the executions the broker showed (none while
+        # IB's servers are lost: its list then proves nothing).
+        self.after: Callable[[tuple[Fill, ...]], None] | None = None
         # Told the executions nothing explains (engine: the position audit fails closed).
         self.on_unexplained: Callable[[list[Fill]], None] | None = None
         self._recheck: asyncio.Future[None] | None = None
@@ -256,13 +258,14 @@ class Reconciler:
         overlapping snapshots would leave one of them waiting forever.
         """
         async with self._lock:
-            differences = await self._reconcile()
+            differences, shown = await self._reconcile()
         if self.after is not None:
-            self.after()
+            self.after(shown)
         return differences
 
-    async def _reconcile(self) -> list[Difference]:
+    async def _reconcile(self) -> tuple[list[Difference], tuple[Fill, ...]]:
         snapshot = await self._broker.snapshot()
+        servers = self._servers()
         self._portfolio.replace_positions(list(snapshot.positions))
         self._portfolio.account_values.update(snapshot.account_values)
         # Memory is newer than the journal (whose copy may still miss a status queued for
@@ -284,7 +287,7 @@ class Reconciler:
         # broker now shows alive or executed is reconciled again, from memory or the journal.
         unfinished.update(self._written_off_but_alive(snapshot, unfinished, known))
         result = plan(snapshot, unfinished, client_id=self._broker.client_id,
-                      journaled=journaled, no_trace=self._no_trace, servers=self._servers(),
+                      journaled=journaled, no_trace=self._no_trace, servers=servers,
                       now=time.monotonic(), grace=self.grace)
         await self._apply(result, unfinished)
         await self._recorder.record_durable(
@@ -295,7 +298,7 @@ class Reconciler:
             event=ReconcileEvent(tuple(result.differences), result.adopted, self._clock.now())
             if result.differences else None,
         )
-        return result.differences
+        return result.differences, () if servers.lost else snapshot.fills
 
     def _written_off_but_alive(
         self, snapshot: BrokerSnapshot, unfinished: Mapping[str, Order],

@@ -239,3 +239,57 @@ async def test_a_resync_cut_short_by_a_lost_connection_is_left_to_the_next_conne
         assert not errors, errors
     assert "resync failed" not in caplog.text
     assert "re-sync after IB error 10147 skipped" in caplog.text
+
+
+async def _forgotten_by_the_broker(gateway, engine, which: int) -> str:
+    """Three fills of the bot; the simulated broker then forgets the `which`-th execution
+    (its positions unchanged: only the execution list lacks it). Returns its exec id."""
+    await open_positions(engine, (("AAPL", Side.BUY, 2), ("AAPL", Side.BUY, 3),
+                                  ("AAPL", Side.SELL, 1)))
+    bots = [e for e in gateway.broker.executions if e.order_ref.startswith("tb-")]
+    assert len(bots) == 3 and len({e.time for e in bots}) == 3, bots
+    forgotten = bots[which]
+    gateway.broker.executions.remove(forgotten)
+    return forgotten.exec_id
+
+
+@pytest.mark.usefixtures("strategy_out")
+async def test_a_journaled_fill_the_broker_does_not_show_pauses_once(
+    gateway, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        exec_id = await _forgotten_by_the_broker(gateway, engine, which=1)
+        alerts = control.subscribe(maxsize=10_000)  # the pause may come before "connected"
+        await _reconnect(gateway, events)
+        alert = await next_event(alerts, RiskEvent, lambda e: e.kind == RiskKind.PAUSED, 20)
+        assert "journaled fills the broker does not show" in alert.message
+        assert "AAPL BUY 3 (" in alert.message and exec_id in alert.message
+        status = await control.status()
+        assert status.state is EngineState.PAUSED and exec_id in status.pause_reason
+        await engine.writer.flush()
+        rows = await engine.journal.recent_events(limit=50, levels=("error",))
+        assert any(r.kind == "position_difference" and exec_id in r.message for r in rows)
+
+        await control.resume("operator")  # accepted: not judged again
+        await engine.tasks.wait_aside(5)
+        await _reconnect(gateway, events)
+        shown = tuple((await engine.broker.snapshot()).fills)
+        assert await engine.position_audit.missing_executions(shown) == []
+        assert engine.risk.state is EngineState.RUNNING, engine.risk.pause_reason
+
+
+@pytest.mark.usefixtures("strategy_out")
+async def test_fills_older_than_the_brokers_list_are_not_judged(
+    gateway, tmp_path: Path
+) -> None:
+    """IB lists the current day's executions only: yesterday's fills are not missing."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        await _forgotten_by_the_broker(gateway, engine, which=0)
+        await _reconnect(gateway, events)
+        shown = tuple((await engine.broker.snapshot()).fills)
+        assert await engine.position_audit.missing_executions(shown) == []
+        assert engine.risk.state is EngineState.RUNNING, engine.risk.pause_reason
