@@ -390,13 +390,14 @@ class IBBroker:
 
     def cancel(self, order_ref: str, ib_order_id: int | None = None) -> bool:
         """Ask IB to cancel an order; by its id (this client's) when ib_async no longer knows
-        it: after a drop or a restart, an order of unknown outcome can still be cancelled."""
+        it, or thinks it done: after a drop or a restart, an order of unknown outcome can
+        still be cancelled."""
         trade = self._trade(order_ref)
-        if trade is not None:
-            if trade.isDone():
-                return False
+        if trade is not None and not trade.isDone():
             self.ib.cancelOrder(trade.order)
             return True
+        # Unknown to ib_async, or its Trade says done while the engine has the order working
+        # (a status lost with a connection): IB knows it by its id, and says if it is gone.
         if not ib_order_id or not self.is_connected:
             return False
         self.ib.cancelOrder(IBOrder(orderId=ib_order_id, clientId=self.client_id))

@@ -117,7 +117,13 @@ class KillSwitch:
             refs = [order.order_ref for order in working if not order.status.is_done]
         # No answer comes for an order of unknown outcome until IB is back: do not wait for it.
         refs = [ref for ref in refs if not orders.outcome_unknown(orders.orders[ref])]
-        await orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS)
+        if not await orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS / 2):
+            # Asked again, by id, for what is still working (seen once after restarts: a
+            # protective order a single /cancelall left working); the same wait in all.
+            for ref in refs:
+                if (order := orders.orders.get(ref)) and not order.status.is_done:
+                    orders.cancel(ref)
+            await orders.wait_done(refs, timeout=CANCEL_WAIT_SECONDS / 2)
         cancelled = tuple(
             OrderSummary.of(o) for o in working if o.status is OrderStatus.CANCELLED
         )

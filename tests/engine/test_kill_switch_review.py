@@ -283,3 +283,51 @@ async def test_an_intent_left_by_the_last_run_is_of_unknown_outcome(
             assert [w.order.symbol for w in report.waiting_for_ib] == ["AAPL"]
     finally:
         await journal.close()
+
+
+async def test_cancelall_cancels_an_order_whose_trade_ib_async_thinks_done(
+    gateway, tmp_path: Path
+) -> None:
+    """Seen once after gateway restarts: one /cancelall left a protective order working and a
+    second press cancelled it. The engine has the order working; ib_async's Trade for it says
+    done (a status lost with a connection): the cancel must still reach IB, by the order's id."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        last = engine.portfolio.last_price["AAPL"]
+        resting = await engine.orders.submit(
+            "AAPL", Side.BUY, 10, "protective", OrderType.LIMIT, round(last * 0.8, 2)
+        )
+        assert await engine.orders.wait_status(resting.order_ref, {OrderStatus.SUBMITTED}, 10)
+        trade = engine.broker._trade(resting.order_ref)
+        trade.orderStatus.status = "Cancelled"  # ib_async's copy, stale; IB has it working
+        report = await asyncio.wait_for(control.cancel_all("op"), 8)
+        assert not report.failed, report
+        assert resting.status is OrderStatus.CANCELLED
+    assert gateway.open_orders == []
+
+
+async def test_cancelall_asks_again_for_an_order_still_working(
+    gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that never reached IB (lost on the way): /cancelall asks once more within its
+    wait, so one press is enough."""
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings) as (engine, control):
+        last = engine.portfolio.last_price["AAPL"]
+        resting = await engine.orders.submit(
+            "AAPL", Side.BUY, 10, "protective", OrderType.LIMIT, round(last * 0.8, 2)
+        )
+        assert await engine.orders.wait_status(resting.order_ref, {OrderStatus.SUBMITTED}, 10)
+        send = type(engine.broker).cancel
+        asked: list[str] = []
+
+        def lose_the_first(broker, order_ref: str, ib_order_id: int | None = None) -> bool:
+            asked.append(order_ref)
+            return True if len(asked) == 1 else send(broker, order_ref, ib_order_id)
+
+        monkeypatch.setattr(type(engine.broker), "cancel", lose_the_first)
+        report = await asyncio.wait_for(control.cancel_all("op"), 12)
+        assert not report.failed, report
+        assert asked == [resting.order_ref] * 2
+        assert resting.status is OrderStatus.CANCELLED
+    assert gateway.open_orders == []
