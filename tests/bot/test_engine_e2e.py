@@ -25,6 +25,7 @@ from engine.control import Control
 from engine.domain import EngineState, OrderStatus, OrderType, Side
 from engine.engine import Engine
 from engine.events import CommandEvent, FillEvent, RiskEvent
+from engine.trader import Trader
 from ibsim import SimGateway
 from ibsim.clock import default_start
 from tests.bot.harness import OPERATOR, running_front_end
@@ -356,3 +357,40 @@ async def test_pause_refuses_entries_then_resume(tmp_path: Path) -> None:
         kinds = [(e.kind, e.message) for e in await rig.engine.journal.recent_events(limit=200)]
         assert any(k == "command" and m.startswith("pause by telegram:42") for k, m in kinds)
         assert any(k == "command" and m.startswith("resume by telegram:42") for k, m in kinds)
+
+
+async def test_a_telegram_outage_of_ten_minutes_while_trading_loses_no_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake Bot API fails for ten simulated minutes (1 s of wall time at 600x) while the
+    strategy trades: 502s, then 429s, then requests that hang. The engine never waits for
+    Telegram (it keeps trading through the outage), and afterwards every fill is alerted
+    exactly once (alone, or as a line of a digest when many come at once)."""
+    async with bot_on_engine(tmp_path, symbols="AAPL") as rig:
+        events = rig.control.subscribe(maxsize=10_000)
+        await next_event(events, FillEvent, lambda e: e.final)  # trading
+        began = time.monotonic()
+        for kind in ("502", "429", "hang"):
+            rig.api.fail(kind, "sendMessage", seconds=1 / 3, retry_after=1)
+            await asyncio.sleep(1 / 3)  # the outage is wall time: its faults expire by time
+        during = [e for e in _drain(events) if isinstance(e, FillEvent) and e.final]
+        assert during, "the engine stopped trading while Telegram was down"
+        assert rig.api.calls("sendMessage", lambda r: r.at >= began and r.status != 200)
+        monkeypatch.setattr(Trader, "decide", lambda *_: None)  # no new trades from here
+        engine = rig.engine
+        assert await engine.orders.wait_until(lambda: not engine.orders.working(), 10)
+        await engine.writer.flush()
+        filled = len({fill.order_ref for fill in await engine.journal.fills()})
+
+        def alerted() -> int:
+            return sum(r.text.count("Filled: ") for r in rig.api.sent(OPERATOR))
+
+        await rig.api.wait_for("sendMessage", lambda _: alerted() >= filled, timeout=30)
+        assert alerted() == filled
+
+
+def _drain(subscription: Any) -> list[Any]:
+    drained = []
+    while subscription.pending():
+        drained.append(subscription.get_nowait())
+    return drained
