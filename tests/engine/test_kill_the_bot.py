@@ -10,6 +10,7 @@ restarted engine run here, so the gateway sees every placeOrder (`order_received
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -24,7 +25,14 @@ from ibsim import SimGateway
 from ibsim import orders as sim
 
 from .conftest import SPEED, make_settings, running_engine, sim_gateway
-from .kill_points import KILL_POINTS, NOT_REACHED
+from .kill_points import FLATTEN_POINTS, KILL_POINTS, NOT_REACHED
+from .test_fault_suite import (
+    PROCESS_SPEED,
+    AtBroker,
+    Simulator,
+    assert_invariants,
+    trading_engine,
+)
 
 REPEATS = 10
 # The bracket variants go beyond the issue's ten kills at each point: three keep the suite
@@ -45,14 +53,16 @@ _SETTLED = {
 
 
 async def _run_until_killed(
-    db: Path, port: int, point: str, nth: int, log: Path, settings: dict[str, str] | None = None
+    db: Path, port: int, point: str, nth: int, log: Path, settings: dict[str, str] | None = None,
+    speed: float = SPEED, also_kill: int | None = None,
 ) -> None:
-    """The child trades until it kills itself at the `nth` `point`."""
+    """The child trades until it kills itself (and `also_kill`, a pid) at the `nth` `point`."""
+    env = {**os.environ, "KILL_ALSO_PID": str(also_kill)} if also_kill else None
     with log.open("a") as out:
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.engine.kill_points", str(db), str(port), point,
-            str(nth), str(SPEED), *(f"{k}={v}" for k, v in (settings or {}).items()),
-            cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+            str(nth), str(speed), *(f"{k}={v}" for k, v in (settings or {}).items()),
+            cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=env,
         )  # fmt: skip
         try:
             code = await asyncio.wait_for(child.wait(), KILL_TIMEOUT)
@@ -263,3 +273,65 @@ async def test_an_order_called_cancelled_by_absence_that_is_working_at_ib_is_tra
             order = engine.orders.orders.get(ref)
             assert order is not None and order.status is OrderStatus.SUBMITTED, order
             assert engine.orders.has_working("AAPL")
+
+
+FLATTEN_KILLS = 2  # at the first close and at the second
+
+
+@pytest.mark.parametrize("point", FLATTEN_POINTS)
+async def test_killed_during_the_kill_switch_it_stays_paused_and_a_second_flatten_ends_flat(
+    point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot dies in the middle of a /flatten (right after a close's intent is on disk, or
+    right after its placeOrder). Restarted, it is still PAUSED (the kill switch fired), never
+    sends a close twice, and the operator's second /flatten ends flat."""
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)
+    db = tmp_path / "journal.sqlite3"
+    settings = make_settings(tmp_path, db_path=db)
+    log = tmp_path / "child.log"
+    async with sim_gateway(speed=SPEED) as gateway:
+        received: list[str] = []
+        gateway.hooks.order_received.connect(lambda r: received.append(r.request.order_ref))
+        for rep in range(FLATTEN_KILLS):
+            await _run_until_killed(db, gateway.port, point, 1 + rep, log)
+            async with running_engine(gateway, settings, no_trace_grace=RESTART_GRACE) as (
+                engine, control,
+            ):  # fmt: skip
+                await _check_after_restart(engine, gateway, received, rep)
+                assert engine.risk.state is EngineState.PAUSED, engine.risk.pause_reason
+                assert "flatten" in engine.risk.pause_reason
+                report = await control.flatten("operator")
+                assert not report.not_closed, report
+                await _check_after_restart(engine, gateway, received, rep)
+            assert gateway.positions() == {} and gateway.open_orders == [], (rep, report)
+
+
+# The bot's point of death, and which time it reaches it: each point once or twice.
+TOGETHER = [("intent", 2), ("placed", 1), ("fill", 2), ("placed", 3)]
+
+
+async def test_the_bot_and_the_gateway_killed_together_never_order_twice_nor_lose_a_fill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut on the VPS: the bot (at an order's intent, its placeOrder, or a fill) and a
+    standalone ibsim with --state SIGKILLed in the same instant, then both restarted. Whatever
+    the gateway had on disk is the broker's truth; the restarted bot agrees with it."""
+    monkeypatch.setattr(Trader, "decide", lambda *_: None)  # the child trades, not the restart
+    state, db = tmp_path / "ibsim.json", tmp_path / "journal.sqlite3"
+    settings = make_settings(tmp_path, db_path=db)
+    log = tmp_path / "child.log"
+    sim = await Simulator.start(state)
+    try:
+        for point, nth in TOGETHER:
+            await _run_until_killed(db, sim.port, point, nth, log, speed=PROCESS_SPEED,
+                                    also_kill=sim.proc.pid)
+            await asyncio.wait_for(sim.proc.wait(), 10)
+            sim = await Simulator.start(state, sim.port)
+            async with trading_engine(sim.port, settings, PROCESS_SPEED) as (engine, _):
+                assert await engine.orders.wait_until(lambda: not _unsettled(engine), 10), (
+                    point, _unsettled(engine))
+                await engine.wait_positions_settled(5)
+                await engine.writer.flush()
+                await assert_invariants(engine, AtBroker.from_state_file(state))
+    finally:
+        await sim.kill()
