@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -35,12 +36,13 @@ from engine.broker import IBBroker
 from engine.config import Settings
 from engine.domain import ORDER_REF_PREFIX, ConnectionState, EngineState, Order, OrderStatus
 from engine.engine import Engine
-from engine.events import ConnectionEvent, DataEvent, DataKind, Subscription
+from engine.events import ConnectionEvent, DataEvent, DataKind, FillEvent, Subscription
 from engine.journal import Journal
 from ibsim import SimGateway
 from ibsim.hooks import OrderReceived
 from tests.engine.conftest import NO_TRACE_GRACE, make_settings, next_event, sim_gateway
 
+NEW_YORK = ZoneInfo("America/New_York")
 # Monday 2024-03-04 09:35 New York: a whole regular session ahead.
 START = dt.datetime(2024, 3, 4, 14, 35, tzinfo=dt.UTC)
 SPEED = 600.0  # in process: a 5-second bar every ~8 ms
@@ -350,6 +352,54 @@ async def test_the_daily_restart_and_a_two_hour_outage_during_a_trading_day(
         gateway.set_speed(0)  # the market stops
         await settle(engine)
         await assert_invariants(engine, AtBroker.of(gateway))
+
+
+# Thursday 2024-03-07 15:00 New York (EST): the bot is ready within about two simulated hours
+# (a wall second and a half), and trades until extended hours end at 20:00. The
+# gateway's own schedule: the daily restart at 23:45 (3 minutes) and the weekly login, moved to
+# Friday 01:00 here (2 hours), both from ibsim's built-in rhythm; then Friday's pre-market from
+# 04:00. Thirteen hours of simulated time in about eight seconds.
+RHYTHM_START = dt.datetime(2024, 3, 7, 20, 0, tzinfo=dt.UTC)
+FRIDAY_PRE_MARKET = dt.datetime(2024, 3, 8, 9, 0, tzinfo=dt.UTC)  # 04:00 New York
+RHYTHM_SPEED = 6000.0
+
+
+async def test_two_trading_days_on_the_gateways_own_daily_restart_and_weekly_login(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, symbols="AAPL", outside_rth=True, max_position=100,
+                             gateway_away_alert_minutes=15)
+    async with (
+        sim_gateway(start=RHYTHM_START, speed=RHYTHM_SPEED, daily_restart="23:45",
+                    weekly_outage="Fri 01:00") as gateway,
+        trading_engine(gateway.port, settings, RHYTHM_SPEED) as (engine, events),
+    ):
+        told: list[ConnectionEvent] = []
+
+        async def until_friday_trades() -> None:
+            while True:
+                event = await events.get()
+                if isinstance(event, ConnectionEvent):
+                    told.append(event)
+                elif isinstance(event, FillEvent) and event.fill.time >= FRIDAY_PRE_MARKET:
+                    return
+
+        await asyncio.wait_for(until_friday_trades(), 60)
+        gateway.set_speed(0)  # the market stops
+        await settle(engine)
+        await assert_invariants(engine, AtBroker.of(gateway))
+        fills = await engine.journal.fills()
+
+    states = [(e.state, "still retrying" in e.detail) for e in told
+              if e.state in (ConnectionState.DISCONNECTED, ConnectionState.CONNECTED)]
+    # Each downtime: gone once, back once; the two-hour one also "still away" once.
+    assert states == [
+        (ConnectionState.DISCONNECTED, False), (ConnectionState.CONNECTED, False),
+        (ConnectionState.DISCONNECTED, False), (ConnectionState.DISCONNECTED, True),
+        (ConnectionState.CONNECTED, False),
+    ], told
+    days = {fill.time.astimezone(NEW_YORK).date() for fill in fills}
+    assert days == {dt.date(2024, 3, 7), dt.date(2024, 3, 8)}, days
 
 
 # --- 3. IB's servers lost and back, data farms flapping, data refused, one symbol silent ----------
