@@ -159,10 +159,15 @@ class IBBroker:
             except Exception as exc:
                 if self._stopping.is_set():
                     return  # stopped while setting up: nothing failed
-                # Setting up after a connect failed (a bug, or IB answering oddly): start
-                # over on a fresh connection rather than trade half set up.
-                log.warning("setting up after the connect failed; reconnecting")
-                self._listener.on_setup_failed(exc)
+                if isinstance(exc, ConnectionError | TimeoutError) and not self.is_connected:
+                    # The gateway went away meanwhile (its daily restart): nothing failed.
+                    log.warning("the connection dropped while setting up (%s); reconnecting",
+                                exc)
+                else:
+                    # Setting up after a connect failed (a bug, or IB answering oddly): start
+                    # over on a fresh connection rather than trade half set up.
+                    log.warning("setting up after the connect failed; reconnecting")
+                    self._listener.on_setup_failed(exc)
                 self.ib.disconnect()
                 await self._sleep_unless_stopped(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self._backoff_max)

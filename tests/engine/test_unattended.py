@@ -15,6 +15,7 @@ from ib_async import IB, MarketOrder, Stock
 from engine.domain import ConnectionState, EngineState, Side
 from engine.events import ConnectionEvent, LifecycleEvent, LifecycleKind, RiskEvent, RiskKind
 from engine.hours import TradingHours
+from engine.market_data import MarketData
 from engine.trader import Trader
 from tests.engine.conftest import make_settings, next_event, open_positions, running_engine
 
@@ -293,3 +294,35 @@ async def test_fills_older_than_the_brokers_list_are_not_judged(
         shown = tuple((await engine.broker.snapshot()).fills)
         assert await engine.position_audit.missing_executions(shown) == []
         assert engine.risk.state is EngineState.RUNNING, engine.risk.pause_reason
+
+
+async def test_a_drop_while_warming_up_is_a_drop_not_an_internal_error(
+    gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway's daily restart landing while the bot sets up after a connect (the soak
+    bench saw it during the warm-up): the next connect sets up again; it was reported as an
+    internal error, with a traceback and an alert."""
+    warm_up = MarketData.warm_up
+    dropped: list[bool] = []
+
+    async def dropped_meanwhile(self: MarketData, backfill: bool) -> None:
+        if not dropped:
+            dropped.append(True)
+            gateway.drop_connections()
+            await asyncio.sleep(0.05)  # the drop reaches the client before the request
+        await warm_up(self, backfill)
+
+    monkeypatch.setattr(MarketData, "warm_up", dropped_meanwhile)
+    settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
+    async with running_engine(gateway, settings, ready=False) as (engine, control):
+        events = control.subscribe(maxsize=10_000)
+        await asyncio.wait_for(engine.ready.wait(), 20)
+        await engine.reconciler.reconcile()
+        seen = []
+        while events.pending():
+            seen.append(events.get_nowait())
+        errors = [e for e in seen if isinstance(e, RiskEvent)
+                  and e.kind is RiskKind.INTERNAL_ERROR]
+        assert dropped and not errors, errors
+    assert "connect set-up failed" not in caplog.text
+    assert "the connection dropped while setting up" in caplog.text
