@@ -34,12 +34,18 @@ class OrderType(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
-    """A tradable thing as the user configured it in SYMBOLS."""
+    """A tradable thing as the user configured it in SYMBOLS. A future's `expiry` (YYYYMM or
+    YYYYMMDD) is empty when the bot follows the front month."""
 
     symbol: str
     sec_type: str = "STK"
     exchange: str = "SMART"
     currency: str = "USD"
+    expiry: str = ""
+
+    @property
+    def follows_front_month(self) -> bool:
+        return self.sec_type == "FUT" and not self.expiry
 
     def __str__(self) -> str:
         return self.symbol
