@@ -161,6 +161,7 @@ class Position:
     unrealized_pnl: float | None = None
     realized_pnl: float | None = None
     sec_type: str = "STK"
+    multiplier: float = 1.0  # a future's: IB's avg_cost is per contract (price × multiplier)
 
 
 class ConnectionState(enum.StrEnum):

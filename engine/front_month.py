@@ -13,6 +13,7 @@ alerted once: when it is held back, and when it happens.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -65,6 +66,8 @@ class FrontMonths:
         self._tasks = tasks
         # symbol -> the new front, while the bot still holds the old month
         self.held_back: dict[str, ContractInfo] = {}
+        # symbol -> its market data starting over on the new month (done once warmed up)
+        self.restarts: dict[str, asyncio.Future[None]] = {}
 
     def update(self) -> None:
         """Follow each symbol's front: at the first ask, and at every watchdog tick after (the
@@ -124,7 +127,8 @@ class FrontMonths:
         self.held_back.pop(symbol, None)
         self._broker.follow(symbol, new.con_id)
         self._announce(symbol, old, new, switched=True)
-        self._tasks.spawn(self._market.restart(symbol), f"{symbol} front month {new.local_symbol}")
+        self.restarts[symbol] = self._tasks.spawn(
+            self._market.restart(symbol), f"{symbol} front month {new.local_symbol}")
 
     def _announce(self, symbol: str, old: ContractInfo, new: ContractInfo, *, switched: bool,
                   held: float | None = None) -> None:
