@@ -6,7 +6,7 @@ end: the engine, the real ib_async client, ibsim serving the chain as IB does.""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,9 +14,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.messages.events import front_month_doc
-from engine.domain import OrderStatus, Side, Signal
+from engine.domain import Instrument, OrderStatus, Side, Signal
 from engine.engine import Engine
 from engine.events import FrontMonthEvent, RiskEvent, RiskKind, Subscription
+from engine.front_month import front
+from engine.hours import ALWAYS_OPEN
+from engine.ports import ContractInfo
 from engine.trader import Trader
 from ibsim import SimGateway
 from tests.engine.conftest import (
@@ -168,3 +171,38 @@ async def test_an_explicit_expiry_is_traded_as_given(tmp_path: Path) -> None:
         await open_positions(engine, (("ES", Side.BUY, 1),))
         assert months_held(gateway) == {"ESM7": 1}
         assert engine.front_months.held_back == {}
+
+
+async def test_a_restart_holding_the_old_month_keeps_it_until_closed(tmp_path: Path) -> None:
+    """Stopped before the roll with ESH7 held, started after it: the held month is followed
+    (the position stays the bot's ES, as the journal knows it), for exits only."""
+    settings = es_settings(tmp_path)
+    async with sim_gateway(start=START) as gateway:
+        async with running_engine(gateway, settings) as (engine, _):
+            await open_positions(engine, (("ES", Side.BUY, 4),))
+        await roll(gateway)
+        await gateway.advance(60)
+        async with running_engine(gateway, settings) as (engine, control):
+            events = control.subscribe()
+            assert engine.broker.contract("ES").local_symbol == "ESH7"
+            assert engine.front_months.held_back["ES"].local_symbol == "ESM7"
+            assert engine.portfolio.position("ES") == 4
+            assert engine.risk.state.value == "RUNNING"  # the audit found nothing to explain
+            sent = record_orders(gateway)
+            assert await signal(engine, 5) is None
+            assert await signal(engine, 0) is not None
+            assert months_held(gateway) == {} and len(sent) == 1
+            switched = await next_event(events, FrontMonthEvent, timeout=10)
+            assert switched.switched and switched.new == "ESM7"
+
+
+def test_the_front_is_the_nearest_expiry_more_than_a_week_away() -> None:
+    def month(name: str, expiry: date) -> ContractInfo:
+        return ContractInfo(Instrument("ES", "FUT", "CME"), hash(name), 0.25, "US/Central",
+                            ALWAYS_OPEN, ALWAYS_OPEN, local_symbol=name, expiry=expiry)
+
+    chain = [month("ESM7", date(2027, 6, 18)), month("ESH7", date(2027, 3, 19)),
+             month("ESU7", date(2027, 9, 17))]
+    assert front(chain, date(2027, 3, 11)).local_symbol == "ESH7"  # 8 days left
+    assert front(chain, date(2027, 3, 12)).local_symbol == "ESM7"  # 7 days: rolled
+    assert front(chain, date(2027, 9, 11)) is None  # all within the week: none
