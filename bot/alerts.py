@@ -27,6 +27,7 @@ from bot.messages.events import (
     digest_doc,
     dropped_doc,
     fill_doc,
+    front_month_doc,
     lifecycle_doc,
     order_event_doc,
     reconcile_doc,
@@ -41,6 +42,7 @@ from engine.events import (
     ConnectionEvent,
     DataEvent,
     FillEvent,
+    FrontMonthEvent,
     Level,
     LifecycleEvent,
     OrderEvent,
@@ -104,6 +106,8 @@ def classify(event: object, tz: ZoneInfo) -> tuple[str, Doc] | None:
             return "risk", risk_event_doc(event, tz)
         case DataEvent():
             return "risk", data_event_doc(event, tz)
+        case FrontMonthEvent():
+            return "risk", front_month_doc(event, tz)
         case ReconcileEvent() if event.differences or event.adopted:
             return "reconcile", reconcile_doc(event)
         case LifecycleEvent(kind="daily_summary"):

@@ -289,7 +289,15 @@ class IBBroker:
         for instrument, details in zip(instruments, found, strict=True):
             if isinstance(details, ConnectionError | TimeoutError):
                 raise details
-            if isinstance(details, BaseException) or len(details) != 1:
+            if isinstance(details, BaseException) or not details:
+                unknown.append(instrument.symbol)
+                continue
+            if instrument.follows_front_month:
+                self.contracts.set_chain(instrument.symbol, [
+                    (d.contract, contract_info(instrument, d)) for d in details
+                ])
+                continue
+            if len(details) != 1:
                 unknown.append(instrument.symbol)
                 continue
             self.contracts.add(
@@ -299,6 +307,12 @@ class IBBroker:
 
     def contract(self, symbol: str) -> ContractInfo | None:
         return self.contracts.info(symbol)
+
+    def chain(self, symbol: str) -> tuple[ContractInfo, ...]:
+        return self.contracts.chain(symbol)
+
+    def follow(self, symbol: str, con_id: int) -> None:
+        self.contracts.follow(symbol, con_id)
 
     def knows(self, symbol: str) -> bool:
         return symbol in self.contracts

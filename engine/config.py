@@ -117,6 +117,7 @@ EXPECTED: dict[str, str] = {
 }
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9. ]{0,20}$")
+_EXPIRY_RE = re.compile(r"^20[0-9]{2}(0[1-9]|1[0-2])([0-3][0-9])?$")  # YYYYMM or YYYYMMDD
 
 
 class SettingsError(Exception):
@@ -128,13 +129,18 @@ class SettingsError(Exception):
 
 
 def parse_symbols(text: str) -> tuple[Instrument, ...]:
-    """Parse `SYMBOL` or `SYMBOL:SECTYPE[:EXCHANGE[:CURRENCY]]` items of a comma list."""
+    """Parse `SYMBOL` or `SYMBOL:SECTYPE[:EXCHANGE[:CURRENCY]]` items of a comma list; a
+    future may end with its expiry (`ES:FUT:CME:202703`), without which it follows the front
+    month."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
         raise ValueError("expected at least one symbol, e.g. AAPL,MSFT or EURUSD:CASH")
     instruments: list[Instrument] = []
     for item in items:
         parts = [part.strip().upper() for part in item.split(":")]
+        expiry = ""
+        if len(parts) > 2 and parts[1] == "FUT" and _EXPIRY_RE.match(parts[-1]):
+            expiry = parts.pop()
         if len(parts) > 4 or not _SYMBOL_RE.match(parts[0]):
             raise ValueError(
                 f"{item!r} is not SYMBOL or SYMBOL:SECTYPE[:EXCHANGE[:CURRENCY]]"
@@ -150,7 +156,7 @@ def parse_symbols(text: str) -> tuple[Instrument, ...]:
             if len(parts[0]) != 6:
                 raise ValueError(f"{item!r}: a CASH pair is six letters, e.g. EURUSD:CASH")
             currency = parts[0][3:]
-        instruments.append(Instrument(parts[0], sec_type, exchange, currency))
+        instruments.append(Instrument(parts[0], sec_type, exchange, currency, expiry))
     names = [instrument.symbol for instrument in instruments]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

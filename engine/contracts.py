@@ -75,7 +75,9 @@ class ContractDetails:
             )
             market.forget(symbol)
         if market.symbols:
-            info = self._broker.contract(next(iter(market.symbols)))
+            symbol = next(iter(market.symbols))
+            # A front-month future follows no month yet: any month tells the time zone.
+            info = self._broker.contract(symbol) or next(iter(self._broker.chain(symbol)), None)
             if info is not None:
                 self._accounting.exchange_tz = info.time_zone
 

@@ -34,12 +34,18 @@ class OrderType(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
-    """A tradable thing as the user configured it in SYMBOLS."""
+    """A tradable thing as the user configured it in SYMBOLS. A future's `expiry` (YYYYMM or
+    YYYYMMDD) is empty when the bot follows the front month."""
 
     symbol: str
     sec_type: str = "STK"
     exchange: str = "SMART"
     currency: str = "USD"
+    expiry: str = ""
+
+    @property
+    def follows_front_month(self) -> bool:
+        return self.sec_type == "FUT" and not self.expiry
 
     def __str__(self) -> str:
         return self.symbol
@@ -155,6 +161,7 @@ class Position:
     unrealized_pnl: float | None = None
     realized_pnl: float | None = None
     sec_type: str = "STK"
+    multiplier: float = 1.0  # a future's: IB's avg_cost is per contract (price × multiplier)
 
 
 class ConnectionState(enum.StrEnum):

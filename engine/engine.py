@@ -41,6 +41,7 @@ from engine.events import (
     RiskKind,
 )
 from engine.fills import Fills
+from engine.front_month import FrontMonths
 from engine.journal import Journal
 from engine.journal_writer import JournalWriter
 from engine.kill_switch import KillSwitch
@@ -114,9 +115,13 @@ class Engine:
         self.kill_switch = KillSwitch(broker, self.orders, self.fills, self.risk,
                                       self.trading_state, self.tasks, self.market.symbols,
                                       self.reconciler.adopt_working)
+        self.front_months = FrontMonths(settings, broker, self.portfolio, self.orders,
+                                        self.fills, self.market, self.recorder, self.clock,
+                                        self.tasks)
         self.trader = Trader(settings, broker, self.orders, self.risk, self.portfolio,
                              self.fills, self.accounting, self.recorder, self.clock, self.tasks,
-                             may_trade=self._why_not_trading)
+                             may_trade=self._why_not_trading,
+                             entry_refused=self.front_months.entry_refused)
         self.market.on_closed = self.trader.on_bar
         self.position_audit = PositionAudit(journal, broker, self.orders, self.risk,
                                             self.trading_state, self.recorder, self.clock,
@@ -171,9 +176,11 @@ class Engine:
 
     async def _set_up(self, reconnect: bool) -> None:
         """After every connect, before anything trades: the broker's time, the contracts
-        (once), reconciliation, warm-up (a backfill after a reconnect), the bar streams."""
+        (and the month each front-month future trades), reconciliation, warm-up (a backfill
+        after a reconnect), the bar streams."""
         self.clock.sync(await self.broker.current_time())
         await self.contracts.ask()  # every time: the trading hours IB sends cover a week
+        self.front_months.update()  # a future without an expiry: which month it trades
         await self.reconciler.reconcile()
         await self.position_audit.ensure_baseline()
         await self.market.warm_up(backfill=reconnect)
@@ -280,6 +287,7 @@ class Engine:
                 continue
             self._check_journal()
             self.contracts.refresh_when_due()
+            self.front_months.update()
             await self.fills.refresh_if_stuck()
             self.market.flush(self.clock.now())
 

@@ -106,6 +106,21 @@ class DataEvent:
     count: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class FrontMonthEvent:
+    """A future followed by its front month rolled from `old` to `new` (IB's local symbols).
+    `switched`: the bot now trades `new`. Otherwise it still holds `held` of `old` (or has an
+    order working in it): it keeps `old` for exits only, enters nothing, until `old` is closed.
+    """
+
+    symbol: str
+    old: str
+    new: str
+    switched: bool
+    time: datetime
+    held: float = 0.0
+
+
 class DifferenceKind(enum.StrEnum):
     DONE_WHILE_AWAY = "done_while_away"  # completed at the broker: `status`
     FILLED_WHILE_AWAY = "filled_while_away"  # not listed, but its executions fill it

@@ -4,6 +4,8 @@ any contract IB reports (the configured symbol for the bot's own, an unmistakabl
 
 from __future__ import annotations
 
+from datetime import date
+
 from ib_async import Contract, ContractDetails, Crypto, Forex, Future, Stock
 
 from engine.domain import Instrument
@@ -17,7 +19,8 @@ def make_contract(instrument: Instrument) -> Contract:
     if instrument.sec_type == "CRYPTO":
         return Crypto(instrument.symbol, instrument.exchange, instrument.currency)
     if instrument.sec_type == "FUT":
-        return Future(instrument.symbol, exchange=instrument.exchange,
+        # Without an expiry IB lists every month (the chain); the engine picks the front.
+        return Future(instrument.symbol, instrument.expiry, exchange=instrument.exchange,
                       currency=instrument.currency)
     return Stock(instrument.symbol, instrument.exchange, instrument.currency)
 
@@ -32,23 +35,52 @@ def contract_info(instrument: Instrument, details: ContractDetails) -> ContractI
         liquid_hours=TradingHours.parse(details.liquidHours, zone),
         trading_hours=TradingHours.parse(details.tradingHours, zone),
         long_name=details.longName,
+        local_symbol=details.contract.localSymbol,
+        expiry=_expiry(details.contract.lastTradeDateOrContractMonth),
     )
+
+
+def _expiry(text: str) -> date | None:
+    """A future's last trading day from IB's YYYYMMDD (a bare YYYYMM month says too little)."""
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8])) if len(text) >= 8 else None
+    except ValueError:
+        return None
 
 
 class ContractBook:
     """The contracts orders can be placed for: the configured instruments, once qualified,
-    and the contracts of positions the bot was asked to close."""
+    and the contracts of positions the bot was asked to close. A front-month future's symbol
+    names one month of its chain at a time: the other months go by their own names (ESM7),
+    so a position in one is never taken for the other."""
 
     def __init__(self) -> None:
         self._contracts: dict[str, Contract] = {}
         self._info: dict[str, ContractInfo] = {}
         self._symbol_by_con_id: dict[int, str] = {}
+        self._chains: dict[str, dict[int, tuple[Contract, ContractInfo]]] = {}
 
     def add(self, symbol: str, contract: Contract, info: ContractInfo | None = None) -> None:
+        old = self._contracts.get(symbol)
+        if old is not None and old.conId != contract.conId:
+            self._symbol_by_con_id.pop(old.conId, None)
         self._contracts[symbol] = contract
         self._symbol_by_con_id[contract.conId] = symbol
         if info is not None:
             self._info[symbol] = info
+
+    def set_chain(self, symbol: str, months: list[tuple[Contract, ContractInfo]]) -> None:
+        """A front-month future's listed months; the month followed gets its fresh details."""
+        self._chains[symbol] = {contract.conId: (contract, info) for contract, info in months}
+        followed = self._contracts.get(symbol)
+        if followed is not None and followed.conId in self._chains[symbol]:
+            self.add(symbol, *self._chains[symbol][followed.conId])
+
+    def chain(self, symbol: str) -> tuple[ContractInfo, ...]:
+        return tuple(info for _, info in self._chains.get(symbol, {}).values())
+
+    def follow(self, symbol: str, con_id: int) -> None:
+        self.add(symbol, *self._chains[symbol][con_id])
 
     def __contains__(self, symbol: object) -> bool:
         return symbol in self._contracts

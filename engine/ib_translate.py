@@ -177,7 +177,15 @@ def position(ib_position: IBPosition, symbol: str, item: PortfolioItem | None = 
         unrealized_pnl=price(item.unrealizedPNL) if item else None,
         realized_pnl=price(item.realizedPNL) if item else None,
         sec_type=ib_position.contract.secType,
+        multiplier=_multiplier(ib_position.contract.multiplier),
     )
+
+
+def _multiplier(text: str) -> float:
+    try:
+        return float(text) if text else 1.0
+    except ValueError:
+        return 1.0
 
 
 def account_number(value: str, currency: str) -> float | None:

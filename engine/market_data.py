@@ -73,18 +73,19 @@ class MarketData:
         self._portfolio = portfolio
         self.on_closed: ClosedBarHandler = lambda state, bar, trade: None
         self.symbols: dict[str, SymbolState] = {
-            instrument.symbol: SymbolState(
-                instrument.symbol,
-                strategies.create(
-                    settings.strategy,
-                    instrument.symbol,
-                    settings.strategy_params,
-                    settings.order_quantity,
-                ),
-                BarBuilder(instrument.symbol, settings.bar_seconds),
-            )
+            instrument.symbol: self._new_state(instrument.symbol)
             for instrument in settings.symbols
         }
+
+    def _new_state(self, symbol: str) -> SymbolState:
+        settings = self._settings
+        return SymbolState(
+            symbol,
+            strategies.create(
+                settings.strategy, symbol, settings.strategy_params, settings.order_quantity
+            ),
+            BarBuilder(symbol, settings.bar_seconds),
+        )
 
     # --- the stream ---------------------------------------------------------------------
 
@@ -194,39 +195,59 @@ class MarketData:
 
     async def warm_up(self, backfill: bool) -> None:
         """Feed the strategies history (a backfill after a reconnect: the bars missed)."""
+        for symbol, state in list(self.symbols.items()):
+            await self._warm_up(symbol, state, backfill)
+
+    async def restart(self, symbol: str) -> None:
+        """The symbol now trades another contract (a future's new front month): its bars and
+        its strategy start over, from that contract's history, then its stream."""
+        if symbol not in self.symbols:
+            return
+        self._broker.unsubscribe_bars(symbol)
+        self._portfolio.last_price.pop(symbol, None)
+        self.symbols[symbol] = state = self._new_state(symbol)
+        try:
+            await self._warm_up(symbol, state, backfill=False)
+        except (ConnectionError, TimeoutError) as exc:  # the next connect warms every symbol
+            self._recorder.record(Level.WARNING, "warmup", f"{symbol}: warm-up failed ({exc})")
+            return
+        if self.symbols.get(symbol) is state:
+            self._subscribe(symbol)
+            state.last_small_wall = time.monotonic()
+
+    async def _warm_up(self, symbol: str, state: SymbolState, backfill: bool) -> None:
         settings = self._settings
-        for symbol, state in self.symbols.items():
-            needed = state.strategy.warmup_bars + 2
-            try:
-                history = await self._broker.history(
-                    symbol, settings.bar_size, settings.bar_seconds, needed,
-                    use_rth=not settings.outside_rth,
-                )
-            except BrokerRequestError as exc:
-                message = f"{symbol}: no history ({exc}); warming up from live bars"
-                self._recorder.record(
-                    Level.WARNING, "warmup", message,
-                    event=DataEvent(DataKind.NO_HISTORY, symbol, message, self._clock.now()),
-                )
-                history = []
-            now = self._clock.now()
-            step = timedelta(seconds=settings.bar_seconds)
-            complete = [bar for bar in history if bar.time + step <= now]
-            partial = [bar for bar in history if bar.time + step > now]
-            if backfill and state.last_bar is not None:
-                last = state.last_bar.time
-                complete = [bar for bar in complete if bar.time > last]
-            for bar in complete[-max(needed, CHART_BARS):] if not backfill else complete:
-                self._close(state, bar, trade=False)
-            if partial:
-                state.builder.seed(partial[-1])
-            if history:
-                self._portfolio.last_price.setdefault(symbol, history[-1].close)
-            state.warm = True
-            self._recorder.record(
-                Level.INFO, "warmup",
-                f"{symbol}: {len(complete)} historical bars" + (" (backfill)" if backfill else ""),
+        needed = state.strategy.warmup_bars + 2
+        try:
+            history = await self._broker.history(
+                symbol, settings.bar_size, settings.bar_seconds, needed,
+                use_rth=not settings.outside_rth,
             )
+        except BrokerRequestError as exc:
+            message = f"{symbol}: no history ({exc}); warming up from live bars"
+            self._recorder.record(
+                Level.WARNING, "warmup", message,
+                event=DataEvent(DataKind.NO_HISTORY, symbol, message, self._clock.now()),
+            )
+            history = []
+        now = self._clock.now()
+        step = timedelta(seconds=settings.bar_seconds)
+        complete = [bar for bar in history if bar.time + step <= now]
+        partial = [bar for bar in history if bar.time + step > now]
+        if backfill and state.last_bar is not None:
+            last = state.last_bar.time
+            complete = [bar for bar in complete if bar.time > last]
+        for bar in complete[-max(needed, CHART_BARS):] if not backfill else complete:
+            self._close(state, bar, trade=False)
+        if partial:
+            state.builder.seed(partial[-1])
+        if history:
+            self._portfolio.last_price.setdefault(symbol, history[-1].close)
+        state.warm = True
+        self._recorder.record(
+            Level.INFO, "warmup",
+            f"{symbol}: {len(complete)} historical bars" + (" (backfill)" if backfill else ""),
+        )
 
     # --- reading ------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ class Portfolio:
         price = self.last_price.get(position.symbol, position.market_price)
         if price is None:
             return position.unrealized_pnl
-        return (price - position.avg_cost) * position.quantity
+        return (price * position.multiplier - position.avg_cost) * position.quantity
 
     def valued_positions(self) -> tuple[Position, ...]:
         """The positions valued at the last price the engine saw."""

@@ -9,7 +9,7 @@ a contract is a symbol, a time is an aware UTC datetime.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from engine.domain import Bar, Fill, Instrument, Order, OrderStatus, OrderUpdate, Position, Side
@@ -50,6 +50,8 @@ class ContractInfo:
     liquid_hours: TradingHours
     trading_hours: TradingHours
     long_name: str = ""
+    local_symbol: str = ""  # IB's name of this very contract: ESH7 for ES March 2027
+    expiry: date | None = None  # a future's last trading day
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,12 @@ class BrokerPort(Protocol):
     # --- contracts and market data ---
     async def qualify(self, instruments: tuple[Instrument, ...]) -> list[str]:
         """Look the instruments up; return the symbols the broker does not know."""
-    def contract(self, symbol: str) -> ContractInfo | None: ...
+    def contract(self, symbol: str) -> ContractInfo | None:
+        """The contract `symbol` trades now (for a front-month future, the month followed)."""
+    def chain(self, symbol: str) -> tuple[ContractInfo, ...]:
+        """A front-month future's listed months, as last qualified (empty for the others)."""
+    def follow(self, symbol: str, con_id: int) -> None:
+        """Make the month `con_id` of `symbol`'s chain the contract `symbol` trades."""
     def knows(self, symbol: str) -> bool:
         """Whether orders can be placed for `symbol` (configured, or a position's contract)."""
     async def ensure_contract(self, symbol: str) -> bool: ...
@@ -137,6 +144,7 @@ class BrokerPort(Protocol):
         self, symbol: str, bar_size: str, bar_seconds: int, bars_needed: int, use_rth: bool
     ) -> list[Bar]: ...
     def subscribe_bars(self, symbol: str, use_rth: bool) -> None: ...
+    def unsubscribe_bars(self, symbol: str) -> None: ...
     async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]: ...
 
     # --- orders ---

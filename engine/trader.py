@@ -45,6 +45,7 @@ class Trader:
         clock: BrokerClock,
         tasks: TaskOwner,
         may_trade: Callable[[], str | None],
+        entry_refused: Callable[[str], str | None] = lambda symbol: None,
     ) -> None:
         self._settings = settings
         self._broker = broker
@@ -57,6 +58,7 @@ class Trader:
         self._clock = clock
         self._tasks = tasks
         self._may_trade = may_trade  # None, or why nothing may be sent now
+        self._entry_refused = entry_refused  # None, or why no entry may be sent for a symbol
         self.recent_refusals: deque[Refusal] = deque(maxlen=10)
 
     def on_bar(self, state: SymbolState, bar: Bar, trade: bool) -> None:
@@ -86,12 +88,19 @@ class Trader:
             self._refuse(symbol, "waiting for the broker to confirm the position")
             return None
         position = self._portfolio.position(symbol)
-        delta = signal.target - position
+        target = signal.target
+        entry_refused = self._entry_refused(symbol)
+        if entry_refused is not None and target * position < 0:
+            target = 0.0  # a reversal: only its exit half may go
+        delta = target - position
         if abs(delta) < 1e-9:
             return None
         side = Side.BUY if delta > 0 else Side.SELL
         request = OrderRequest(symbol, side, abs(delta), self._portfolio.last_price.get(symbol),
                                position)
+        if entry_refused is not None and not request.is_exit:
+            self._refuse(symbol, entry_refused)
+            return None
         info = self._broker.contract(symbol)
         now = self._clock.now()
         decision = self._risk.check(

@@ -7,6 +7,7 @@ import datetime as dt
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from .sessions import SCHEDULES, Schedule
 
@@ -79,6 +80,13 @@ class ContractSpec:
     @property
     def multiplier_value(self) -> float:
         return float(self.multiplier) if self.multiplier else 1.0
+
+    def expired(self, t: float) -> bool:
+        """Past its last trading day at simulated epoch ``t`` (in the exchange's time zone)."""
+        if not self.last_trade_date:
+            return False
+        day = dt.datetime.fromtimestamp(t, ZoneInfo(self.time_zone)).date()
+        return f"{day:%Y%m%d}" > self.last_trade_date
 
     def round_price(self, price: float) -> float:
         return round(round(price / self.min_tick) * self.min_tick, self.price_digits)
@@ -191,21 +199,46 @@ def _third_friday(year: int, month: int) -> dt.date:
     return first + dt.timedelta(days=offset + 14)
 
 
-def front_future(symbol: str, today: dt.date) -> ContractSpec:
-    """The front quarterly equity-index future (ES or NQ style) as of ``today``."""
+def _quarterlies(today: dt.date):
+    """(year, month, expiry) of every quarterly contract not yet expired on ``today``."""
     year, month = today.year, today.month
     while True:
         if month in _FUTURE_MONTH_CODES:
             expiry = _third_friday(year, month)
-            if expiry - today > dt.timedelta(days=7):
-                break
+            if expiry >= today:
+                yield year, month, expiry
         month += 1
         if month > 12:
             year, month = year + 1, 1
+
+
+def front_future(symbol: str, today: dt.date) -> ContractSpec:
+    """The front quarterly equity-index future (ES or NQ style) as of ``today``: the nearest
+    expiry more than 7 days away (the roll a week before the third-Friday expiry)."""
+    return next(
+        spec for spec in future_chain(symbol, today, 3)
+        if dt.date.fromisoformat(spec.last_trade_date) - today > dt.timedelta(days=7)
+    )
+
+
+def future_chain(symbol: str, today: dt.date, count: int = 4) -> list[ContractSpec]:
+    """The next ``count`` quarterly contracts not yet expired on ``today``, nearest first, as
+    IB lists them for a future asked for without an expiry. Each has its own conId and price
+    (the later months a little dearer, as a carry)."""
+    out = []
+    for index, (year, month, expiry) in enumerate(_quarterlies(today)):
+        if index == count:
+            break
+        out.append(_future(symbol, year, month, expiry))
+    return out
+
+
+def _future(symbol: str, year: int, month: int, expiry: dt.date) -> ContractSpec:
     code = _FUTURE_MONTH_CODES[month]
     price, name = {"ES": (5300.0, "E-mini S&P 500"), "NQ": (18500.0, "E-mini Nasdaq-100")}.get(
         symbol, (5300.0, f"{symbol} future")
     )
+    quarter = max(year - 2020, 0) * 4 + month // 3  # later months a little dearer
     return ContractSpec(
         symbol=symbol,
         sec_type="FUT",
@@ -216,7 +249,7 @@ def front_future(symbol: str, today: dt.date) -> ContractSpec:
         min_tick=0.25,
         long_name=name,
         schedule_name="cme_equity",
-        base_price=price,
+        base_price=round(price * (1 + 0.001 * quarter) * 4) / 4,
         daily_volume=1.5e6,
         daily_vol=0.012,
         local_symbol=f"{symbol}{code}{year % 10}",
@@ -239,8 +272,9 @@ def generic_stock(symbol: str) -> ContractSpec:
 def build_universe(symbols: Iterable[str], today: dt.date) -> list[ContractSpec]:
     """Contract specs for the given symbols.
 
-    "EURUSD" means the EUR.USD pair and "ES" the front quarterly future; unknown symbols
-    become made-up NYSE stocks."""
+    "EURUSD" means the EUR.USD pair and "ES" the chain of quarterly futures (the front first,
+    so that "ES" alone names it in the simulator's own API); unknown symbols become made-up
+    NYSE stocks."""
     out = []
     for raw in symbols:
         sym = raw.strip().upper()
@@ -249,7 +283,10 @@ def build_universe(symbols: Iterable[str], today: dt.date) -> list[ContractSpec]
         if sym in ("EURUSD", "EUR.USD", "EUR"):
             out.append(_copy(_CATALOG["EUR"]))
         elif sym in ("ES", "NQ"):
-            out.append(front_future(sym, today))
+            front = front_future(sym, today)
+            chain = future_chain(sym, today)
+            out.append(front)
+            out.extend(spec for spec in chain if spec.con_id != front.con_id)
         elif sym in _CATALOG:
             out.append(_copy(_CATALOG[sym]))
         else:

@@ -118,11 +118,12 @@ def _unsupported(state: ServerState, s: ClientSession, req: rq.Unsupported) -> N
 
 @handles(rq.ReqContractDetails)
 def _contract_details(state: ServerState, s: ClientSession, req: rq.ReqContractDetails) -> None:
-    found = state.universe.match(req.contract)
+    now = state.clock.now()
+    # An expired future is no longer listed (IB forgets it the day after its last trade).
+    found = [spec for spec in state.universe.match(req.contract) if not spec.expired(now)]
     if not found:
         s.send_error(req.req_id, 200, NO_SECURITY)
         return
-    now = state.clock.now()
     out = []
     for spec in found:
         exchanges = spec.valid_exchanges.split(",")

@@ -45,6 +45,16 @@ def test_symbol_forms() -> None:
     )
 
 
+def test_a_future_follows_the_front_month_unless_given_an_expiry() -> None:
+    front, june, dated = parse_symbols("ES:FUT:CME, NQ:FUT:CME:202706, MES:FUT:CME:USD:20270618")
+    assert front == Instrument("ES", "FUT", "CME", "USD") and front.follows_front_month
+    assert june == Instrument("NQ", "FUT", "CME", "USD", "202706")
+    assert not june.follows_front_month
+    assert dated.expiry == "20270618" and dated.currency == "USD"
+    with pytest.raises(ValueError, match="is not SYMBOL"):
+        parse_symbols("ES:FUT:CME:USD:X:202706")
+
+
 def test_env_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("SYMBOLS=SPY\nSTRATEGY_PARAMS=fast=5,slow=20\n")
     settings = load_settings()

@@ -15,6 +15,7 @@ from engine.events import (
     Difference,
     DifferenceKind,
     FillEvent,
+    FrontMonthEvent,
     LifecycleEvent,
     OrderEvent,
     ReconcileEvent,
@@ -83,6 +84,24 @@ def risk_event_doc(event: RiskEvent, tz: tzinfo) -> Doc:
         f"Risk {event.kind}{symbol}",
         (event.message, *state, f"at {clock(event.time, tz)}"),
         icon="🛡",
+    )
+
+
+def front_month_doc(event: FrontMonthEvent, tz: tzinfo) -> Doc:
+    at = f"at {clock(event.time, tz)}"
+    if event.switched:
+        return Doc(
+            f"{event.symbol}: now trading {event.new}",
+            (f"the front month rolled from {event.old} to {event.new}", at),
+            icon="📅",
+        )
+    held = f"hold {event.old} {compact_qty(event.held)}" if event.held else \
+        f"an order is working in {event.old}"
+    return Doc(
+        f"{event.symbol}: new front month {event.new}",
+        (f"{held}, new front {event.new}: close or roll by hand",
+         f"no entries until then; exits of {event.old} and /flatten still work", at),
+        icon="📅",
     )
 
 

@@ -19,7 +19,7 @@ def positions_doc(report: PositionsReport) -> Doc:
         (
             p.symbol + ("" if p.symbol in report.bot_symbols else "*"),
             qty(p.quantity),
-            price(p.avg_cost),
+            price(p.avg_cost / p.multiplier),  # a future's avg_cost is per contract
             price(p.market_price),
             money(p.unrealized_pnl),
         )

@@ -339,7 +339,7 @@ async def test_commissions_per_asset_class(gw: SimGateway, ib: IB) -> None:
     from ib_async import Crypto, Forex, Future
 
     eur, btc, es = await ib.qualifyContractsAsync(
-        Forex("EURUSD"), Crypto("BTC", "PAXOS", "USD"), Future("ES", exchange="CME")
+        Forex("EURUSD"), Crypto("BTC", "PAXOS", "USD"), Future("ES", "202403", exchange="CME")
     )
     trades = [
         ib.placeOrder(eur, MarketOrder("BUY", 20000)),
