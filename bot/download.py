@@ -7,9 +7,10 @@ again only adds what is new. The backtester reads them as DATA `journal:SYMBOL`.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,9 @@ _CHUNKS = ((1, 1800), (5, 3600), (15, 14_400), (30, 28_800), (120, DAY), (1200, 
 # IB counts the 60-in-10-minutes rule for bars of 30 seconds or less only.
 _SMALL_BAR_SECONDS = 30
 MAX_REQUESTS = 10_000
+# After IB's own pacing error (another program on the account asked too): wait, doubling, and
+# give up past the longest wait.
+PACING_BACKOFF, MAX_PACING_BACKOFF = 60.0, 600.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ async def download(
     client_id: int | None = None,
     pacer: HistoricalPacer | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    pacing_backoff: float = PACING_BACKOFF,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> DownloadResult:
     """Fetch `request` from the gateway the settings name (the built-in simulated one when
     IB_HOST is empty) into the journal at DB_PATH. Raises ConfigurationError for what the user
@@ -162,16 +168,24 @@ async def download(
         first = last = None
         for number, (chunk_end, duration) in enumerate(chunks, 1):
             identity = (request.symbol, chunk_end, duration, request.bar_size, use_rth)
-            await pacer.wait(request.symbol, identity)
-            try:
-                bars = await broker.history_window(
-                    request.symbol, request.bar_size, duration, chunk_end, use_rth
-                )
-            except BrokerRequestError as exc:
-                raise ConfigurationError(
-                    f"IB refused the request for {request.symbol} ({exc}); "
-                    f"{added} new bars were stored before it"
-                ) from None
+            backoff = pacing_backoff
+            while True:
+                await pacer.wait(request.symbol, identity)
+                try:
+                    bars = await broker.history_window(
+                        request.symbol, request.bar_size, duration, chunk_end, use_rth
+                    )
+                    break
+                except BrokerRequestError as exc:
+                    if not _pacing_violation(exc) or backoff > MAX_PACING_BACKOFF:
+                        raise ConfigurationError(
+                            f"IB refused the request for {request.symbol} ({exc}); "
+                            f"{added} new bars were stored before it"
+                        ) from None
+                # IB_NOTES: on a pacing violation back off minutes, not seconds.
+                progress(f"IB says pacing violation: waiting {backoff:.0f} s")
+                await sleep(backoff)
+                backoff *= 2
             received += len(bars)
             added += await journal.add_bars(request.bar_size, bars)
             if bars:
@@ -179,6 +193,10 @@ async def download(
                 last = max(last or bars[-1].time, bars[-1].time)
             progress(f"{number}/{len(chunks)}: {len(bars)} bars ending {chunk_end:%Y-%m-%d %H:%M}")
     return DownloadResult(len(chunks), received, added, first, last)
+
+
+def _pacing_violation(exc: BrokerRequestError) -> bool:
+    return exc.code == 162 and "pacing" in str(exc).lower()
 
 
 def _instrument(settings: Settings, symbol: str) -> Instrument:

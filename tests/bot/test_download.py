@@ -11,7 +11,7 @@ import pytest
 
 from bot.download import chunk_seconds, download, parse_request, plan
 from engine.history_pacing import HistoricalPacer
-from engine.journal import Journal, iso
+from engine.journal import MIGRATIONS, Journal, iso
 from tests.engine.conftest import make_settings, sim_gateway
 from tests.tradebot_script import clean_env, run_tradebot
 
@@ -164,3 +164,40 @@ def test_the_command_refuses_bad_arguments_in_one_line(
     assert result.code == 2, result.stderr
     assert len(result.lines) == 1 and result.lines[0].startswith(message), result.lines
     assert not (tmp_path / "j.sqlite3").exists()
+
+
+async def test_a_pacing_violation_backs_off_and_asks_again(tmp_path: Path) -> None:
+    clock = FakeClock()
+    lines: list[str] = []
+    async with sim_gateway() as gateway:
+        settings = make_settings(tmp_path, ib_host="127.0.0.1", ib_port=gateway.port)
+        gateway.faults.pacing_violation_next()
+        result = await download(
+            settings, parse_request("AAPL", "1 min", "1 D"),
+            pacer=HistoricalPacer(clock, clock.sleep), sleep=clock.sleep,
+            progress=lines.append, pacing_backoff=60.0,
+        )  # fmt: skip
+    assert result.requests == 1 and result.added > 300
+    assert lines[0] == "IB says pacing violation: waiting 60 s"
+    # The same request again: after the back-off, and never within 15 s of the first.
+    assert clock.now - 1000.0 >= 60
+
+
+async def test_a_version_2_journal_gets_the_bars_table_after_a_backup(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(path) as db:  # a journal as the release before the bars table left it
+        db.executescript(MIGRATIONS[0] + MIGRATIONS[1] + "\nPRAGMA user_version = 2;")
+        db.execute("INSERT INTO state VALUES ('paused', '1')")
+    db.close()
+    journal = await Journal.open(path)
+    try:
+        assert await journal.schema_version() == 3
+        assert await journal.get_state("paused") == "1"
+        assert await journal.bars("AAPL") == []
+    finally:
+        await journal.close()
+    backup = tmp_path / "journal.sqlite3.before-v3.sqlite3"
+    with sqlite3.connect(backup) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("SELECT value FROM state").fetchall() == [("1",)]
+    db.close()
