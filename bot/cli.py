@@ -1,4 +1,4 @@
-"""The `tradebot` command line: run, sim-gateway, backtest, journal."""
+"""The `tradebot` command line: run, sim-gateway, backtest, download, journal."""
 
 from __future__ import annotations
 
@@ -73,6 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--data", help="folder of CSV bars (datetime,open,high,low,close,volume)")
 
+    download = commands.add_parser(
+        "download",
+        help="fetch historical bars from the gateway into the journal (for backtests, charts)",
+        description="Fetch SYMBOL's historical bars from the gateway the settings name (IB_HOST, "
+        "IB_PORT, IB_CLIENT_ID; the built-in simulated gateway when IB_HOST is empty) into the "
+        "journal's bars table (DB_PATH), within IB's pacing rules. Bars already stored are "
+        "kept: downloading again adds only what is new. A backtest reads them as "
+        "DATA journal:SYMBOL.",
+    )
+    download.add_argument("symbol", metavar="SYMBOL")
+    download.add_argument(
+        "--bar-size", help='IB bar size: "1 min", "5 mins", "1 hour", "1 day"... (BAR_SIZE)'
+    )
+    download.add_argument(
+        "--duration", default="30 D",
+        help='how far back: a number and S, D, W, M or Y (default "30 D")',
+    )  # fmt: skip
+    download.add_argument(
+        "--client-id", type=int,
+        help="the API client id to connect with (default IB_CLIENT_ID; another one while the "
+        "bot runs)",
+    )  # fmt: skip
+
     journal = commands.add_parser(
         "journal",
         help="print the most recent orders, fills and events from DB_PATH; export fills; "
@@ -118,9 +141,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "backtest":
         print("tradebot backtest: not built yet (it arrives with the backtest issue)")
         return 1
+    if command == "download":
+        return _download(settings, args)
     if args.backup is not None:
         return _backup(settings.db_path, args.backup)
     return asyncio.run(_journal_command(settings, args))
+
+
+def _download(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.download import download, parse_request
+
+    try:
+        request = parse_request(args.symbol, args.bar_size or settings.bar_size, args.duration)
+    except ValueError as exc:
+        print(f"tradebot: download: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+
+    def progress(line: str) -> None:
+        print(f"  {line}", file=sys.stderr, flush=True)
+
+    try:
+        result = asyncio.run(download(settings, request, client_id=args.client_id,
+                                      progress=progress))  # fmt: skip
+    except ConfigurationError as exc:
+        print(f"tradebot: download: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    span = f", {_t(result.first)} to {_t(result.last)} UTC" if result.first else ""
+    print(f"{request.symbol} {request.bar_size}: {result.received} bars in {result.requests} "
+          f"requests, {result.added} new in {settings.db_path}{span}")  # fmt: skip
+    return 0
 
 
 def _sim_gateway(argv: list[str]) -> int:

@@ -250,6 +250,12 @@ class IBBroker:
             )
         return account
 
+    async def connect_once(self) -> None:
+        """Connect for a one-off command (`tradebot download`): no listener, no reconnects.
+        Raises ConnectionError (326 included), OSError or TimeoutError when it cannot."""
+        self._listener = _OneOffListener()
+        await self._connect()
+
     def stop(self) -> None:
         self._stopping.set()
         self.ib.disconnect()
@@ -334,6 +340,31 @@ class IBBroker:
         except RequestError as exc:
             if exc.code == 162 and "no data" in exc.message.lower():
                 return []  # IB's way of saying the period is empty
+            raise BrokerRequestError(exc.code, exc.message) from None
+        return [translate.historical_bar(symbol, bar) for bar in bars]
+
+    async def history_window(
+        self, symbol: str, bar_size: str, duration: str, end: datetime, use_rth: bool
+    ) -> list[Bar]:
+        """The bars of `duration` (IB's text, "1 D") ending at `end`: one request, for
+        `tradebot download`, which paces them. IB's "no data" is an empty list."""
+        contract = self.contracts[symbol]
+        try:
+            bars = await asyncio.wait_for(
+                self.ib.reqHistoricalDataAsync(
+                    contract,
+                    endDateTime=end.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S"),
+                    durationStr=duration,
+                    barSizeSetting=bar_size,
+                    whatToShow=translate.what_to_show(contract),
+                    useRTH=use_rth,
+                    formatDate=2,
+                ),
+                self._request_timeout,
+            )
+        except RequestError as exc:
+            if exc.code == 162 and "no data" in exc.message.lower():
+                return []
             raise BrokerRequestError(exc.code, exc.message) from None
         return [translate.historical_bar(symbol, bar) for bar in bars]
 
@@ -584,3 +615,17 @@ class _NotListening:
 
 
 _NOT_LISTENING: Any = _NotListening()
+
+
+class _OneOffListener:
+    """The listener of a one-off command (connect_once): IB's errors and dropped handlers are
+    logged; everything a trading engine would act on is not its business."""
+
+    def on_error(self, code: int, message: str, req_id: int, order_ref: str | None) -> None:
+        log.info("IB error %s (request %s): %s", code, req_id, message)
+
+    def on_handler_failed(self, kind: str, error: BaseException) -> None:
+        log.error("the %s handler failed", kind, exc_info=error)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None

@@ -22,7 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.domain import Instrument
-from engine.strategies import parse_params
+from engine.strategies import StrategyNotFound, parse_params
 from engine.strategies.base import StrategyParams
 
 # IB Gateway, TWS, and the gnzsnz/ib-gateway container's socat port (4004 is its paper one).
@@ -346,7 +346,7 @@ class Settings(BaseSettings):
         try:
             params = parse_params(name, str(raw))
         except ValueError as exc:
-            key = "STRATEGY" if "unknown strategy" in str(exc) else "STRATEGY_PARAMS"
+            key = "STRATEGY" if isinstance(exc, StrategyNotFound) else "STRATEGY_PARAMS"
             raise SettingsError([f"{key}: {exc}"]) from None
         return {**data, "strategy": name, "strategy_params": params}
 

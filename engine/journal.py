@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from engine.domain import (
+    Bar,
     EngineState,
     Fill,
     Order,
@@ -121,6 +122,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX fills_order_ref ON fills (order_ref);
     CREATE INDEX events_at ON events (at);
     CREATE INDEX orders_status ON orders (status);
+    """,
+    # 3: historical bars for backtests and charts (`tradebot download`); one row per bar
+    """
+    CREATE TABLE bars (
+        symbol   TEXT NOT NULL,
+        bar_size TEXT NOT NULL,
+        time     TEXT NOT NULL,
+        open     REAL,
+        high     REAL,
+        low      REAL,
+        close    REAL,
+        volume   REAL,
+        PRIMARY KEY (symbol, bar_size, time)
+    );
     """,
 )
 
@@ -499,6 +514,45 @@ class Journal:
         return await prune_rows(self._db, cutoff, batch=batch, pause=pause)
 
     # --- state ------------------------------------------------------------------------
+
+    async def add_bars(self, bar_size: str, bars: Iterable[Bar]) -> int:
+        """Store historical bars of `bar_size` (IB's text, "1 min"); a bar already stored (same
+        symbol, size and start time) is kept as it was. Returns how many were new."""
+        rows = [
+            (b.symbol, bar_size, iso(b.time), b.open, b.high, b.low, b.close, b.volume)
+            for b in bars
+        ]
+        before = self._db.total_changes
+        await self._db.execute("BEGIN")
+        try:
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO bars (symbol, bar_size, time, open, high, low, close, "
+                "volume) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        await self._db.execute("COMMIT")
+        return self._db.total_changes - before
+
+    async def bars(self, symbol: str, bar_size: str | None = None) -> list[Bar]:
+        """The stored bars of `symbol` (of `bar_size`, or all sizes), oldest first."""
+        sql = "SELECT * FROM bars WHERE symbol = ?"
+        params: tuple[Any, ...] = (symbol,)
+        if bar_size is not None:
+            sql, params = sql + " AND bar_size = ?", (symbol, bar_size)
+        rows = await self._rows(sql + " ORDER BY bar_size, time", params)
+        return [
+            Bar(r["symbol"], datetime.fromisoformat(r["time"]), r["open"], r["high"], r["low"],
+                r["close"], r["volume"])
+            for r in rows
+        ]  # fmt: skip
+
+    async def bar_sizes(self, symbol: str) -> list[str]:
+        """The bar sizes stored for `symbol`."""
+        rows = await self._rows("SELECT DISTINCT bar_size FROM bars WHERE symbol = ?", (symbol,))
+        return sorted(row[0] for row in rows)
 
     async def get_state(self, key: str, default: str | None = None) -> str | None:
         rows = await self._rows("SELECT value FROM state WHERE key = ?", (key,))

@@ -262,7 +262,8 @@ def test_booleans(text: str, expected: bool) -> None:
         (
             "foo",
             "",
-            "unknown strategy 'foo' (choose sma_cross, rsi_reversion, bollinger_breakout)",
+            "unknown strategy 'foo' (choose sma_cross, rsi_reversion, bollinger_breakout, "
+            "or path/to/file.py:ClassName)",
         ),
         ("sma_cross", "fast=ten", "fast: expected an integer, got 'ten'"),
         ("sma_cross", "fast=2.5", "fast: expected an integer, got '2.5'"),

@@ -1,5 +1,8 @@
 """The strategies, found by name, and their parameters parsed from STRATEGY_PARAMS text.
 
+A name with a colon is a user's class, ``path/to/file.py:Class`` or ``package.module:Class``
+(`loader.py`); every caller (settings, engine, backtester) finds it through `strategy_type`.
+
 Errors are `ValueError`s with a short message meant for the user (the settings loader shows
 it as ``STRATEGY_PARAMS: <message>``), e.g. ``fast: expected an integer, got 'ten'``.
 """
@@ -10,8 +13,10 @@ import dataclasses
 import math
 import typing
 
+from engine.strategies import loader
 from engine.strategies.base import Strategy, StrategyParams
 from engine.strategies.bollinger_breakout import BollingerBreakout, BollingerBreakoutParams
+from engine.strategies.loader import StrategyNotFound
 from engine.strategies.rsi_reversion import RsiReversion, RsiReversionParams
 from engine.strategies.sma_cross import SmaCross, SmaCrossParams
 
@@ -24,6 +29,7 @@ __all__ = [
     "SmaCross",
     "SmaCrossParams",
     "Strategy",
+    "StrategyNotFound",
     "StrategyParams",
     "create",
     "parse_params",
@@ -38,11 +44,17 @@ _FALSE = frozenset({"false", "0", "no"})
 
 
 def strategy_type(name: str) -> type[Strategy]:
-    """The strategy class registered as `name`."""
+    """The strategy class registered as `name`, or the user's class `name` points to
+    (`path/to/file.py:Class`, `package.module:Class`). Raises StrategyNotFound."""
+    if loader.is_spec(name):
+        return loader.load(name)
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r} (choose {', '.join(STRATEGIES)})") from None
+        raise StrategyNotFound(
+            f"unknown strategy {name!r} (choose {', '.join(STRATEGIES)}, "
+            "or path/to/file.py:ClassName)"
+        ) from None
 
 
 def parse_params(name: str, text: str) -> StrategyParams:
@@ -64,8 +76,17 @@ def parse_params(name: str, text: str) -> StrategyParams:
         if key in values:
             raise ValueError(f"{key}: given twice")
         values[key] = _convert(key, raw, hints[key])
-    params = params_type(**values)
-    params.validate()
+    if not loader.is_spec(name):
+        params = params_type(**values)
+        params.validate()
+        return params
+    try:
+        params = params_type(**values)
+        params.validate()
+    except ValueError:
+        raise
+    except Exception as exc:  # the user's validate() failing otherwise is still one line
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
     return params
 
 
