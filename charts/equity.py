@@ -76,7 +76,7 @@ def equity_figure(equity: pd.Series, title: str = "", tz: tzinfo = UTC) -> Figur
 
     locator = AutoDateLocator(tz=tz, minticks=4, maxticks=9)
     under.xaxis.set_major_locator(locator)
-    under.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=tz, show_offset=False))
+    under.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=tz))
     under.set_xlabel(f"date ({zone_name(tz)})", fontsize="small", color="#555555")
     curve.tick_params(labelbottom=False)
     for axes in (curve, under):
