@@ -12,7 +12,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from charts.png import DOWN, GRID, figure_png, new_figure
+from charts.png import DOWN, GRID, Decimals, figure_png, new_figure
 from charts.sessions import zone_name
 
 LINE = "#1f4e79"
@@ -69,9 +69,9 @@ def equity_figure(equity: pd.Series, title: str = "", tz: tzinfo = UTC) -> Figur
     step = float(np.diff(ticks).min()) if len(ticks) > 1 else high - low
     curve.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v, step)))
     worst = float(drawdown.min())
-    under.set_ylim(min(worst * 1.15, -0.001), 0)
+    under.set_ylim(min(worst * 1.15, -0.005), 0)
     under.yaxis.set_major_locator(MaxNLocator(3))
-    under.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
+    under.yaxis.set_major_formatter(Decimals(lambda v, d: f"{v:.{max(d - 2, 0)}%}"))
     under.set_ylabel("drawdown", fontsize="small", color="#555555")
 
     locator = AutoDateLocator(tz=tz, minticks=4, maxticks=9)
@@ -91,7 +91,7 @@ def equity_figure(equity: pd.Series, title: str = "", tz: tzinfo = UTC) -> Figur
     curve.set_title(f"{money(values[-1], 1.0 if step < 20 else 100.0)}   {change:+.2%}   "
                     f"max drawdown {worst:.2%}", loc="right", fontsize="medium")
     curve.legend(loc="upper left", fontsize="small", framealpha=0.85)
-    figure.subplots_adjust(left=0.03, right=0.88, top=0.93, bottom=0.1)
+    figure.subplots_adjust(left=0.05, right=0.88, top=0.93, bottom=0.1)
     return figure
 
 

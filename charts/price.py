@@ -14,9 +14,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, ScalarFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
-from charts.png import DOWN, GRID, UP, figure_png, new_figure
+from charts.png import DOWN, GRID, UP, Decimals, figure_png, new_figure
 from charts.sessions import break_at, groups, ns, session_starts, time_ticks, zone_name
 
 # More bars than this and each candle stands for several consecutive bars of one session
@@ -115,9 +115,7 @@ def price_figure(
         axes.set_xlim(-0.5 - n * 0.01, n - 0.5 + n * 0.02)
         for side in ("top", "left"):
             axes.spines[side].set_visible(False)
-    price_formatter = ScalarFormatter(useOffset=False)
-    price_formatter.set_scientific(False)
-    price_axes.yaxis.set_major_formatter(price_formatter)
+    price_axes.yaxis.set_major_formatter(Decimals())
     price_axes.yaxis.set_major_locator(MaxNLocator(8))
     ticks = time_ticks(times, tz)
     bottom.xaxis.set_major_locator(FixedLocator([index for index, _ in ticks]))
@@ -136,7 +134,7 @@ def price_figure(
     price_axes.set_title(f"last {last:,.2f}", loc="right", fontsize="medium")
     if price_axes.get_legend_handles_labels()[0]:
         price_axes.legend(loc="upper left", fontsize="small", framealpha=0.85)
-    figure.subplots_adjust(left=0.03, right=0.92, top=0.93, bottom=0.1 if has_volume else 0.12)
+    figure.subplots_adjust(left=0.05, right=0.92, top=0.93, bottom=0.1 if has_volume else 0.12)
     return figure
 
 
