@@ -64,8 +64,8 @@ def price_figure(
         sequence of the same length); None or NaN where there is no value yet.
     markers: fills to mark, each a `Marker(time, side, price)`, a (time, side, price) tuple,
         or any object with `time`, `side` and `price` (a Fill); side "BUY" or "SELL". Drawn at
-        the bar whose interval holds the time, at the fill price; fills before the first bar
-        are left out.
+        the fill price on the last bar that started at or before the fill (a fill between
+        sessions sits on the session's last bar); fills before the first bar are left out.
     tz: the time zone of the axis labels (the exchange's, or DISPLAY_TZ).
     title: the chart's title.
     max_candles: above this many bars, each candle aggregates consecutive bars.
