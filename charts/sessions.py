@@ -87,12 +87,15 @@ def time_ticks(times: pd.DatetimeIndex, tz: tzinfo, max_ticks: int = 10) -> list
         candidates = np.concatenate(([0], np.flatnonzero(np.diff(keys) != 0) + 1))
         if len(candidates) <= max_ticks:
             break
-    # Ticks too close together (a step change right after a session start) would overlap.
+    # Ticks too close together would overlap: session starts are kept first, then the rest.
     min_gap = n / (max_ticks * 1.5)
+    opening = set(session_starts(times).tolist())
+    ordered = sorted(candidates.tolist(), key=lambda index: (index not in opening, index))
     kept: list[int] = []
-    for index in candidates.tolist():
-        if not kept or index - kept[-1] >= min_gap:
+    for index in ordered:
+        if all(abs(index - other) >= min_gap for other in kept):
             kept.append(index)
+    kept.sort()
     intraday = unit in ("min", "day") and bar_spacing(times) < DAY
     ticks: list[tuple[int, str]] = []
     previous: pd.Timestamp | None = None

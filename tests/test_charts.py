@@ -20,10 +20,12 @@ from engine.reports import ChartData, ChartMarker
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def sessions(days: list[str], per_day: int = 12, minutes: int = 30) -> pd.DataFrame:
-    """`per_day` bars from 09:30 New York on each day; closes 100, 101, 102, ... in order."""
+def sessions(
+    days: list[str], per_day: int = 12, minutes: int = 30, start: str = "09:30"
+) -> pd.DataFrame:
+    """`per_day` bars from `start` New York on each day; closes 100, 101, 102, ... in order."""
     times = [
-        pd.Timestamp(f"{day} 09:30", tz=NEW_YORK) + pd.Timedelta(minutes=minutes * i)
+        pd.Timestamp(f"{day} {start}", tz=NEW_YORK) + pd.Timedelta(minutes=minutes * i)
         for day in days
         for i in range(per_day)
     ]
@@ -211,3 +213,12 @@ def test_chart_data_from_the_engine_becomes_bars() -> None:
     closes_only = ChartData("AAPL", times, tuple(bars.close))
     assert (bars_frame(closes_only)["open"] == bars.close).all()
     assert render_png(ChartData(None, times[:3], (1e6, 1.001e6, 0.999e6)), UTC, "paper")
+
+
+def test_a_session_start_keeps_its_label_over_a_nearby_time() -> None:
+    # Two sessions of 8 hourly bars from 13:00 UTC: a 2-hour step puts "20:00" on the first
+    # session's last bar, one bar before the next session's start: too close for both labels.
+    bars = sessions(["2026-11-23", "2026-11-24"], per_day=8, minutes=60, start="08:00")
+    ticks = dict(time_ticks(bars.index, UTC))
+    assert ticks[0] == "Mon 23 Nov" and ticks[8] == "Tue 24 Nov"
+    assert 7 not in ticks
