@@ -1,63 +1,57 @@
-"""PNG charts from `ChartData`: a symbol's price with indicators and trades, or the equity curve.
+"""/chart's pictures: `ChartData` from the control API drawn by `charts` (candles over trading
+sessions, or the equity curve), in DISPLAY_TZ.
 
 Rendering uses matplotlib's Agg canvas on a `Figure` (no pyplot global state). It takes
-30-100 ms of CPU and holds the GIL, so a thread would still stall the event loop: `ChartRenderer`
+100-300 ms of CPU and holds the GIL, so a thread would still stall the event loop: `ChartRenderer`
 draws in one worker process (spawned on first use), one chart at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from datetime import tzinfo
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
+import pandas as pd
 
 from bot.messages.document import mode_tag
+from charts import equity_chart_png, price_chart_png
 from engine.reports import ChartData
+
+
+def bars_frame(data: ChartData) -> pd.DataFrame:
+    """The symbol's bars as an OHLCV frame on their UTC start times; a bar kept without its
+    open, high or low (none today) is drawn flat at its close."""
+    closes = list(data.values)
+
+    def column(values: tuple[float, ...]) -> list[float]:
+        return list(values) if len(values) == len(closes) else closes
+
+    volumes = list(data.volumes) if len(data.volumes) == len(closes) else [0.0] * len(closes)
+    return pd.DataFrame(
+        {"open": column(data.opens), "high": column(data.highs), "low": column(data.lows),
+         "close": closes, "volume": volumes},
+        index=pd.DatetimeIndex(data.times),
+    )
 
 
 def render_png(data: ChartData, tz: tzinfo, mode: str) -> bytes:
     """Draw `data` and return PNG bytes; blocking, `ChartRenderer` runs it in a worker process."""
     if not data.times:
         raise ValueError("no data to chart")
-    figure = Figure(figsize=(8, 4.5), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    times = [t.astimezone(tz) for t in data.times]
-    label = data.symbol or "equity"
-    axes.plot(times, data.values, color="black", linewidth=1.2, label=label)
-    for name, series in data.indicators.items():
-        points = [(t, v) for t, v in zip(times, series, strict=False) if v is not None]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            axes.plot(xs, ys, linewidth=1, label=name)
-    for side, marker, color in (("BUY", "^", "tab:green"), ("SELL", "v", "tab:red")):
-        marks = [m for m in data.markers if m.side == side]
-        if marks:
-            axes.scatter(
-                [m.time.astimezone(tz) for m in marks],
-                [m.price for m in marks],
-                marker=marker,
-                color=color,
-                s=60,
-                zorder=3,
-                label=side.lower(),
-            )
-    locator = AutoDateLocator(tz=tz)
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=tz))
-    axes.set_title(f"{mode_tag(mode)} {label}")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    if data.symbol is None:
+        equity = pd.Series(data.values, index=pd.DatetimeIndex(data.times), dtype=float)
+        return equity_chart_png(equity, f"{mode_tag(mode)} equity", tz)
+    n = len(data.times)
+    indicators = {  # aligned on the newest bar: the oldest bars may predate the values kept
+        name: ([None] * (n - len(values)) + list(values[-n:]) if values else [None] * n)
+        for name, values in data.indicators.items()
+    }
+    indicators = {name: [float("nan") if v is None else v for v in values]
+                  for name, values in indicators.items()}
+    return price_chart_png(bars_frame(data), indicators, data.markers, tz,
+                           f"{mode_tag(mode)} {data.symbol}")
 
 
 class ChartBusy(Exception):

@@ -211,6 +211,10 @@ class Control:
             tuple(bar.close for bar in bars),
             indicators,
             markers,
+            opens=tuple(bar.open for bar in bars),
+            highs=tuple(bar.high for bar in bars),
+            lows=tuple(bar.low for bar in bars),
+            volumes=tuple(bar.volume for bar in bars),
         )
 
     def subscribe(self, maxsize: int = 1000) -> Subscription:

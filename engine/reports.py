@@ -219,7 +219,8 @@ class ChartMarker:
 
 @dataclass(frozen=True, slots=True)
 class ChartData:
-    """Series for a chart: a symbol's closes with indicator lines and trade markers, or, with
+    """Series for a chart: a symbol's bars (`times` their starts, `values` the closes, and the
+    opens, highs, lows and volumes beside them) with indicator lines and trade markers, or, with
     `symbol` None, the equity curve in `values`."""
 
     symbol: str | None
@@ -227,3 +228,7 @@ class ChartData:
     values: tuple[float, ...]
     indicators: dict[str, tuple[float | None, ...]] = field(default_factory=dict)
     markers: tuple[ChartMarker, ...] = ()
+    opens: tuple[float, ...] = ()
+    highs: tuple[float, ...] = ()
+    lows: tuple[float, ...] = ()
+    volumes: tuple[float, ...] = ()

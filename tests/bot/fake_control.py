@@ -227,7 +227,16 @@ class FakeControl:
             ChartMarker(times[70], values[70], "SELL"),
         )
         sma = tuple(None if i < 10 else sum(values[i - 10 : i]) / 10 for i in range(120))
-        return ChartData(symbol, times, values, {"sma10": sma} if symbol else {}, markers)
+        if symbol is None:
+            return ChartData(None, times, values)
+        opens = (values[0], *values[:-1])
+        return ChartData(
+            symbol, times, values, {"sma10": sma}, markers,
+            opens=opens,
+            highs=tuple(max(o, c) + 0.1 for o, c in zip(opens, values, strict=True)),
+            lows=tuple(min(o, c) - 0.1 for o, c in zip(opens, values, strict=True)),
+            volumes=tuple(1000.0 + 10 * i for i in range(120)),
+        )
 
     def subscribe(self, maxsize: int = 1000) -> Subscription:
         return self.bus.subscribe(maxsize)

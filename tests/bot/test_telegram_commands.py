@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import struct
 import time
 
 import pytest
@@ -102,6 +103,8 @@ async def test_read_only_user_cannot_pause(
 async def test_chart_sends_a_png(api: FakeBotAPI, bot: TelegramFrontEnd) -> None:
     photo = await ask(api, "/chart AAPL", method="sendPhoto")
     assert photo.files["photo"].startswith(b"\x89PNG")
+    width, height = struct.unpack(">II", photo.files["photo"][16:24])  # the PNG's IHDR
+    assert (width, height) == (1210, 682)  # candles with the volume panel below
     assert "[SIM]" in photo.params["caption"]
     equity = await ask(api, "/chart", method="sendPhoto")
     assert equity.files["photo"].startswith(b"\x89PNG")
