@@ -1,5 +1,6 @@
-"""No import cycle among the modules of engine/, bot/ and ibsim/, and the packages layered:
-ibsim and engine know nothing of each other or of bot; bot is the application over both.
+"""No import cycle among the modules of engine/, bot/, ibsim/ and backtest/, and the packages
+layered: ibsim and engine know nothing of each other or of bot; backtest runs the engine's code
+and knows nothing of bot or ibsim; bot is the application over them all.
 
 Every import statement counts, wherever it is: under `if TYPE_CHECKING:` (it couples the
 modules all the same) and inside functions. `from package import name` is an import of the
@@ -13,10 +14,15 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("engine", "bot", "ibsim")
+PACKAGES = ("engine", "bot", "ibsim", "backtest")
 # Which package may import which (besides itself): bot is the application, which runs the
-# engine and, on the embedded defaults, the simulated gateway.
-MAY_IMPORT = {"engine": set(), "ibsim": set(), "bot": {"engine", "ibsim"}}
+# engine, the backtester and, on the embedded defaults, the simulated gateway.
+MAY_IMPORT = {
+    "engine": set(),
+    "ibsim": set(),
+    "backtest": {"engine"},
+    "bot": {"engine", "ibsim", "backtest"},
+}
 
 
 def _module_name(path: Path) -> str:
