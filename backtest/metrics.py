@@ -62,7 +62,7 @@ def periods_per_year(times: pd.DatetimeIndex) -> float:
         return float(TRADING_DAYS)
     days = times.normalize()
     per_day = float(np.median(pd.Series(1, index=days).groupby(level=0).size()))
-    weekend = bool((times.dayofweek >= 5).any())
+    weekend = bool((times.day_of_week >= 5).any())
     return (CALENDAR_DAYS if weekend else TRADING_DAYS) * per_day
 
 
