@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -145,7 +145,7 @@ class _Backtest:
         frame = self.data.frame
         index = frame.index
         starts = index.to_pydatetime()
-        closes = (index + pd.Timedelta(seconds=self.data.bar_seconds)).to_pydatetime()
+        length = timedelta(seconds=self.data.bar_seconds)  # a bar closes one length after it starts
         # Plain lists of floats: indexing them is several times faster than numpy scalars.
         opens, highs, lows = frame["open"].tolist(), frame["high"].tolist(), frame["low"].tolist()
         prices, volumes = frame["close"].tolist(), frame["volume"].tolist()
@@ -173,10 +173,10 @@ class _Backtest:
                 changed = True
             if changed:
                 position = broker.position(symbol)
-                self._check_daily_loss(closes[i])
+                self._check_daily_loss(starts[i] + length)
                 below, above = self._loss_triggers()
             elif not below < close < above:
-                self._check_daily_loss(closes[i])
+                self._check_daily_loss(starts[i] + length)
             broker.bar_index = i
             signal = strategy.on_bar(
                 Bar(symbol, starts[i], opens[i], highs[i], lows[i], close, volumes[i]), position
@@ -184,7 +184,7 @@ class _Backtest:
             if record is not None:
                 record(strategy.indicator_values())
             if signal is not None:
-                self._decide(signal, starts[i], closes[i])
+                self._decide(signal, starts[i], starts[i] + length)
             if progress is not None and not i & mask:
                 progress(i)
         if progress is not None:
