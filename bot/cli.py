@@ -1,4 +1,5 @@
-"""The `tradebot` command line: run, sim-gateway, backtest, download, journal."""
+"""The `tradebot` command line: run, sim-gateway, backtest (in `bot/backtest_cli.py`), download,
+journal."""
 
 from __future__ import annotations
 
@@ -67,11 +68,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = commands.add_parser(
         "backtest",
-        help="replay bars through the configured strategy (not built yet)",
-        description="Run the configured strategy and risk rules over historical bars. "
-        "Not built yet: it arrives with the backtest issue.",
+        help="replay historical bars through a strategy and the risk rules; print the summary",
+        description="Run a strategy over historical bars with the live strategy and risk code "
+        "(MAX_POSITION, MAX_NOTIONAL, MAX_DAILY_LOSS, MAX_ORDERS_PER_MINUTE, STOP_LOSS_PCT, "
+        "TAKE_PROFIT_PCT from the settings). A market order decided at a bar's close fills at "
+        "the next bar's open.",
     )
-    backtest.add_argument("--data", help="folder of CSV bars (datetime,open,high,low,close,volume)")
+    backtest.add_argument(
+        "data", metavar="DATA",
+        help="a CSV file with the header datetime,open,high,low,close,volume (ISO 8601 times, "
+        "ascending), or journal:SYMBOL for bars of BAR_SIZE stored by tradebot download",
+    )  # fmt: skip
+    backtest.add_argument("--strategy", help="the strategy's name (default: STRATEGY)")
+    backtest.add_argument(
+        "--params", help="key=value,... (default: STRATEGY_PARAMS for STRATEGY, else the "
+        "strategy's defaults)",
+    )  # fmt: skip
+    backtest.add_argument("--quantity", type=float, help="shares a signal trades "
+                          "(default: ORDER_QUANTITY)")  # fmt: skip
+    backtest.add_argument("--cash", type=float, default=100_000.0,
+                          help="starting cash (default 100000)")  # fmt: skip
+    backtest.add_argument("--commission-per-share", type=float, default=0.0,
+                          help="commission per share (default 0)")  # fmt: skip
+    backtest.add_argument("--min-commission", type=float, default=0.0,
+                          help="minimum commission per fill (default 0)")  # fmt: skip
+    backtest.add_argument("--trades-out", metavar="FILE.csv", type=Path,
+                          help="write every fill as CSV: time,side,quantity,price")  # fmt: skip
+    backtest.add_argument("--report", metavar="DIR", type=Path,
+                          help="write summary.json, summary.md, trades.csv into DIR")  # fmt: skip
+    backtest.add_argument(
+        "--split", type=float, metavar="FRACTION",
+        help="also summarise the first FRACTION of the bars and the rest side by side (0.7)",
+    )  # fmt: skip
 
     download = commands.add_parser(
         "download",
@@ -139,8 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(settings)
     if command == "backtest":
-        print("tradebot backtest: not built yet (it arrives with the backtest issue)")
-        return 1
+        from bot.backtest_cli import backtest
+
+        return backtest(settings, args)
     if command == "download":
         return _download(settings, args)
     if args.backup is not None:

@@ -76,7 +76,8 @@ class _RollingStats:
         return max(self._m2, 0.0) / (len(self._window) - ddof)
 
     def push(self, x: float) -> None:
-        if not self.full:
+        # len() rather than `full`: this runs for every bar of every backtest.
+        if len(self._window) < self.period:
             self._window.append(x)
             delta = x - self._mean
             self._mean += delta / len(self._window)
@@ -122,8 +123,12 @@ class SMA:
         return self._stats.mean if self._stats.full else None
 
     def update(self, value: float) -> float | None:
-        self._stats.push(_check_finite(value))
-        return self.value
+        # `value`'s checks inlined: the hot path of every SMA strategy, live and backtested.
+        if not math.isfinite(value):
+            _check_finite(value)
+        stats = self._stats
+        stats.push(value)
+        return stats._mean if len(stats._window) == self.period else None
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ and published with its reason.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 
@@ -88,16 +89,12 @@ class Trader:
             self._refuse(symbol, "waiting for the broker to confirm the position")
             return None
         position = self._portfolio.position(symbol)
-        target = signal.target
         entry_refused = self._entry_refused(symbol)
-        if entry_refused is not None and target * position < 0:
-            target = 0.0  # a reversal: only its exit half may go
-        delta = target - position
-        if abs(delta) < 1e-9:
+        if entry_refused is not None and signal.target * position < 0:
+            signal = dataclasses.replace(signal, target=0.0)  # a reversal: only its exit half
+        request = order_request(signal, position, self._portfolio.last_price.get(symbol))
+        if request is None:
             return None
-        side = Side.BUY if delta > 0 else Side.SELL
-        request = OrderRequest(symbol, side, abs(delta), self._portfolio.last_price.get(symbol),
-                               position)
         if entry_refused is not None and not request.is_exit:
             self._refuse(symbol, entry_refused)
             return None
@@ -111,7 +108,7 @@ class Trader:
             self._refuse(symbol, decision.reason)
             return None
         self._risk.record_order(now)
-        return self._orders.prepare(symbol, side, abs(delta), signal.reason), request
+        return self._orders.prepare(symbol, request.side, request.quantity, signal.reason), request
 
     def send(self, order: Order, request: OrderRequest) -> None:
         """Start sending a decided order. Never cancelled at stop: an order being sent
@@ -155,10 +152,7 @@ class Trader:
         )
 
     def _wants_bracket(self, request: OrderRequest) -> bool:
-        settings = self._settings
-        return not request.is_exit and request.position == 0 and bool(
-            settings.stop_loss_pct or settings.take_profit_pct
-        )
+        return wants_bracket(request, self._settings.stop_loss_pct, self._settings.take_profit_pct)
 
     async def _protect(self, parent: Order, request: OrderRequest) -> None:
         """Attach stop-loss / take-profit children to an entry (sent with the last child)."""
@@ -167,15 +161,10 @@ class Trader:
         tick = info.min_tick if info else 0.01
         if price is None:
             return
-        direction = parent.side.sign
         settings = self._settings
-        children: list[tuple[OrderType, float | None, float | None]] = []
-        if settings.take_profit_pct:
-            target = round_tick(price * (1 + direction * settings.take_profit_pct / 100), tick)
-            children.append((OrderType.LIMIT, target, None))
-        if settings.stop_loss_pct:
-            stop = round_tick(price * (1 - direction * settings.stop_loss_pct / 100), tick)
-            children.append((OrderType.STOP, None, stop))
+        children = protective_orders(
+            parent.side, price, tick, settings.stop_loss_pct, settings.take_profit_pct
+        )
         oca = f"oca-{parent.order_ref}"
         for index, (order_type, limit, stop) in enumerate(children):
             await self._orders.submit(
@@ -196,3 +185,41 @@ class Trader:
 
 def round_tick(price: float, tick: float) -> float:
     return round(round(price / tick) * tick, 10)
+
+
+def order_request(
+    signal: Signal, position: float, last_price: float | None
+) -> OrderRequest | None:
+    """The one order that takes `position` to the signal's target, or None when it is there.
+    (Live and in backtests: the delta is target − position, sent as one order.)"""
+    delta = signal.target - position
+    if abs(delta) < 1e-9:
+        return None
+    side = Side.BUY if delta > 0 else Side.SELL
+    return OrderRequest(signal.symbol, side, abs(delta), last_price, position)
+
+
+def wants_bracket(
+    request: OrderRequest, stop_loss_pct: float | None, take_profit_pct: float | None
+) -> bool:
+    """An entry from flat gets protective orders when STOP_LOSS_PCT or TAKE_PROFIT_PCT is set."""
+    return not request.is_exit and request.position == 0 and bool(
+        stop_loss_pct or take_profit_pct
+    )
+
+
+def protective_orders(
+    entry_side: Side, price: float, tick: float,
+    stop_loss_pct: float | None, take_profit_pct: float | None,
+) -> list[tuple[OrderType, float | None, float | None]]:
+    """(type, limit, stop) of an entry's take-profit and stop-loss, from the entry's reference
+    price, on the tick; they close the entry, so they go the opposite way."""
+    direction = entry_side.sign
+    children: list[tuple[OrderType, float | None, float | None]] = []
+    if take_profit_pct:
+        target = round_tick(price * (1 + direction * take_profit_pct / 100), tick)
+        children.append((OrderType.LIMIT, target, None))
+    if stop_loss_pct:
+        stop = round_tick(price * (1 - direction * stop_loss_pct / 100), tick)
+        children.append((OrderType.STOP, None, stop))
+    return children

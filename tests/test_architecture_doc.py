@@ -1,5 +1,5 @@
 """docs/architecture.md is the map of the code: every module of engine/, bot/, ibsim/ and
-charts/ is on it, and every module it names exists."""
+backtest/ and charts/ are on it, and every module it names exists."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
-PACKAGES = ("engine", "bot", "ibsim", "charts")
+PACKAGES = ("engine", "bot", "ibsim", "backtest", "charts")
 
 
 def _modules() -> set[str]:
@@ -21,8 +21,8 @@ def _modules() -> set[str]:
 
 def _named() -> set[str]:
     text = DOC.read_text()
-    named = set(re.findall(r"`((?:engine|bot|ibsim|charts)/[\w/]+\.py)`", text))
-    for folder in re.findall(r"`((?:engine|bot|ibsim|charts)/[\w/]+/)`", text):
+    named = set(re.findall(r"`((?:engine|bot|ibsim|backtest|charts)/[\w/]+\.py)`", text))
+    for folder in re.findall(r"`((?:engine|bot|ibsim|backtest|charts)/[\w/]+/)`", text):
         named.update(  # a folder named with its files, as `engine/strategies/` (`base.py`, …)
             f"{folder}{name}" for name in re.findall(r"`(\w+\.py)`", text)
             if (ROOT / folder / name).exists()

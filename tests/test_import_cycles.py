@@ -1,6 +1,7 @@
-"""No import cycle among the modules of engine/, bot/, ibsim/ and charts/, and the packages
-layered: ibsim, engine and charts know nothing of each other or of bot; bot is the application
-over them.
+"""No import cycle among the modules of engine/, bot/, ibsim/, backtest/ and charts/, and the
+packages layered: ibsim, engine and charts know nothing of each other or of bot; backtest runs
+the engine's code (and draws with charts) and knows nothing of bot or ibsim; bot is the
+application over them all.
 
 Every import statement counts, wherever it is: under `if TYPE_CHECKING:` (it couples the
 modules all the same) and inside functions. `from package import name` is an import of the
@@ -14,11 +15,15 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("engine", "bot", "ibsim", "charts")
+PACKAGES = ("engine", "bot", "ibsim", "backtest", "charts")
 # Which package may import which (besides itself): bot is the application, which runs the
-# engine and, on the embedded defaults, the simulated gateway.
+# engine, the backtester and, on the embedded defaults, the simulated gateway.
 MAY_IMPORT = {
-    "engine": set(), "ibsim": set(), "charts": set(), "bot": {"engine", "ibsim", "charts"},
+    "engine": set(),
+    "ibsim": set(),
+    "charts": set(),
+    "backtest": {"engine", "charts"},
+    "bot": {"engine", "ibsim", "backtest", "charts"},
 }
 
 

@@ -1,0 +1,85 @@
+"""`tradebot backtest` end to end, as a user types it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.backtest.helpers import random_walk
+from tests.tradebot_script import TRADEBOT, clean_env
+
+
+def _csv(tmp_path: Path, bars: int = 300) -> Path:
+    frame = random_walk(bars)
+    frame.index = frame.index.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = tmp_path / "spy.csv"
+    frame.to_csv(path, index_label="datetime")
+    return path
+
+
+def _backtest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TRADEBOT), "backtest", *args], cwd=tmp_path, env=clean_env(), text=True,
+        capture_output=True, timeout=30, check=False,
+    )
+
+
+def test_a_run_prints_the_summary_and_writes_the_trades(tmp_path: Path) -> None:
+    trades = tmp_path / "trades.csv"
+    done = _backtest(tmp_path, str(_csv(tmp_path)), "--strategy", "sma_cross", "--params",
+                     "fast=5,slow=20", "--quantity", "10", "--commission-per-share", "0.01",
+                     "--min-commission", "1", "--trades-out", str(trades), "--report", "rep")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # not a terminal: no progress bar
+    assert "sma_cross on SPY: 300 bars" in done.stdout
+    for label in ("total return", "CAGR", "Sharpe (annualised)", "Sortino (annualised)",
+                  "max drawdown", "max drawdown duration", "trades", "win rate",
+                  "profit factor", "average trade", "exposure", "commissions"):
+        assert f"\n{label} " in done.stdout
+    with trades.open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["time", "side", "quantity", "price"]
+    assert len(rows) > 5 and {r[1] for r in rows[1:]} == {"BUY", "SELL"}
+    assert rows[1][0].endswith("+00:00") and float(rows[1][2]) == 10.0
+    report = tmp_path / "rep"
+    assert sorted(p.name for p in report.iterdir()) == ["summary.json", "summary.md",
+                                                       "trades.csv"]
+    summary = json.loads((report / "summary.json").read_text())["summaries"]["all"]
+    assert summary["bars"] == 300 and summary["commissions"] >= 1.0
+    assert (report / "trades.csv").read_text() == trades.read_text()
+
+
+def test_split_prints_both_parts_side_by_side(tmp_path: Path) -> None:
+    done = _backtest(tmp_path, str(_csv(tmp_path)), "--params", "fast=5,slow=20", "--split",
+                     "0.7")
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[1]
+    assert "first 70%" in header and "last 30%" in header
+    assert "\nbars " in done.stdout and "210" in done.stdout and "90" in done.stdout
+
+
+BROKEN = "datetime,open,high,low,close,volume\n2026-01-05,1,2,0.5,1,10\n2026-01-04,1,2,0.5,1,10\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("BROKEN",), "broken.csv: line 3: 2026-01-04T00:00:00+00:00 is not after"),
+    (("GOOD", "--params", "fast=ten"), "--params: fast: expected an integer, got 'ten'"),
+    (("GOOD", "--strategy", "nope"), "--strategy: unknown strategy 'nope'"),
+    (("GOOD", "--split", "1.5"), "--split: expected a fraction between 0 and 1"),
+    (("GOOD", "--quantity", "-1"), "--quantity: expected a number greater than 0"),
+    (("journal:AAPL",), "journal:AAPL: no journal at tradebot.sqlite3"),
+    (("none.csv",), "none.csv: no such file"),
+])
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "broken.csv").write_text(BROKEN)
+    files = {"GOOD": str(_csv(tmp_path, 50)), "BROKEN": str(tmp_path / "broken.csv")}
+    done = _backtest(tmp_path, *(files.get(a, a) for a in args))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("tradebot backtest: ") and message in done.stderr, done.stderr
