@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Container
 
 from engine.domain import KILL_SWITCH_REASON, EngineState, Order, OrderStatus, Position, Side
 from engine.fills import Fills
-from engine.orders import OrderManager
+from engine.orders import KILL_SWITCH_JOURNAL_SECONDS, OrderManager
 from engine.ports import BrokerPort
 from engine.reports import (
     CancelReport,
@@ -151,9 +151,12 @@ class KillSwitch:
             if progress is not None:
                 await progress(text)
 
-        self._risk.pause(f"flatten by {by}")  # at once; persisted on the side
-        self._tasks.aside(self._trading_state.persist(EngineState.PAUSED, f"flatten by {by}",
-                                                      by))
+        self._risk.pause(f"flatten by {by}")  # at once
+        persisted = self._tasks.aside(self._trading_state.persist(
+            EngineState.PAUSED, f"flatten by {by}", by))
+        # On disk before anything is cancelled or closed: a bot killed mid-flatten comes back
+        # paused, not trading. A full or failing disk delays the kill switch only so long.
+        await asyncio.wait({persisted}, timeout=KILL_SWITCH_JOURNAL_SECONDS)
         if not self._broker.is_connected:
             return FlattenReport(
                 scope, (), (), (NotClosed(None, None, NotClosedReason.NOT_CONNECTED),),
