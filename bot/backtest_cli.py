@@ -10,11 +10,12 @@ from pathlib import Path
 
 from backtest.broker import Commission
 from backtest.data import BarData, DataError, load_csv, load_journal
+from backtest.pictures import report_charts
 from backtest.report import summary_columns, summary_table, write_report, write_trades_csv
 from backtest.runner import BacktestConfig, run
 from bot.progress import ProgressBar
 from engine.config import Settings
-from engine.strategies import parse_params
+from engine.strategies import StrategyNotFound, parse_params
 
 EXIT_BAD_INPUT = 2
 JOURNAL_PREFIX = "journal:"
@@ -45,7 +46,7 @@ def backtest(settings: Settings, args: argparse.Namespace) -> int:
         if args.trades_out is not None:
             write_trades_csv(result, args.trades_out)
         if args.report is not None:
-            write_report(result, args.report, args.split)
+            write_report(result, args.report, args.split, report_charts)
     except OSError as exc:
         print(f"tradebot backtest: cannot write {exc.filename} ({exc.strerror})", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -60,7 +61,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> BacktestConfig:
         else:
             params = parse_params(strategy, args.params or "")
     except ValueError as exc:
-        option = "--strategy" if "unknown strategy" in str(exc) else "--params"
+        option = "--strategy" if isinstance(exc, StrategyNotFound) else "--params"
         raise BadInput(f"{option}: {exc}") from None
     quantity = settings.order_quantity if args.quantity is None else args.quantity
     _positive("--quantity", quantity)
