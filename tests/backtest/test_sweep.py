@@ -4,6 +4,7 @@ each row what a single run gives, sorted by a metric."""
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -139,3 +140,10 @@ def test_shared_is_scattered_to_a_dask_cluster() -> None:
         rows = run_sweep(toy_shared, combos, cluster=cluster.scheduler_address,
                          shared={"shift": 1.0})
     assert rows == run_sweep(toy_shared, combos, workers=1, shared={"shift": 1.0})
+
+
+def test_a_missing_dask_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    with pytest.raises(ValueError, match=r"^--cluster needs dask.distributed: pip install "
+                       r"'tradebot\[cluster\]'$"):
+        run_sweep(toy, [{"fast": 1, "slow": 2}] * 2, cluster="tcp://127.0.0.1:8786")
