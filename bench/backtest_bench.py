@@ -12,9 +12,10 @@ fastest). Prints bars/s for each, both ratios, and whether the fills agree. With
 runs N times and the fastest counts; --peer-bars runs backtrader on the first N bars only (its
 bars/s hardly depends on the length; tradebot's fills are then compared on those bars).
 
-The sweep (run before backtrader, whose heap would burden the forked workers): 16 combinations (fast 5..20 × slow 30..60) through `tradebot backtest --grid`'s
-code on --workers processes (default 2), against 8 of them run one after another here; the
-issue's goal is the sweep within 1.1 × the time of the 8 single runs.
+The sweep (run before backtrader, whose heap would burden the forked workers): 16
+combinations (fast 5..20 × slow 30..60) through `tradebot backtest --grid`'s code on --workers
+processes (default 2), against 8 of them run one after another here; the issue's goal is the
+sweep within 1.1 × the time of the 8 single runs.
 """
 
 from __future__ import annotations
