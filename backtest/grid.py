@@ -3,9 +3,9 @@ check them, run alone, its summary as the sweep's metrics.
 
 `run_combination` is the sweep's picklable function: module level, bound to the configuration
 with `functools.partial`, the bars coming as the sweep's `shared` value (once per worker).
-A combination's parameters are the `--params` text with the combination's values put in, parsed
-by `engine.strategies.parse_params`: the very parameters a single run with that text gets, so its
-row is that run's summary.
+A combination's parameters are the run's own (`--params`, or STRATEGY_PARAMS) written as text
+with the combination's values put in, parsed by `engine.strategies.parse_params`: the very
+parameters a single run with that text gets, so its row is that run's summary.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from backtest.data import BarData
 from backtest.metrics import Summary
 from backtest.runner import BacktestConfig, run
 from backtest.sweep import Metrics, Params
-from engine.strategies import parse_params
+from engine.strategies import StrategyParams, parse_params
 
 # The Summary fields a sweep can sort by: the numbers (not the period's start and end).
 METRICS = tuple(name for name in Summary.__slots__ if name not in ("start", "end"))
@@ -49,13 +49,20 @@ def params_text(base: str, params: Params) -> str:
     return ",".join(f"{key}={raw}" for key, raw in items.items())
 
 
-def check(strategy: str, base: str, combos: Sequence[Params]) -> list[Combination]:
+def as_text(params: StrategyParams) -> str:
+    """`params` as the `--params` text that gives them back."""
+    return params_text("", {field.name: getattr(params, field.name)
+                            for field in dataclasses.fields(params)})
+
+
+def check(config: BacktestConfig, combos: Sequence[Params]) -> list[Combination]:
     """Each combination with its `--params` text, and the strategy's refusal if it refuses."""
     checked = []
+    base = as_text(config.params)
     for params in combos:
         text = params_text(base, params)
         try:
-            parse_params(strategy, text)
+            parse_params(config.strategy, text)
         except ValueError as exc:
             checked.append(Combination(params, text, str(exc)))
         else:
@@ -63,9 +70,10 @@ def check(strategy: str, base: str, combos: Sequence[Params]) -> list[Combinatio
     return checked
 
 
-def run_combination(config: BacktestConfig, base: str, params: Params, data: BarData) -> Metrics:
-    """The summary of one run of `config` with `params` put into the `--params` text `base`."""
-    strategy_params = parse_params(config.strategy, params_text(base, params))
+def run_combination(config: BacktestConfig, params: Params, data: BarData) -> Metrics:
+    """The summary of one run of `config` with `params` in place of its own values."""
+    text = params_text(as_text(config.params), params)
+    strategy_params = parse_params(config.strategy, text)
     result = run(data, dataclasses.replace(config, params=strategy_params))
     return metrics(result.summary())
 

@@ -93,7 +93,7 @@ def peer(frame: pd.DataFrame, repeat: int, ours_rate: float, ours: list[tuple]) 
 
 def sweep(data: BarData, config: BacktestConfig, workers: int) -> None:
     combos = combinations(parse_grid(SWEEP_GRID))
-    run_one = functools.partial(run_combination, config, "")
+    run_one = functools.partial(run_combination, config)
     started = time.perf_counter()
     rows = run_sweep(run_one, combos, workers=workers, shared=data)
     swept = time.perf_counter() - started

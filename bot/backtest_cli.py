@@ -37,7 +37,7 @@ class BadInput(Exception):
 def backtest(settings: Settings, args: argparse.Namespace) -> int:
     try:
         config = _config(settings, args)
-        combos = _grid(config.strategy, args) if args.grid else None
+        combos = _grid(config, args) if args.grid else None
         data = _load(settings, args.data)
     except (BadInput, DataError) as exc:
         print(f"tradebot backtest: {exc}", file=sys.stderr)
@@ -68,7 +68,7 @@ def backtest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid(strategy: str, args: argparse.Namespace) -> list[grid.Combination]:
+def _grid(config: BacktestConfig, args: argparse.Namespace) -> list[grid.Combination]:
     """The combinations of `--grid`, each checked by the strategy; bad options are BadInput."""
     for option in ("trades_out", "report", "split"):
         if getattr(args, option) is not None:
@@ -80,7 +80,7 @@ def _grid(strategy: str, args: argparse.Namespace) -> list[grid.Combination]:
         combos = combinations(parse_grid(args.grid))
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-    checked = grid.check(strategy, args.params or "", combos)
+    checked = grid.check(config, combos)
     unknown = [c.error for c in checked if c.error and c.error.startswith("unknown parameter")]
     if unknown:
         raise BadInput(f"--grid: {unknown[0]}")
@@ -90,7 +90,7 @@ def _grid(strategy: str, args: argparse.Namespace) -> list[grid.Combination]:
 def _sweep(config: BacktestConfig, args: argparse.Namespace,
            combos: list[grid.Combination], data: BarData) -> int:
     valid = [c for c in combos if c.error is None]
-    run_one = functools.partial(grid.run_combination, config, args.params or "")
+    run_one = functools.partial(grid.run_combination, config)
     try:
         rows = run_sweep(run_one, [c.params for c in valid], sort_by=args.sort,
                          descending=args.sort not in grid.LOWER_IS_BETTER,

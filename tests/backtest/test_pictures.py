@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.data import BarData
-from backtest.grid import metrics, params_text, run_combination
+from backtest.grid import as_text, metrics, params_text, run_combination
 from backtest.pictures import equity_series, price_inputs, report_charts
 from backtest.runner import run
 from charts.equity import thin
@@ -75,6 +75,7 @@ def test_a_combination_is_the_single_run_with_its_params() -> None:
     result = _result(400)
     assert params_text("slow=8,allow_short=false", {"fast": 2, "allow_short": True}) == (
         "slow=8,allow_short=true,fast=2")
-    swept = run_combination(config(params="fast=9,slow=30"), "fast=9", {"fast": 3, "slow": 8},
+    swept = run_combination(config(params="fast=9,slow=30"), {"fast": 3, "slow": 8},
                             result.data)
     assert swept == metrics(result.summary())
+    assert as_text(config(params="fast=4,slow=9").params) == "fast=4,slow=9,allow_short=false"
