@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -62,6 +62,62 @@ ROWS: tuple[tuple[str, Callable[[Summary], str]], ...] = (
     ("exposure", lambda s: f"{s.exposure:.1%}"),
     ("commissions", lambda s: _money(s.commissions)),
 )
+
+
+# How a sweep's table shows each metric (the Summary's numbers, as `backtest.grid.metrics`).
+_PERCENT = {"total_return", "cagr"}
+_FRACTION = {"win_rate", "exposure"}
+_RATIO = {"sharpe", "sortino", "profit_factor"}
+_MONEY = {"initial_equity", "final_equity", "average_trade", "commissions"}
+SWEEP_COLUMNS = ("sharpe", "sortino", "total_return", "cagr", "max_drawdown", "trades",
+                 "win_rate", "profit_factor", "final_equity")
+
+
+def show_metric(name: str, value: float) -> str:
+    """One metric of a sweep's row as the summary table writes it."""
+    if math.isnan(value):
+        return "—"
+    if name in _PERCENT:
+        return _percent(value)
+    if name in _FRACTION:
+        return f"{value:.1%}"
+    if name in _RATIO:
+        return _ratio(value)
+    if name in _MONEY:
+        return _money(value)
+    if name == "max_drawdown":
+        return f"{-value:.2%}"
+    if name == "max_drawdown_duration":
+        return _duration(timedelta(seconds=value))
+    if name in ("trades", "bars"):
+        return f"{value:,.0f}"
+    return f"{value:g}"
+
+
+def sweep_table(
+    names: Sequence[str], rows: Sequence[tuple[Mapping[str, object], Mapping[str, float] | str]],
+    sort_by: str,
+) -> str:
+    """A sweep's rows, one a line: the parameters `names`, then the metrics (the `sort_by` one
+    first), or the reason the combination was not run."""
+    shown = [sort_by, *(m for m in SWEEP_COLUMNS if m != sort_by)]
+    lines = [[*names, *(m.replace("_", " ") for m in shown)]]
+    for params, outcome in rows:
+        cells = [str(params[name]) for name in names]
+        if isinstance(outcome, str):
+            lines.append([*cells, f"not run: {outcome}"])
+        else:
+            lines.append([*cells, *(show_metric(m, outcome[m]) for m in shown)])
+    full = [line for line in lines if len(line) == len(lines[0])]
+    widths = [max(len(line[k]) for line in full) for k in range(len(lines[0]))]
+
+    def text(line: list[str]) -> str:
+        if len(line) == len(widths):
+            return "  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True))
+        *cells, reason = line  # a combination not run: its parameters, then why
+        return "  ".join([*(cell.rjust(w) for cell, w in zip(cells, widths, strict=False)),
+                          reason])
+    return "\n".join(text(line) for line in lines)
 
 
 def summary_table(columns: dict[str, Summary]) -> str:

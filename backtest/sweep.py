@@ -3,10 +3,14 @@
 A sweep runs one picklable function, ``run_one(params) -> {metric: value}``, once per
 combination. Each row is exactly what that one run gives alone (the function is called with the
 same dict, in a fresh or a reused worker alike); only the order of the rows is the sweep's.
+What every run needs (the bars) can travel once per worker instead of once per run: given as
+`shared`, it goes to each worker process once (the pool's initializer) or to the cluster once
+(scattered), and the call is ``run_one(params, shared)``.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -19,7 +23,10 @@ from decimal import Decimal, InvalidOperation
 Value = int | float | bool | str
 Params = dict[str, Value]
 Metrics = dict[str, float]
-RunOne = Callable[[Params], Metrics]
+RunOne = Callable[..., Metrics]  # run_one(params), or run_one(params, shared)
+_NOTHING = object()
+# The worker process's copy of `shared`, set once by the pool's initializer.
+_shared: object = _NOTHING
 
 # Past this a typo (a step of 0.0001) would run for days: refuse and say so.
 MAX_COMBINATIONS = 100_000
@@ -122,28 +129,44 @@ def run_sweep(
     workers: int | None = None,
     cluster: str | None = None,
     connect_timeout: float = 10.0,
+    shared: object = _NOTHING,
 ) -> list[SweepRow]:
     """Run `run_one` over `combos` and return the rows sorted by the metric `sort_by` (best
     first: highest, or lowest with ``descending=False``; NaN and missing last; ties keep the
     combinations' order).
 
     On this machine with `workers` processes (all cores by default; 1 runs here, in this
-    process), or on the Dask scheduler at `cluster` (``tcp://host:8786``).
+    process), or on the Dask scheduler at `cluster` (``tcp://host:8786``). With `shared`, each
+    run is ``run_one(params, shared)`` (see the module's docstring).
     """
     if cluster:
-        results = _on_cluster(run_one, combos, cluster, connect_timeout)
+        results = _on_cluster(run_one, combos, cluster, connect_timeout, shared)
     elif workers == 1 or len(combos) <= 1:
-        results = [run_one(params) for params in combos]
+        results = [run_one(params) if shared is _NOTHING else run_one(params, shared)
+                   for params in combos]
     else:
         count = min(workers or os.cpu_count() or 1, len(combos))
-        with ProcessPoolExecutor(max_workers=count) as pool:
+        task, setup = run_one, {}
+        if shared is not _NOTHING:
+            task = functools.partial(_with_shared, run_one)
+            setup = {"initializer": _keep_shared, "initargs": (shared,)}
+        with ProcessPoolExecutor(max_workers=count, **setup) as pool:
             # Chunks amortise the pickling of tiny runs without starving a core at the end.
             chunk = max(1, len(combos) // (count * 4))
-            results = list(pool.map(run_one, combos, chunksize=chunk))
+            results = list(pool.map(task, combos, chunksize=chunk))
     rows = [SweepRow(dict(p), dict(m)) for p, m in zip(combos, results, strict=True)]
     if sort_by is not None:
         rows = sort_rows(rows, sort_by, descending)
     return rows
+
+
+def _keep_shared(shared: object) -> None:
+    global _shared
+    _shared = shared
+
+
+def _with_shared(run_one: RunOne, params: Params) -> Metrics:
+    return run_one(params, _shared)
 
 
 def sort_rows(rows: Sequence[SweepRow], key: str, descending: bool = True) -> list[SweepRow]:
@@ -162,7 +185,7 @@ def sort_rows(rows: Sequence[SweepRow], key: str, descending: bool = True) -> li
 
 
 def _on_cluster(
-    run_one: RunOne, combos: Sequence[Params], address: str, timeout: float
+    run_one: RunOne, combos: Sequence[Params], address: str, timeout: float, shared: object
 ) -> list[Metrics]:
     try:
         from distributed import Client
@@ -178,7 +201,11 @@ def _on_cluster(
         ) from None
     try:
         # pure=False: every combination is its own task, even if two dicts tokenise alike.
-        futures = client.map(run_one, list(combos), pure=False)
+        if shared is _NOTHING:
+            futures = client.map(run_one, list(combos), pure=False)
+        else:
+            scattered = client.scatter(shared, broadcast=True)
+            futures = client.map(run_one, list(combos), [scattered] * len(combos), pure=False)
         return list(client.gather(futures))
     finally:
         client.close()

@@ -94,11 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
                           help="minimum commission per fill (default 0)")  # fmt: skip
     backtest.add_argument("--trades-out", metavar="FILE.csv", type=Path,
                           help="write every fill as CSV: time,side,quantity,price")  # fmt: skip
-    backtest.add_argument("--report", metavar="DIR", type=Path,
-                          help="write summary.json, summary.md, trades.csv into DIR")  # fmt: skip
+    backtest.add_argument(
+        "--report", metavar="DIR", type=Path,
+        help="write summary.json, summary.md, trades.csv, equity.png (the equity curve and its "
+        "drawdown) and price.png (candles, the strategy's indicators, the fills; the last 500 "
+        "bars of a longer run) into DIR",
+    )  # fmt: skip
     backtest.add_argument(
         "--split", type=float, metavar="FRACTION",
         help="also summarise the first FRACTION of the bars and the rest side by side (0.7)",
+    )  # fmt: skip
+    backtest.add_argument(
+        "--grid", action="append", metavar="NAME=SPEC",
+        help="sweep a parameter: start:stop:step (fast=5:20:5) or a list (slow=20,40); repeat "
+        "for more. Every combination runs (on all cores) with --params for the rest, and one "
+        "table sorted by --sort is printed; each row is what that combination gives alone. "
+        "Combinations the strategy refuses are listed as not run. Not with --trades-out, "
+        "--report or --split (run the chosen combination alone for those)",
+    )  # fmt: skip
+    backtest.add_argument(
+        "--sort", default="sharpe", metavar="METRIC",
+        help="with --grid: the metric to sort by, best first (default sharpe; also sortino, "
+        "total_return, cagr, max_drawdown, trades, win_rate, profit_factor, final_equity...; "
+        "max_drawdown, max_drawdown_duration and commissions lowest first)",
+    )  # fmt: skip
+    backtest.add_argument(
+        "--cluster", metavar="tcp://HOST:8786",
+        help="with --grid: run the sweep on this Dask scheduler (pip install 'tradebot[cluster]')",
     )  # fmt: skip
 
     download = commands.add_parser(

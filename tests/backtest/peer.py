@@ -36,10 +36,12 @@ class SmaCrossover(bt.Strategy):
 
 
 def run_backtrader(
-    frame: pd.DataFrame, fast: int, slow: int, quantity: float
+    frame: pd.DataFrame, fast: int, slow: int, quantity: float, stdstats: bool = False
 ) -> list[tuple[pd.Timestamp, str, float, float]]:
-    """The fills of backtrader's crossover on `frame` (OHLCV, a UTC DatetimeIndex)."""
-    cerebro = bt.Cerebro(stdstats=False)
+    """The fills of backtrader's crossover on `frame` (OHLCV, a UTC DatetimeIndex); with
+    `stdstats` backtrader's default observers (cash and value, trades, buys and sells) run too,
+    as in `bt.Cerebro()`."""
+    cerebro = bt.Cerebro(stdstats=stdstats)
     feed = frame.copy()
     feed.index = feed.index.tz_convert(None)
     cerebro.adddata(bt.feeds.PandasData(dataname=feed))

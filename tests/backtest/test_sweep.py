@@ -4,6 +4,7 @@ each row what a single run gives, sorted by a metric."""
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -116,3 +117,33 @@ def test_an_unreachable_cluster_is_one_line() -> None:
         run_sweep(
             toy, [{"fast": 1, "slow": 2}] * 2, cluster="tcp://127.0.0.1:9", connect_timeout=0.5
         )
+
+
+def toy_shared(params: dict, shared: dict) -> dict[str, float]:
+    """`toy` shifted by a value every run shares (sent once per worker)."""
+    return {name: value + shared["shift"] for name, value in toy(params).items()}
+
+
+def test_shared_goes_to_every_run_on_processes_and_here() -> None:
+    combos = combinations(parse_grid(["fast=5:20:5", "slow=20,40"]))
+    here = run_sweep(toy_shared, combos, workers=1, shared={"shift": 0.5})
+    assert here == run_sweep(toy_shared, combos, workers=2, shared={"shift": 0.5})
+    assert [r.metrics["trades"] for r in here] == [p["fast"] + p["slow"] + 0.5 for p in combos]
+
+
+def test_shared_is_scattered_to_a_dask_cluster() -> None:
+    distributed = pytest.importorskip("distributed", reason="dask.distributed not installed")
+    combos = combinations(parse_grid(["fast=5:10:5", "slow=20,40"]))
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        rows = run_sweep(toy_shared, combos, cluster=cluster.scheduler_address,
+                         shared={"shift": 1.0})
+    assert rows == run_sweep(toy_shared, combos, workers=1, shared={"shift": 1.0})
+
+
+def test_a_missing_dask_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    with pytest.raises(ValueError, match=r"^--cluster needs dask.distributed: pip install "
+                       r"'tradebot\[cluster\]'$"):
+        run_sweep(toy, [{"fast": 1, "slow": 2}] * 2, cluster="tcp://127.0.0.1:8786")
