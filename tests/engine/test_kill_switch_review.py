@@ -293,11 +293,7 @@ async def test_cancelall_cancels_an_order_whose_trade_ib_async_thinks_done(
     done (a status lost with a connection): the cancel must still reach IB, by the order's id."""
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
-        last = engine.portfolio.last_price["AAPL"]
-        resting = await engine.orders.submit(
-            "AAPL", Side.BUY, 10, "protective", OrderType.LIMIT, round(last * 0.8, 2)
-        )
-        assert await engine.orders.wait_status(resting.order_ref, {OrderStatus.SUBMITTED}, 10)
+        resting = await _resting(engine)
         trade = engine.broker._trade(resting.order_ref)
         trade.orderStatus.status = "Cancelled"  # ib_async's copy, stale; IB has it working
         report = await asyncio.wait_for(control.cancel_all("op"), 8)
@@ -313,11 +309,7 @@ async def test_cancelall_asks_again_for_an_order_still_working(
     wait, so one press is enough."""
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
-        last = engine.portfolio.last_price["AAPL"]
-        resting = await engine.orders.submit(
-            "AAPL", Side.BUY, 10, "protective", OrderType.LIMIT, round(last * 0.8, 2)
-        )
-        assert await engine.orders.wait_status(resting.order_ref, {OrderStatus.SUBMITTED}, 10)
+        resting = await _resting(engine)
         send = type(engine.broker).cancel
         asked: list[str] = []
 
@@ -331,3 +323,13 @@ async def test_cancelall_asks_again_for_an_order_still_working(
         assert asked == [resting.order_ref] * 2
         assert resting.status is OrderStatus.CANCELLED
     assert gateway.open_orders == []
+
+
+async def _resting(engine) -> Order:
+    """A limit order 20% under the market, acknowledged at the broker: it rests."""
+    last = engine.portfolio.last_price["AAPL"]
+    order = await engine.orders.submit(
+        "AAPL", Side.BUY, 10, "protective", OrderType.LIMIT, round(last * 0.8, 2)
+    )
+    assert await engine.orders.wait_status(order.order_ref, {OrderStatus.SUBMITTED}, 10)
+    return order
