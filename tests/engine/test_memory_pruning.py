@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from ib_async import CommissionReport, Execution, Stock, Trade
+from ib_async import Fill as IBFill
+from ib_async import Order as IBOrder
+from ib_async import OrderStatus as IBOrderStatus
 
+from engine import broker as broker_module
+from engine.broker import IBBroker
 from engine.clock import BrokerClock
 from engine.domain import ConnectionState, EngineState, Order, OrderStatus, OrderType, Side
 from engine.events import ConnectionEvent, DifferenceKind, FillEvent, ReconcileEvent
@@ -133,6 +139,61 @@ async def test_nothing_is_dropped_while_the_journal_is_failing(recorder: Recorde
     assert order.order_ref not in orders.orders
 
 
+# --- IBBroker: ib_async's Trades and Fills of done orders ------------------------------------
+
+
+def _ib_trade(status: str, filled: float, executed: list[float]) -> Trade:
+    contract = Stock("AAPL", "SMART", "USD")
+    trade = Trade(contract, IBOrder(orderId=5, clientId=1, permId=50, totalQuantity=10,
+                                    orderRef="tb-0000000000000005"),
+                  IBOrderStatus(orderId=5, status=status, filled=filled), [], [])
+    for i, shares in enumerate(executed):
+        trade.fills.append(IBFill(contract, Execution(execId=f"e{i}", permId=50, shares=shares),
+                                  CommissionReport(), T0))
+    return trade
+
+
+def _known_to_ib_async(broker: IBBroker, trade: Trade) -> None:
+    wrapper = broker.ib.wrapper
+    wrapper.trades[(1, 5)] = trade
+    wrapper.permId2Trade[50] = trade
+    for fill in trade.fills:
+        wrapper.fills[fill.execution.execId] = fill
+    broker._trades[trade.order.orderRef] = trade
+
+
+async def test_ib_async_forgets_a_done_trade_once_its_executions_and_commissions_are_in(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(broker_module, "DONE_TRADE_SECONDS", 0.0)
+    broker = IBBroker("127.0.0.1", 4002, 1)
+    wrapper = broker.ib.wrapper
+    trade = _ib_trade("Filled", 10, [6])
+    _known_to_ib_async(broker, trade)
+    broker._note_done(trade)
+    assert wrapper.trades and wrapper.fills, "an execution still to come: kept"
+    trade.fills.append(IBFill(trade.contract, Execution(execId="e1", permId=50, shares=4),
+                              CommissionReport(), T0))
+    wrapper.fills["e1"] = trade.fills[-1]
+    broker._forget_done_trades()
+    assert wrapper.trades, "commission reports still to come: kept (they need the trade)"
+    for fill in trade.fills:
+        fill.commissionReport.execId = fill.execution.execId
+    broker._forget_done_trades()
+    assert not wrapper.trades and not wrapper.permId2Trade and not wrapper.fills
+    assert not broker._trades
+
+
+async def test_ib_async_keeps_inactive_and_working_trades(monkeypatch) -> None:
+    monkeypatch.setattr(broker_module, "DONE_TRADE_SECONDS", 0.0)
+    broker = IBBroker("127.0.0.1", 4002, 1)
+    for status in ("Inactive", "Submitted"):
+        trade = _ib_trade(status, 0, [])
+        _known_to_ib_async(broker, trade)
+        broker._note_done(trade)
+        assert broker.ib.wrapper.trades[(1, 5)] is trade
+
+
 # --- end to end on ibsim: the journal stands in for memory -----------------------------------
 
 
@@ -163,16 +224,21 @@ def _drain(events) -> list:
 
 
 async def test_executions_resent_after_a_reconnect_are_not_counted_again_once_forgotten(
-    gateway, tmp_path: Path
+    gateway, tmp_path: Path, monkeypatch
 ) -> None:
     """IB re-sends the day's executions after a reconnect (reqExecutions): with the orders and
-    the exec ids gone from memory, the journal (fills keyed by exec id) still dedupes them,
-    and reconciliation knows the orders from the journal: nothing unexplained, no pause."""
+    the exec ids gone from memory (the engine's and ib_async's), the journal (fills keyed by
+    exec id) still dedupes them, and reconciliation knows the orders from the journal:
+    nothing unexplained, no pause."""
+    monkeypatch.setattr(broker_module, "DONE_TRADE_SECONDS", 0.0)
     settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
         _forget_exec_ids(engine)
         await _open_and_count(engine, control, TWO_POSITIONS)
         _forget_done(engine)
+        engine.broker._forget_done_trades()
+        wrapper = engine.broker.ib.wrapper
+        assert not wrapper.trades and not wrapper.permId2Trade and not wrapper.fills
         refs = await _fill_refs(engine)
         assert len(refs) == 2
         assert not any(ref in engine.orders.orders for ref in refs), "forgotten"
