@@ -434,8 +434,11 @@ class IBBroker:
         timeout = self._request_timeout
         open_trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), timeout)
         completed = await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(False), timeout)
-        for trade in completed:  # ib_async keeps those it did not know, done as they are
-            self._note_done(trade)
+        # ib_async keeps the completed orders (its own connect-time request asks for them
+        # too), done as they are: its stored Trade is the one to forget.
+        stored = self.ib.wrapper.permId2Trade
+        for trade in completed:
+            self._note_done(stored.get(trade.order.permId) or trade)
         ib_fills = await asyncio.wait_for(self.ib.reqExecutionsAsync(ExecutionFilter()), timeout)
         # The connect-time sync may already hold these executions with their commissions.
         known = {fill.execution.execId: fill for fill in self.ib.fills()}
