@@ -41,14 +41,14 @@ from engine.ports import (
 log = logging.getLogger(__name__)
 
 CLIENT_ID_IN_USE = 326
+CLIENT_ID_IN_USE_SECONDS = 120.0
+_CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
 # ib_async keeps every Trade and Fill of a connection (until it disconnects): thousands a day,
 # most of the engine's memory. A trade done at IB (filled or cancelled, every execution and
 # its commission report in) is forgotten this long (wall seconds) after it was done; the
 # journal has it, and reconciliation asks IB itself.
 DONE_TRADE_SECONDS = 10.0
 _FORGETTABLE = frozenset({"Filled", "Cancelled", "ApiCancelled"})  # not Inactive: it may come back
-CLIENT_ID_IN_USE_SECONDS = 120.0
-_CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
 
 
 class IBBroker:
@@ -459,6 +459,7 @@ class IBBroker:
             if report.execId:
                 fill = translate.with_commission(fill, report)
             fills.append(fill)
+        self._forget_orphan_fills(ib_fills)
         return BrokerSnapshot(
             open_orders=tuple(self._broker_order(trade) for trade in open_trades),
             completed_orders=tuple(self._broker_order(trade) for trade in completed),
@@ -555,6 +556,16 @@ class IBBroker:
                 del wrapper.fills[fill.execution.execId]
         if self._trades.get(order.orderRef) is trade:
             del self._trades[order.orderRef]
+
+    def _forget_orphan_fills(self, ib_fills: list[IBFill]) -> None:
+        """ib_async keeps the executions a request returns; those of no trade it knows (done
+        before this connection, or forgotten) can come to nothing more: the journal has them."""
+        wrapper = self.ib.wrapper
+        for ib_fill in ib_fills:
+            execution = ib_fill.execution
+            if (execution.permId not in wrapper.permId2Trade
+                    and wrapper.fills.get(execution.execId) is ib_fill):
+                del wrapper.fills[execution.execId]
 
     # --- events, in domain types --------------------------------------------------------
 

@@ -194,6 +194,20 @@ async def test_ib_async_keeps_inactive_and_working_trades(monkeypatch) -> None:
         assert broker.ib.wrapper.trades[(1, 5)] is trade
 
 
+async def test_ib_async_forgets_requested_executions_of_no_trade_it_knows() -> None:
+    """reqExecutions (reconciliation) leaves the day's executions in ib_async's memory; those
+    of trades it no longer knows can come to nothing more."""
+    broker = IBBroker("127.0.0.1", 4002, 1)
+    wrapper = broker.ib.wrapper
+    trade = _ib_trade("Submitted", 4, [4])
+    _known_to_ib_async(broker, trade)
+    orphan = IBFill(trade.contract, Execution(execId="old", permId=49, shares=3),
+                    CommissionReport(), T0)
+    wrapper.fills["old"] = orphan
+    broker._forget_orphan_fills([orphan, *trade.fills])
+    assert list(wrapper.fills) == ["e0"]
+
+
 # --- end to end on ibsim: the journal stands in for memory -----------------------------------
 
 
