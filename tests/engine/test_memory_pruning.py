@@ -19,6 +19,7 @@ from engine.domain import ConnectionState, EngineState, Order, OrderStatus, Orde
 from engine.events import ConnectionEvent, DifferenceKind, FillEvent, ReconcileEvent
 from engine.journal import update_order_stmt
 from engine.orders import OrderManager
+from engine.portfolio import Portfolio
 from engine.recorder import Recorder
 from engine.retention import Expiring
 from engine.trader import Trader
@@ -248,6 +249,7 @@ async def test_executions_resent_after_a_reconnect_are_not_counted_again_once_fo
     settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
         _forget_exec_ids(engine)
+        counted = _count_realized(engine, monkeypatch)
         await _open_and_count(engine, control, TWO_POSITIONS)
         _forget_done(engine)
         engine.broker._forget_done_trades()
@@ -257,14 +259,13 @@ async def test_executions_resent_after_a_reconnect_are_not_counted_again_once_fo
         assert len(refs) == 2
         assert not any(ref in engine.orders.orders for ref in refs), "forgotten"
         assert len(engine.orders._seen_exec_ids) <= 1 and len(engine.fills._counted) <= 1
-        commissions = engine.portfolio.commissions_today
-        assert commissions > 0
+        assert len(counted) == 2
         fills_before = len(await engine.journal.fills())
 
         reconciled = await _reconnect(gateway, control)
         await engine.tasks.wait_aside(5)
         await engine.writer.flush()
-        assert engine.portfolio.commissions_today == commissions, "counted once"
+        assert len(counted) == 2, "counted once"
         assert len(await engine.journal.fills()) == fills_before
         kinds = {d.kind for event in reconciled for d in event.differences}
         assert not kinds & {DifferenceKind.NOT_JOURNALED, DifferenceKind.UNKNOWN_ORDER_EXECUTION,
@@ -277,20 +278,21 @@ async def test_executions_resent_after_a_reconnect_are_not_counted_again_once_fo
 
 
 async def test_a_live_duplicate_of_a_forgotten_orders_execution_is_not_counted(
-    gateway, tmp_path: Path
+    gateway, tmp_path: Path, monkeypatch
 ) -> None:
     """The order is gone from memory, its exec id is not (kept for the trading day)."""
     settings = make_settings(tmp_path, symbols="AAPL", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
+        counted = _count_realized(engine, monkeypatch)
         await _open_and_count(engine, control, (("AAPL", Side.BUY, 5), ("AAPL", Side.SELL, 5)))
         _forget_done(engine)
         first = (await engine.journal.fills())[0]
         assert first.order_ref not in engine.orders.orders
-        commissions = engine.portfolio.commissions_today
+        assert len(counted) == 2
         engine.on_fill(first)
         engine.on_commission(first.exec_id, 1.0, 100.0)
         await engine.writer.flush()
-        assert engine.portfolio.commissions_today == commissions
+        assert len(counted) == 2
         assert not engine.fills.awaiting_position("AAPL")
 
 
@@ -321,6 +323,22 @@ async def test_a_written_off_order_forgotten_then_shown_alive_is_revived_from_th
         await engine.writer.flush()
         journaled = await engine.journal.order(resting.order_ref)
         assert journaled is not None and journaled.status is OrderStatus.SUBMITTED
+
+
+def _count_realized(engine, monkeypatch) -> list[str]:
+    """The symbols of every fill counted in today's PnL and commissions (today's figures
+    themselves start again when the trading day changes, which may happen mid-test)."""
+    counted: list[str] = []
+    add_realized = Portfolio.add_realized
+
+    def counting(portfolio: Portfolio, symbol: str, realized_pnl: float | None,
+                 commission: float) -> None:
+        if portfolio is engine.portfolio:
+            counted.append(symbol)
+        add_realized(portfolio, symbol, realized_pnl, commission)
+
+    monkeypatch.setattr(Portfolio, "add_realized", counting)
+    return counted
 
 
 async def _open_and_count(engine, control, legs) -> None:
