@@ -161,7 +161,8 @@ def metrics_text(
     m.add("tradebot_uptime_seconds", "gauge", "Seconds since the engine started.",
           [(None, engine.uptime())])
     statuses = Counter(order.status for order in engine.orders.orders.values())
-    m.add("tradebot_orders", "gauge", "Orders of this run (and adopted ones) by status.",
+    m.add("tradebot_orders", "gauge",
+          "Orders in memory (working, or done in the last two hours) by status.",
           [({"status": status.value}, statuses[status]) for status in OrderStatus])
     m.add("tradebot_orders_working", "gauge", "The bot's working orders.",
           [(None, len(engine.orders.working()))])

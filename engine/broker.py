@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 CLIENT_ID_IN_USE = 326
 CLIENT_ID_IN_USE_SECONDS = 120.0
 _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
+# ib_async keeps every Trade and Fill of a connection (until it disconnects): thousands a day,
+# most of the engine's memory. A trade done at IB (filled or cancelled, every execution and
+# its commission report in) is forgotten this long (wall seconds) after it was done; the
+# journal has it, and reconciliation asks IB itself.
+DONE_TRADE_SECONDS = 10.0
+_FORGETTABLE = frozenset({"Filled", "Cancelled", "ApiCancelled"})  # not Inactive: it may come back
 
 
 class IBBroker:
@@ -72,6 +78,7 @@ class IBBroker:
         self.account = ""
         self.contracts = ContractBook()
         self._trades: dict[str, Trade] = {}  # order_ref -> the live Trade of this session
+        self._done_trades: dict[int, tuple[float, Trade]] = {}  # id -> (done since, trade)
         self._bar_subscriptions: dict[str, RealTimeBarList] = {}
         self._disconnected = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -270,6 +277,7 @@ class IBBroker:
         self._disconnected.set()
         # Trade objects die with the connection; fresh ones come with the re-sync.
         self._trades.clear()
+        self._done_trades.clear()
         self._bar_subscriptions.clear()
         self._listener.on_disconnected("connection to the gateway lost")
 
@@ -477,6 +485,11 @@ class IBBroker:
         timeout = self._request_timeout
         open_trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), timeout)
         completed = await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(False), timeout)
+        # ib_async keeps the completed orders (its own connect-time request asks for them
+        # too), done as they are: its stored Trade is the one to forget.
+        stored = self.ib.wrapper.permId2Trade
+        for trade in completed:
+            self._note_done(stored.get(trade.order.permId) or trade)
         ib_fills = await asyncio.wait_for(self.ib.reqExecutionsAsync(ExecutionFilter()), timeout)
         # The connect-time sync may already hold these executions with their commissions.
         known = {fill.execution.execId: fill for fill in self.ib.fills()}
@@ -497,6 +510,7 @@ class IBBroker:
             if report.execId:
                 fill = translate.with_commission(fill, report)
             fills.append(fill)
+        self._forget_orphan_fills(ib_fills)
         return BrokerSnapshot(
             open_orders=tuple(self._broker_order(trade) for trade in open_trades),
             completed_orders=tuple(self._broker_order(trade) for trade in completed),
@@ -551,6 +565,59 @@ class IBBroker:
             return True
         return False
 
+    # --- ib_async's memory of done trades ---------------------------------------------------
+
+    def _note_done(self, trade: Trade) -> None:
+        if trade.orderStatus.status in _FORGETTABLE:
+            self._done_trades.setdefault(id(trade), (time.monotonic(), trade))
+        self._forget_done_trades()
+
+    def _forget_done_trades(self) -> None:
+        """Forget the trades done for DONE_TRADE_SECONDS whose executions and commission
+        reports are all in; one still waiting for them is looked at again later."""
+        now = time.monotonic()
+        waiting = []
+        while self._done_trades:
+            key, (since, trade) = next(iter(self._done_trades.items()))
+            if now - since < DONE_TRADE_SECONDS:
+                break
+            del self._done_trades[key]
+            if trade.orderStatus.status not in _FORGETTABLE:
+                continue  # alive again: noted when it is done
+            fills = trade.fills
+            complete = (sum(f.execution.shares for f in fills) >= trade.orderStatus.filled - 1e-9
+                        and all(f.commissionReport.execId for f in fills))
+            if complete:
+                self._forget(trade)
+            else:
+                waiting.append((key, trade))
+        for key, trade in waiting:
+            self._done_trades[key] = (now, trade)
+
+    def _forget(self, trade: Trade) -> None:
+        wrapper = self.ib.wrapper
+        order = trade.order
+        for key in (wrapper.orderKey(order.clientId, order.orderId, order.permId), order.permId):
+            if wrapper.trades.get(key) is trade:
+                del wrapper.trades[key]
+        if wrapper.permId2Trade.get(order.permId) is trade:
+            del wrapper.permId2Trade[order.permId]
+        for fill in trade.fills:
+            if wrapper.fills.get(fill.execution.execId) is fill:
+                del wrapper.fills[fill.execution.execId]
+        if self._trades.get(order.orderRef) is trade:
+            del self._trades[order.orderRef]
+
+    def _forget_orphan_fills(self, ib_fills: list[IBFill]) -> None:
+        """ib_async keeps the executions a request returns; those of no trade it knows (done
+        before this connection, or forgotten) can come to nothing more: the journal has them."""
+        wrapper = self.ib.wrapper
+        for ib_fill in ib_fills:
+            execution = ib_fill.execution
+            if (execution.permId not in wrapper.permId2Trade
+                    and wrapper.fills.get(execution.execId) is ib_fill):
+                del wrapper.fills[execution.execId]
+
     # --- events, in domain types --------------------------------------------------------
 
     def _symbol(self, contract: Contract) -> str:
@@ -563,6 +630,8 @@ class IBBroker:
         return translate.fill(ib_fill, self._symbol(ib_fill.contract))
 
     def _on_order_status(self, trade: Trade) -> None:
+        if trade.isDone():
+            self._note_done(trade)
         ref = trade.order.orderRef
         if not ref or not ref.startswith(ORDER_REF_PREFIX):
             return
@@ -578,6 +647,7 @@ class IBBroker:
             self._listener.on_fill(self._fill(ib_fill))
 
     def _on_commission(self, trade: Trade, ib_fill: IBFill, report: CommissionReport) -> None:
+        self._forget_done_trades()
         if (ib_fill.execution.orderRef or "").startswith(ORDER_REF_PREFIX):
             self._listener.on_commission(
                 report.execId, float(report.commission), translate.price(report.realizedPNL)

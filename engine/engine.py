@@ -108,7 +108,7 @@ class Engine:
                                          self.recorder, self.clock, self.tasks)
         self.fills = Fills(self.orders, self.portfolio, broker, self.recorder,
                            traded=self.market.symbols,
-                           on_realized=self.accounting.check_daily_loss)
+                           on_realized=self.accounting.check_daily_loss, clock=self.clock)
         self.reconciler = Reconciler(broker, journal, self.orders, self.portfolio, self.fills,
                                      self.recorder, self.clock, self.tasks,
                                      servers=lambda: link.servers, grace=no_trace_grace)
@@ -259,6 +259,10 @@ class Engine:
         self.orders.on_update(update, symbol)
         if update.status is OrderStatus.UNKNOWN:
             self.reconciler.schedule_recheck()  # held, or a cancel that may not have happened
+        elif order is None and not update.status.is_done:
+            # Working, but not in memory: one written off long ago (its cancel inferred) and
+            # forgotten since; reconciliation revives it from the journal.
+            self.reconciler.schedule_recheck()
         if order is not None and order.filled > filled_before:
             # IB may report the fill in the status before the execution or the position.
             self.fills.await_position(order.symbol)

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 
+from engine.clock import BrokerClock
 from engine.domain import Fill, Position
 from engine.events import FillEvent
 from engine.orders import OrderManager
 from engine.portfolio import Portfolio
 from engine.ports import BrokerPort
 from engine.recorder import Recorder
+from engine.retention import EXEC_ID_RETENTION, Expiring
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Fills:
         recorder: Recorder,
         traded: Container[str],
         on_realized: Callable[[], None],
+        clock: BrokerClock | None = None,
     ) -> None:
         self._orders = orders
         self._portfolio = portfolio
@@ -55,7 +58,9 @@ class Fills:
         self._traded = traded  # the symbols the bot trades
         self._on_realized = on_realized  # today's PnL changed (the daily loss check)
         self._pending: dict[str, tuple[Fill, asyncio.TimerHandle]] = {}  # commission to come
-        self._counted: set[str] = set()  # exec ids whose PnL is in today's figures
+        self._clock = clock or BrokerClock()
+        # Exec ids whose PnL is counted, for the retention (the journal dedupes beyond it).
+        self._counted: Expiring[str] = Expiring(EXEC_ID_RETENTION)
         self._uncounted: dict[str, Fill] = {}  # recovered, commission still to come
         self._awaiting: dict[str, AwaitedPosition] = {}
         self._settled = asyncio.Event()
@@ -97,12 +102,17 @@ class Fills:
             self._uncounted[fill.exec_id] = fill
             return
         self._portfolio.add_realized(fill.symbol, fill.realized_pnl, fill.commission)
-        self._counted.add(fill.exec_id)
+        self._counted_now(fill.exec_id)
 
     def _count(self, exec_id: str, symbol: str, pnl: float | None, commission: float) -> None:
         self._portfolio.add_realized(symbol, pnl, commission)
-        self._counted.add(exec_id)
+        self._counted_now(exec_id)
         self._on_realized()
+
+    def _counted_now(self, exec_id: str) -> None:
+        now = self._clock.now()
+        self._counted.note(exec_id, now)
+        self._counted.expire(now)
 
     def _commission_timeout(self, exec_id: str) -> None:
         pending = self._pending.pop(exec_id, None)

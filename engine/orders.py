@@ -5,7 +5,9 @@ before placeOrder goes out. Broker answers update the in-memory order at once an
 in arrival order by the journal writer. An order whose outcome is unknown is never re-sent.
 
 This is the one owner of order state: every status change goes through `transition`, which
-applies only what the table in engine/order_states.py allows.
+applies only what the table in engine/order_states.py allows. Memory holds the orders not done
+and those done for less than DONE_ORDER_RETENTION (engine/retention.py); older ones are in the
+journal only, where every lookup of an order not in memory falls back to.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
 from engine.clock import BrokerClock
 from engine.domain import (
@@ -36,6 +39,7 @@ from engine.journal import (
 from engine.order_states import allowed
 from engine.ports import BrokerPort
 from engine.recorder import Recorder
+from engine.retention import DONE_ORDER_RETENTION, EXEC_ID_RETENTION, Expiring
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +63,11 @@ class OrderManager:
         self._writer = recorder.writer
         self._clock = clock
         self._ib_servers_lost = ib_servers_lost
-        self.orders: dict[str, Order] = {}  # every order of this run, and adopted ones
+        # The orders of this run and adopted ones, but for those done a while ago (journal).
+        self.orders: dict[str, Order] = {}
         self._working: dict[str, Order] = {}  # those not done, kept by transition()
-        self._seen_exec_ids: set[str] = set()
+        self._done: Expiring[str] = Expiring(DONE_ORDER_RETENTION)  # done since (broker time)
+        self._seen_exec_ids: Expiring[str] = Expiring(EXEC_ID_RETENTION)
         self.sending: set[str] = set()  # intents being written, not yet placed
         self.halt_reason: str | None = None  # set while the kill switch runs
         self._changed: asyncio.Event | None = None  # set (and replaced) on every status change
@@ -86,12 +92,33 @@ class OrderManager:
         self._index(order)
 
     def _index(self, order: Order) -> None:
-        """Keep the index of working orders (a done order can come back: see the table)."""
+        """Keep the index of working orders and the times orders were done (a done order can
+        come back: see the table)."""
+        ref = order.order_ref
+        if self.orders.get(ref) is not order:  # a stale copy's ref
+            return
         if order.status.is_done:
-            if self._working.get(order.order_ref) is order:  # not a stale copy's ref
-                del self._working[order.order_ref]
-        elif self.orders.get(order.order_ref) is order:
-            self._working[order.order_ref] = order
+            self._working.pop(ref, None)
+            now = self._clock.now()
+            self._forget_done(now)
+            self._done.note(ref, now)
+        else:
+            self._working[ref] = order
+            self._done.discard(ref)
+
+    def _forget_done(self, now: datetime) -> None:
+        """Drop from memory the orders done longer than the retention: the journal has them.
+        Not while the journal is failing: it may lack their last status."""
+        if self._writer.failures:
+            return
+        for ref in self._done.expire(now):
+            order = self.orders.get(ref)
+            if order is None or not order.status.is_done:
+                continue
+            if ref in self.sending:  # its sender still holds it: later
+                self._done.note(ref, now)
+                continue
+            del self.orders[ref]
 
     def outcome_unknown(self, order: Order) -> bool:
         """Sent, and whether it is at IB or will fill cannot be known yet: unknown since a
@@ -441,10 +468,12 @@ class OrderManager:
             self._recorder.publish(OrderEvent(order, OrderEventKind.CANCELLED, update.message))
 
     def on_fill(self, fill: Fill) -> bool:
-        """Journal a fill once; return False for an exec_id already seen."""
+        """Journal a fill once; return False for an exec_id already seen (within the
+        retention: a live duplicate comes the same day, reconciliation's recovered fills are
+        deduplicated by the journal)."""
         if fill.exec_id in self._seen_exec_ids:
             return False
-        self._seen_exec_ids.add(fill.exec_id)
+        self.mark_seen(fill.exec_id)
         self._recorder.write(fill_stmt(fill))
         return True
 
@@ -452,5 +481,7 @@ class OrderManager:
         self._recorder.write(fill_commission_stmt(exec_id, commission, realized_pnl))
 
     def mark_seen(self, exec_id: str) -> None:
-        self._seen_exec_ids.add(exec_id)
+        now = self._clock.now()
+        self._seen_exec_ids.note(exec_id, now)
+        self._seen_exec_ids.expire(now)
 
