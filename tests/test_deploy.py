@@ -4,7 +4,11 @@ relies on, and give a shutdown more time than the code's longest path."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from bot.runner import EXIT_CONFIGURATION, longest_shutdown
 from engine.config import LIVE_PORTS
@@ -88,3 +92,18 @@ def test_the_dockerfile() -> None:
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert "STOPSIGNAL SIGTERM" in text
     assert re.search(r"^USER tradebot$", text, re.MULTILINE)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_itself_accepts_the_unit() -> None:
+    """systemd's own parser: every key known, every value of the right form. The one complaint
+    allowed is that the program is not installed at /opt/tradebot on this machine."""
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(DEPLOY / "tradebot.service")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    complaints = [
+        line for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and "/opt/tradebot/.venv/bin/tradebot is not executable" not in line
+    ]
+    assert complaints == []
