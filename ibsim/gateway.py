@@ -128,7 +128,8 @@ class SimGateway:
         self.saver = persistence.StateSaver(self.state_file, clock, accounts, broker)
         gate = OrderGate(faults, after=self.saver.mark_dirty)
         self.state = ServerState(
-            universe, market, clock, accounts, broker, gate, faults, Clients(), Hooks()
+            universe, market, clock, accounts, broker, gate, faults, Clients(), Hooks(),
+            gateway_tz,
         )
         self.account_fanout = AccountFanout(
             self.state, account_update_interval, account_value_throttle

@@ -361,7 +361,10 @@ def _all_open_orders(state: ServerState, s: ClientSession, req: rq.ReqAllOpenOrd
 @handles(rq.ReqCompletedOrders)
 def _completed(state: ServerState, s: ClientSession, req: rq.ReqCompletedOrders) -> None:
     out = []
+    today = state.day_start()  # as IB: the current day's only
     for order in state.broker.completed_orders():
+        if order.completed_at < today:
+            continue
         spec = state.universe.get(order.con_id)
         if spec is not None:
             out.append(msg.completed_order(order, spec, s.version))
@@ -371,12 +374,12 @@ def _completed(state: ServerState, s: ClientSession, req: rq.ReqCompletedOrders)
 
 @handles(rq.ReqExecutions)
 def _executions(state: ServerState, s: ClientSession, req: rq.ReqExecutions) -> None:
-    since = None
+    since = state.day_start()  # as IB: the current day's executions only
     if req.time:
         try:
-            since = parse_end_time(req.time, "US/Eastern")
+            since = max(since, parse_end_time(req.time, "US/Eastern") or since)
         except BarRequestError:
-            since = None
+            pass
     out = []
     for ex in state.broker.executions:
         spec = state.universe.get(ex.con_id)
@@ -386,7 +389,7 @@ def _executions(state: ServerState, s: ClientSession, req: rq.ReqExecutions) -> 
             continue
         if req.account and ex.account != req.account:
             continue
-        if since is not None and ex.time < since:
+        if ex.time < since:
             continue
         if req.symbol and req.symbol.upper() != spec.symbol:
             continue

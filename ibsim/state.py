@@ -5,7 +5,9 @@ injector work on it; none of them knows the gateway."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from .account import Account
 from .broker import Broker
@@ -16,6 +18,7 @@ from .fault_state import FaultState
 from .hooks import Hooks
 from .market import Market
 from .order_gate import OrderGate
+from .rhythm import GATEWAY_TZ
 
 
 @dataclass(eq=False, slots=True)
@@ -29,6 +32,14 @@ class ServerState:
     faults: FaultState
     clients: Clients
     hooks: Hooks
+    time_zone: str = GATEWAY_TZ  # the gateway's: where its trading day starts
+
+    def day_start(self) -> float:
+        """Midnight of the gateway's current day (simulated epoch seconds). IB lists the
+        executions and the completed orders of the current day only."""
+        zone = ZoneInfo(self.time_zone)
+        today = dt.datetime.fromtimestamp(self.clock.now(), zone).date()
+        return dt.datetime.combine(today, dt.time(), tzinfo=zone).timestamp()
 
     @property
     def account_names(self) -> list[str]:

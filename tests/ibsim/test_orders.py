@@ -352,3 +352,21 @@ async def test_commissions_per_asset_class(gw: SimGateway, ib: IB) -> None:
     positions = {p.contract.symbol: p for p in ib.positions()}
     assert positions["ES"].avgCost == pytest.approx(trades[2].orderStatus.avgFillPrice * 50 + 2.25)
     assert math.isclose(positions["BTC"].position, 0.01)
+
+
+async def test_executions_and_completed_orders_are_the_current_days_only(
+    gw: SimGateway, ib: IB
+) -> None:
+    """As IB: reqExecutions and reqCompletedOrders list what happened since midnight (the
+    gateway's time zone); yesterday's are gone from them, never from the positions."""
+    aapl = await _aapl(ib)
+    ib.placeOrder(aapl, MarketOrder("BUY", 5, orderRef="yesterday"))
+    await settle(ib)
+    assert [f.execution.orderRef for f in await ib.reqExecutionsAsync()] == ["yesterday"]
+    assert [t.order.orderRef for t in await ib.reqCompletedOrdersAsync(False)] == ["yesterday"]
+    await step(gw, ib, 24 * 3600)
+    ib.placeOrder(aapl, MarketOrder("BUY", 2, orderRef="today"))
+    await settle(ib)
+    assert [f.execution.orderRef for f in await ib.reqExecutionsAsync()] == ["today"]
+    assert [t.order.orderRef for t in await ib.reqCompletedOrdersAsync(False)] == ["today"]
+    assert gw.positions() == {"AAPL": 7}
