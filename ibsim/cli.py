@@ -192,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the gateway's local time zone for the times above (default {GATEWAY_TZ})",
     )
     p.add_argument(
+        "--bulletin",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("AT", "EXCHANGE", "TEXT"),
+        help="a news bulletin at AT (+SECONDS after the start, or ISO 8601) from EXCHANGE "
+        "('' for a system one); repeatable",
+    )
+    p.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO"
     )
     return p
@@ -215,6 +224,7 @@ async def _serve(args: argparse.Namespace) -> None:
         weekly_outage=args.weekly_outage,
         outage_hours=args.outage_hours,
         gateway_tz=args.gateway_tz,
+        bulletins=[tuple(b) for b in args.bulletin],
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ import json
 import logging
 from typing import Any, Protocol
 
+from .bulletins import Bulletin
 from .clock import SimClock
 from .faults import FaultInjector
 from .orders import Execution, SimOrder
@@ -37,6 +38,7 @@ class Controlled(Protocol):
     def executions(self) -> list[Execution]: ...
     async def advance(self, seconds: float) -> None: ...
     def set_speed(self, speed: float) -> None: ...
+    def bulletin(self, message: str, exchange: str = "", msg_type: int = 1) -> Bulletin: ...
 
 
 def _status(gw: Controlled) -> dict[str, Any]:
@@ -60,6 +62,10 @@ def _status(gw: Controlled) -> dict[str, Any]:
 async def _advance(gw: Controlled, seconds: float) -> None:
     await gw.advance(seconds)
     await gw.faults.port_settled()  # a downtime the jump ended is over when this answers
+
+
+def _bulletin(gw: Controlled, message: str, exchange: str = "", msg_type: int = 1) -> int:
+    return gw.bulletin(message, exchange, msg_type).msg_id
 
 
 # command -> (callable, allowed argument names)
@@ -101,6 +107,7 @@ _COMMANDS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "end_outage": (lambda gw: gw.faults.end_outage(), ()),
     "advance": (_advance, ("seconds",)),
     "set_speed": (lambda gw, speed: gw.set_speed(speed), ("speed",)),
+    "bulletin": (_bulletin, ("message", "exchange", "msg_type")),
 }
 
 

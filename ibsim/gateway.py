@@ -16,6 +16,8 @@ from . import persistence
 from .account import Account
 from .account_fanout import AccountFanout
 from .broker import Broker
+from .bulletin_fanout import BulletinFanout
+from .bulletins import REGULAR, Bulletin, BulletinBoard, ScheduledBulletin, parse_scheduled
 from .clients import Clients
 from .clock import SimClock, default_start
 from .contracts import DEFAULT_SYMBOLS, ContractSpec, Universe, build_universe
@@ -94,6 +96,7 @@ class SimGateway:
         weekly_outage: str | None = None,
         outage_hours: float = 2.0,
         gateway_tz: str = GATEWAY_TZ,
+        bulletins: Sequence[ScheduledBulletin | tuple[object, str, str]] = (),
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -129,7 +132,7 @@ class SimGateway:
         gate = OrderGate(faults, after=self.saver.mark_dirty)
         self.state = ServerState(
             universe, market, clock, accounts, broker, gate, faults, Clients(), Hooks(),
-            gateway_tz,
+            gateway_tz, BulletinBoard([_scheduled(b, start_time) for b in bulletins]),
         )
         self.account_fanout = AccountFanout(
             self.state, account_update_interval, account_value_throttle
@@ -138,6 +141,7 @@ class SimGateway:
         broker.listener = self.order_fanout
         self.streamer = MarketStreamer(self.state, self.account_fanout.step_done)
         self.faults = FaultInjector(self.state, self)
+        self.bulletin_fanout = BulletinFanout(self.state)
         self.rhythm = _rhythm(
             daily_restart, restart_minutes, weekly_outage, outage_hours, gateway_tz
         )
@@ -157,6 +161,7 @@ class SimGateway:
             self.control_port = await self._control.start("127.0.0.1", self._control_requested)
         self.saver.start()  # before the market driver: no time goes out past the saved mark
         self.streamer.start()
+        self.bulletin_fanout.start()
         for downtime in self.rhythm:
             self.faults.schedule(downtime)
         log.info(
@@ -175,6 +180,7 @@ class SimGateway:
 
     async def close(self) -> None:
         self.streamer.stop()
+        self.bulletin_fanout.close()
         self.faults.close()
         self.state.order_gate.close()
         self.account_fanout.close()
@@ -339,6 +345,10 @@ class SimGateway:
 
     # --- faults, kept here for their many callers: the work is in `self.faults` ----------------
 
+    def bulletin(self, message: str, exchange: str = "", msg_type: int = REGULAR) -> Bulletin:
+        """Post a news bulletin now (to every client subscribed with reqNewsBulletins)."""
+        return self.bulletin_fanout.publish(message, exchange, msg_type)
+
     def drop_connections(self) -> None:
         self.faults.drop_connections()
 
@@ -380,6 +390,22 @@ class SimGateway:
 
     def end_outage(self) -> None:
         self.faults.end_outage()
+
+
+def _scheduled(
+    item: ScheduledBulletin | tuple[object, str, str], start: float
+) -> ScheduledBulletin:
+    """A scripted bulletin: as given, or ``(at, exchange, message)`` with ``at`` a datetime,
+    epoch seconds, an ISO string or ``+SECONDS`` after the start."""
+    if isinstance(item, ScheduledBulletin):
+        return item
+    at, exchange, message = item
+    if isinstance(at, str):
+        return parse_scheduled(at, exchange, message, start)
+    when = _to_epoch(at)  # type: ignore[arg-type]
+    if when is None:
+        raise ValueError(f"a scripted bulletin needs a time, got {at!r}")
+    return ScheduledBulletin(when, message, exchange)
 
 
 def _rhythm(

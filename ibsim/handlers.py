@@ -113,6 +113,20 @@ def _unsupported(state: ServerState, s: ClientSession, req: rq.Unsupported) -> N
     )
 
 
+@handles(rq.ReqNewsBulletins)
+def _news_bulletins(state: ServerState, s: ClientSession, req: rq.ReqNewsBulletins) -> None:
+    s.subs.bulletins = True
+    if req.all_msgs:
+        s.write_many([msg.news_bulletin(b) for b in state.bulletins.since(state.day_start())])
+
+
+@handles(rq.CancelNewsBulletins)
+def _cancel_news_bulletins(
+    state: ServerState, s: ClientSession, req: rq.CancelNewsBulletins
+) -> None:
+    s.subs.bulletins = False
+
+
 # --- contracts -----------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from .bulletins import Bulletin
 from .contracts import ContractSpec
 from .framing import fmt_bool, fmt_float
 from .orders import Execution, SimOrder
@@ -413,3 +414,8 @@ def market_data_type(req_id: int, data_type: int) -> Fields:
 
 def tick_snapshot_end(req_id: int) -> Fields:
     return ["57", "1", str(req_id)]
+
+
+def news_bulletin(b: Bulletin) -> Fields:
+    """14 updateNewsBulletin: version, msgId, msgType, message, origExchange."""
+    return ["14", "1", str(b.msg_id), str(b.msg_type), b.message, b.exchange]

@@ -265,6 +265,16 @@ class ReqMarketRule:
 
 
 @dataclass(slots=True)
+class ReqNewsBulletins:
+    all_msgs: bool  # the current day's bulletins first, or only new ones
+
+
+@dataclass(slots=True)
+class CancelNewsBulletins:
+    pass
+
+
+@dataclass(slots=True)
 class Unsupported:
     """A request ibsim does not implement; it is answered with an error naming it."""
 

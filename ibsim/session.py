@@ -69,6 +69,7 @@ class Subscriptions:
     positions: bool = False
     pnl: dict[int, str] = field(default_factory=dict)
     pnl_single: dict[int, tuple[str, int]] = field(default_factory=dict)
+    bulletins: bool = False
 
     def con_ids(self) -> set[int]:
         out = {s.spec.con_id for s in self.mkt_data.values()}

@@ -6,11 +6,12 @@ injector work on it; none of them knows the gateway."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from .account import Account
 from .broker import Broker
+from .bulletins import BulletinBoard
 from .clients import Clients
 from .clock import SimClock
 from .contracts import ContractSpec, Universe
@@ -33,6 +34,7 @@ class ServerState:
     clients: Clients
     hooks: Hooks
     time_zone: str = GATEWAY_TZ  # the gateway's: where its trading day starts
+    bulletins: BulletinBoard = field(default_factory=BulletinBoard)
 
     def day_start(self) -> float:
         """Midnight of the gateway's current day (simulated epoch seconds). IB lists the

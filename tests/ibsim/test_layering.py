@@ -12,12 +12,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ibsim"
 # Bottom to top. A module may import from its own layer (without a cycle) and the ones below.
 LAYERS: list[tuple[str, set[str]]] = [
     ("primitives", {"framing", "sessions", "clock", "fault_state", "rhythm"}),
-    ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks"}),
+    ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks",
+                "bulletins"}),
     ("wire", {"requests", "decoding", "messages"}),
     ("broker", {"broker", "order_gate", "persistence"}),
     ("connections", {"session", "clients"}),
     ("state", {"state"}),
-    ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "handlers"}),
+    ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "handlers",
+                      "bulletin_fanout"}),
     ("server", {"control", "gateway"}),
     ("entry points", {"cli", "__init__"}),
 ]
