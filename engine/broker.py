@@ -13,11 +13,12 @@ import contextlib
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ib_async import IB, Contract, ExecutionFilter, RequestError, Trade
+from ib_async import IB, Contract, ExecutionFilter, NewsBulletin, RequestError, Trade
 from ib_async import Fill as IBFill
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
@@ -48,6 +49,8 @@ _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
 # its commission report in) is forgotten this long (wall seconds) after it was done; the
 # journal has it, and reconciliation asks IB itself.
 DONE_TRADE_SECONDS = 10.0
+# Bulletins already told, by (msgId, text): IB sends the day's again after every connect.
+BULLETINS_REMEMBERED = 1000
 _FORGETTABLE = frozenset({"Filled", "Cancelled", "ApiCancelled"})  # not Inactive: it may come back
 
 
@@ -87,6 +90,7 @@ class IBBroker:
         self._connect_refused = asyncio.Event()  # 326 during the current connect attempt
         self._client_id_refused_since: float | None = None  # monotonic, first 326 in a row
         self.last_connect_attempt: float | None = None  # monotonic; the reconnect loop's pulse
+        self._bulletins_told: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._wire()
 
     @classmethod
@@ -115,6 +119,7 @@ class IBBroker:
         ib.errorEvent += self._guarded("error", self._on_error)
         ib.positionEvent += self._guarded("position", self._on_position)
         ib.accountValueEvent += self._guarded("account value", self._on_account_value)
+        ib.newsBulletinEvent += self._guarded("bulletin", self._on_bulletin)
 
     def _guarded(self, kind: str, handler: Callable[..., None]) -> Callable[..., None]:
         """`handler`, with what it raises logged and reported to the listener. eventkit hands a
@@ -161,6 +166,9 @@ class IBBroker:
             self.account = self._choose_account()
             reconnect = self.connected_once
             self.connected_once = True
+            # All of the day's: one that came while away (a halt) is news too; the rest are
+            # known and not told again.
+            self.ib.reqNewsBulletins(True)
             try:
                 await self._listener.on_connected(self.account, reconnect)
             except Exception as exc:
@@ -675,6 +683,15 @@ class IBBroker:
         )
         if number is not None:
             self._listener.on_account_value(getattr(value, "tag", ""), number)
+
+    def _on_bulletin(self, ib_bulletin: NewsBulletin) -> None:
+        key = (ib_bulletin.msgId, ib_bulletin.message)
+        if key in self._bulletins_told:
+            return
+        self._bulletins_told[key] = None
+        if len(self._bulletins_told) > BULLETINS_REMEMBERED:
+            self._bulletins_told.popitem(last=False)
+        self._listener.on_bulletin(translate.bulletin(ib_bulletin))
 
 
 class _NotListening:

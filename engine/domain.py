@@ -177,6 +177,22 @@ class EngineState(enum.StrEnum):
     HALTED = "HALTED"  # nothing new at all
 
 
+class BulletinKind(enum.StrEnum):
+    NEWS = "news"  # a notice: system maintenance, a trading halt, a rule change
+    EXCHANGE_UNAVAILABLE = "exchange_unavailable"  # the exchange no longer trades
+    EXCHANGE_AVAILABLE = "exchange_available"  # it trades again
+
+
+@dataclass(frozen=True, slots=True)
+class Bulletin:
+    """One of IB's news bulletins, as the broker sent it."""
+
+    msg_id: int
+    kind: BulletinKind
+    message: str
+    exchange: str  # where it originates; "" for one of IB's own
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """What a strategy wants: a target position for a symbol, with its reason."""

@@ -24,6 +24,8 @@ from engine.connection import ConnectionSupervisor, Link
 from engine.contracts import ContractDetails
 from engine.domain import (
     Bar,
+    Bulletin,
+    BulletinKind,
     ConnectionState,
     EngineState,
     Fill,
@@ -32,6 +34,7 @@ from engine.domain import (
     Position,
 )
 from engine.events import (
+    BulletinEvent,
     Difference,
     EventBus,
     Level,
@@ -278,6 +281,14 @@ class Engine:
 
     def on_account_value(self, tag: str, value: float) -> None:
         self.portfolio.account_values[tag] = value
+
+    def on_bulletin(self, bulletin: Bulletin) -> None:
+        level = Level.WARNING if bulletin.kind is BulletinKind.EXCHANGE_UNAVAILABLE else Level.INFO
+        self.recorder.record(
+            level, "bulletin", bulletin.message,
+            {"msg_id": bulletin.msg_id, "kind": bulletin.kind.value, "exchange": bulletin.exchange},
+            event=BulletinEvent(bulletin, self.clock.now()),
+        )  # fmt: skip
 
     # --- housekeeping ---------------------------------------------------------------------
 

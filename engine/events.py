@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.domain import ConnectionState, EngineState, Fill, Order, OrderStatus
+from engine.domain import Bulletin, ConnectionState, EngineState, Fill, Order, OrderStatus
 
 
 class Level(enum.StrEnum):
@@ -104,6 +104,14 @@ class DataEvent:
     message: str
     time: datetime
     count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BulletinEvent:
+    """One of IB's news bulletins: an exchange halted or back, a system notice."""
+
+    bulletin: Bulletin
+    time: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,24 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ib_async import Contract, Trade
+from ib_async import Contract, NewsBulletin, Trade
 from ib_async import Fill as IBFill
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
 from ib_async.objects import BarData, CommissionReport, PortfolioItem, RealTimeBar
 from ib_async.util import UNSET_DOUBLE
 
-from engine.domain import Bar, Fill, Order, OrderStatus, OrderUpdate, Position, Side
+from engine.domain import (
+    Bar,
+    Bulletin,
+    BulletinKind,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    Side,
+)
 from engine.ports import ACCOUNT_CURRENCIES, BrokerOrder
 
 _STATUS = {
@@ -196,3 +206,20 @@ def account_number(value: str, currency: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+# IB's msgType of a news bulletin.
+_BULLETIN_KINDS = {
+    1: BulletinKind.NEWS,
+    2: BulletinKind.EXCHANGE_UNAVAILABLE,
+    3: BulletinKind.EXCHANGE_AVAILABLE,
+}
+
+
+def bulletin(ib_bulletin: NewsBulletin) -> Bulletin:
+    return Bulletin(
+        ib_bulletin.msgId,
+        _BULLETIN_KINDS.get(ib_bulletin.msgType, BulletinKind.NEWS),
+        ib_bulletin.message.strip(),
+        ib_bulletin.origExchange,
+    )

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
-from engine.domain import Bar, Fill, Instrument, Order, OrderStatus, OrderUpdate, Position, Side
+from engine.domain import (
+    Bar,
+    Bulletin,
+    Fill,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    Side,
+)
 from engine.errors import ConfigurationError
 from engine.hours import TradingHours
 
@@ -100,6 +110,9 @@ class BrokerListener(Protocol):
     def on_position(self, position: Position) -> None: ...
     def on_account_value(self, tag: str, value: float) -> None:
         """An account value in the account's currency (ACCOUNT_CURRENCIES), as a number."""
+    def on_bulletin(self, bulletin: Bulletin) -> None:
+        """One of IB's news bulletins (each told once, though IB sends the day's again after
+        every connect)."""
     def on_handler_failed(self, kind: str, error: BaseException) -> None:
         """One of the handlers above raised (a bug, or a value nobody expected)."""
     def on_client_id_in_use(self, client_id: int, give_up_in: float) -> None:
