@@ -33,12 +33,14 @@ from bot.messages.events import (
     reconcile_doc,
     risk_event_doc,
 )
+from bot.messages.news import bulletin_doc
 from bot.messages.status import error_doc
 from bot.messages.trading import daily_summary_doc
 from engine.config import ALERT_KINDS, AlertLevel
 from engine.control import ControlAPI
 from engine.events import (
     BrokerErrorEvent,
+    BulletinEvent,
     ConnectionEvent,
     DataEvent,
     FillEvent,
@@ -62,6 +64,7 @@ DEFAULT_LEVELS: dict[str, AlertLevel] = {
     "reconcile": "on",
     "lifecycle": "silent",
     "daily_summary": "silent",
+    "bulletins": "on",
 }
 # Never merged into a digest: each one matters on its own and they are rare.
 _NEVER_DIGESTED = frozenset({"lifecycle", "daily_summary", "security", "system", "connection"})
@@ -108,6 +111,8 @@ def classify(event: object, tz: ZoneInfo) -> tuple[str, Doc] | None:
             return "risk", data_event_doc(event, tz)
         case FrontMonthEvent():
             return "risk", front_month_doc(event, tz)
+        case BulletinEvent():
+            return "bulletins", bulletin_doc(event, tz)
         case ReconcileEvent() if event.differences or event.adopted:
             return "reconcile", reconcile_doc(event)
         case LifecycleEvent(kind="daily_summary"):

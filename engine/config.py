@@ -55,6 +55,7 @@ ALERT_KINDS = (
     "reconcile",
     "lifecycle",
     "daily_summary",
+    "bulletins",
 )
 
 # Every number has a finite range, so inf, nan or a typo's extra zeros stop the start instead of
@@ -249,6 +250,7 @@ class Settings(BaseSettings):
     alert_reconcile: AlertLevel = "on"
     alert_lifecycle: AlertLevel = "silent"
     alert_daily_summary: AlertLevel = "on"
+    alert_bulletins: AlertLevel = "on"  # IB's news bulletins: exchange halts, system notices
     daily_summary_time: time | None = None
     display_tz: str = "UTC"
 
