@@ -201,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
         "('' for a system one); repeatable",
     )
     p.add_argument(
+        "--news-providers",
+        nargs="*",
+        default=None,
+        metavar="CODE",
+        help="the news providers the account subscribes to (default all: BRFG BRFUPDN DJNL; "
+        "none given: no news subscription)",
+    )
+    p.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO"
     )
     return p
@@ -225,6 +233,7 @@ async def _serve(args: argparse.Namespace) -> None:
         outage_hours=args.outage_hours,
         gateway_tz=args.gateway_tz,
         bulletins=[tuple(b) for b in args.bulletin],
+        news_providers=args.news_providers,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

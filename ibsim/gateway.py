@@ -27,6 +27,7 @@ from .faults import FaultInjector
 from .handlers import HANDLERS, greeting
 from .hooks import ClientEvent, Hooks
 from .market import Market
+from .news import NewsDesk
 from .order_fanout import OrderFanout
 from .order_gate import OrderGate
 from .orders import Execution, SimOrder
@@ -97,6 +98,7 @@ class SimGateway:
         outage_hours: float = 2.0,
         gateway_tz: str = GATEWAY_TZ,
         bulletins: Sequence[ScheduledBulletin | tuple[object, str, str]] = (),
+        news_providers: Sequence[str] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -133,6 +135,7 @@ class SimGateway:
         self.state = ServerState(
             universe, market, clock, accounts, broker, gate, faults, Clients(), Hooks(),
             gateway_tz, BulletinBoard([_scheduled(b, start_time) for b in bulletins]),
+            NewsDesk(seed, news_providers),
         )
         self.account_fanout = AccountFanout(
             self.state, account_update_interval, account_value_throttle

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from .bulletins import Bulletin
 from .contracts import ContractSpec
 from .framing import fmt_bool, fmt_float
+from .news import Headline
 from .orders import Execution, SimOrder
 
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"  # how TWS writes an unset double
@@ -419,3 +420,24 @@ def tick_snapshot_end(req_id: int) -> Fields:
 def news_bulletin(b: Bulletin) -> Fields:
     """14 updateNewsBulletin: version, msgId, msgType, message, origExchange."""
     return ["14", "1", str(b.msg_id), str(b.msg_type), b.message, b.exchange]
+
+
+def news_providers(providers: list[tuple[str, str]]) -> Fields:
+    """85 newsProviders: count, then code and name of each."""
+    return ["85", str(len(providers)), *(x for pair in providers for x in pair)]
+
+
+def historical_news(req_id: int, h: Headline) -> Fields:
+    """86 historicalNews: reqId, time (``yyyy-MM-dd HH:mm:ss.0``, UTC), provider, articleId,
+    headline."""
+    stamp = dt.datetime.fromtimestamp(h.time, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.0")
+    return ["86", str(req_id), stamp, h.provider, h.article_id, h.text]
+
+
+def historical_news_end(req_id: int, has_more: bool) -> Fields:
+    return ["87", str(req_id), fmt_bool(has_more)]
+
+
+def news_article(req_id: int, text: str) -> Fields:
+    """83 newsArticle: reqId, articleType (0 plain text, 1 binary/PDF), text."""
+    return ["83", str(req_id), "0", text]

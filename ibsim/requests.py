@@ -275,6 +275,28 @@ class CancelNewsBulletins:
 
 
 @dataclass(slots=True)
+class ReqNewsProviders:
+    pass
+
+
+@dataclass(slots=True)
+class ReqHistoricalNews:
+    req_id: int
+    con_id: int
+    provider_codes: str  # "BRFG+DJNL"
+    start: str  # exclusive; "" for none
+    end: str  # inclusive; "" for now
+    total_results: int
+
+
+@dataclass(slots=True)
+class ReqNewsArticle:
+    req_id: int
+    provider_code: str
+    article_id: str
+
+
+@dataclass(slots=True)
 class Unsupported:
     """A request ibsim does not implement; it is answered with an error naming it."""
 

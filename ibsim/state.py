@@ -18,6 +18,7 @@ from .contracts import ContractSpec, Universe
 from .fault_state import FaultState
 from .hooks import Hooks
 from .market import Market
+from .news import NewsDesk
 from .order_gate import OrderGate
 from .rhythm import GATEWAY_TZ
 
@@ -35,6 +36,7 @@ class ServerState:
     hooks: Hooks
     time_zone: str = GATEWAY_TZ  # the gateway's: where its trading day starts
     bulletins: BulletinBoard = field(default_factory=BulletinBoard)
+    news: NewsDesk = field(default_factory=NewsDesk)
 
     def day_start(self) -> float:
         """Midnight of the gateway's current day (simulated epoch seconds). IB lists the
