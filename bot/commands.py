@@ -15,6 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from bot import charts
 from bot.messages.document import Doc
 from bot.messages.kill_switch import cancel_doc, flatten_doc
+from bot.messages.news import news_doc, no_news_subscription_doc
 from bot.messages.status import (
     error_doc,
     health_doc,
@@ -33,6 +34,7 @@ from engine.kill_switch import (
     POSITION_SETTLE_SECONDS,
     ProgressCallback,
 )
+from engine.ports import NoNewsSubscription
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 ACTION_GRACE = CANCEL_WAIT_SECONDS + POSITION_SETTLE_SECONDS + FLATTEN_WAIT_SECONDS + 5.0
 MAX_TRADES = 100
 MAX_LOGS = 50
+MAX_NEWS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,29 @@ class Commands:
             return Reply(error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
         return Reply(quote_doc(quote, self.tz))
 
+    async def _news(self, args: list[str], by: str) -> Result:
+        example = "e.g. /news AAPL 5"
+        if not 1 <= len(args) <= 2:
+            raise UsageError(f"/news takes a symbol and, if you like, a count: {example}")
+        symbol = args[0].upper()
+        n = 5
+        if len(args) == 2:
+            if not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_NEWS:
+                raise UsageError(
+                    f"/news: how many must be a whole number from 1 to {MAX_NEWS}, "
+                    f"not {args[1][:20]!r}: {example}"
+                )
+            n = int(args[1])
+        try:
+            report = await self.control.news(symbol, n)
+        except KeyError:
+            return Reply(error_doc(f"Unknown symbol {symbol}: not one the bot trades"))
+        except NoNewsSubscription as exc:
+            return Reply(no_news_subscription_doc(exc.detail))
+        except ConnectionError:
+            return Reply(error_doc("No news now: not connected to the gateway"))
+        return Reply(news_doc(report, self.tz))
+
     async def _pause(self, args: list[str], by: str) -> Result:
         reason = " ".join(args)[:200]
         return Reply(paused_doc(await self.control.pause(by, reason)))
@@ -279,6 +305,10 @@ _SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("logs", "[n]", "recent warnings and errors (20)", False, Commands._logs),
     CommandSpec("quote", "SYMBOL", "bid, ask and last", False, Commands._quote),
+    CommandSpec(
+        "news", "SYMBOL [n]", f"the latest n headlines (5, at most {MAX_NEWS})", False,
+        Commands._news,
+    ),
     CommandSpec(
         "chart", "[SYMBOL]", "price chart with trades, or the equity curve", False, Commands._chart
     ),

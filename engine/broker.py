@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,16 @@ from ib_async.objects import CommissionReport, RealTimeBarList
 
 from engine import ib_translate as translate
 from engine.config import Settings
-from engine.domain import ORDER_REF_PREFIX, Bar, Fill, Instrument, Order, Position
+from engine.domain import (
+    ORDER_REF_PREFIX,
+    Bar,
+    Fill,
+    Headline,
+    Instrument,
+    NewsProvider,
+    Order,
+    Position,
+)
 from engine.ib_contracts import ContractBook, contract_info, make_contract
 from engine.ports import (
     AccountNotFound,
@@ -37,6 +46,7 @@ from engine.ports import (
     ClientIdInUse,
     ContractInfo,
     LiveTradingRefused,
+    NoNewsSubscription,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,7 @@ _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
 DONE_TRADE_SECONDS = 10.0
 # Bulletins already told, by (msgId, text): IB sends the day's again after every connect.
 BULLETINS_REMEMBERED = 1000
+NEWS_NOT_ALLOWED = 10276  # IB: "News feed is not allowed" (no subscription to the provider)
 _FORGETTABLE = frozenset({"Filled", "Cancelled", "ApiCancelled"})  # not Inactive: it may come back
 
 
@@ -550,6 +561,31 @@ class IBBroker:
         async with self._positions_lock:
             await asyncio.wait_for(self.ib.reqPositionsAsync(), self._request_timeout)
         return self.positions()
+
+    # --- news ------------------------------------------------------------------------------
+
+    async def news_providers(self) -> list[NewsProvider]:
+        providers = await asyncio.wait_for(
+            self.ib.reqNewsProvidersAsync(), self._request_timeout
+        )
+        return [NewsProvider(p.code, p.name) for p in providers]
+
+    async def headlines(self, symbol: str, n: int, providers: Sequence[str]) -> list[Headline]:
+        contract = self.contracts[symbol]
+        if not providers:
+            raise NoNewsSubscription()
+        try:
+            # ib_async waits 4 s for the answer and returns None without one.
+            news = await self.ib.reqHistoricalNewsAsync(
+                contract.conId, "+".join(providers), "", "", n
+            )
+        except RequestError as exc:
+            if exc.code == NEWS_NOT_ALLOWED:
+                raise NoNewsSubscription(exc.message) from None
+            raise BrokerRequestError(exc.code, exc.message) from None
+        if news is None:
+            raise TimeoutError("IB did not answer the news request")
+        return [translate.headline(h) for h in news]
 
     async def ensure_contract(self, symbol: str) -> bool:
         """Make sure a position's contract can be traded (flatten all closes positions in

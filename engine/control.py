@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from engine.domain import EngineState, Fill, Order
 from engine.events import CommandEvent, Level, Subscription
 from engine.kill_switch import ProgressCallback
+from engine.ports import NoNewsSubscription
 from engine.reports import (
     CancelReport,
     ChartData,
@@ -18,6 +19,7 @@ from engine.reports import (
     FlattenReport,
     HealthReport,
     JournalEntry,
+    NewsReport,
     PnlReport,
     PositionsReport,
     Quote,
@@ -54,6 +56,8 @@ class ControlAPI(Protocol):
     async def health(self) -> HealthReport: ...
     async def logs(self, n: int = 20) -> list[JournalEntry]: ...
     async def quote(self, symbol: str) -> Quote: ...  # raises KeyError for an unknown symbol
+    async def news(self, symbol: str, n: int = 5) -> NewsReport:
+        """Raises KeyError for an unknown symbol, NoNewsSubscription, ConnectionError."""
     async def pause(self, by: str, reason: str = "") -> StatusReport: ...
     async def resume(self, by: str) -> StatusReport: ...
     async def flatten(
@@ -187,6 +191,19 @@ class Control:
         if last is None:
             last = engine.portfolio.last_price.get(symbol)
         return Quote(symbol, bid, ask, last, engine.clock.now())
+
+    async def news(self, symbol: str, n: int = 5) -> NewsReport:
+        broker = self._engine.broker
+        symbol = symbol.upper()
+        if not broker.knows(symbol):
+            raise KeyError(symbol)
+        if not broker.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        providers = tuple(await broker.news_providers())
+        if not providers:
+            raise NoNewsSubscription()
+        headlines = await broker.headlines(symbol, n, [p.code for p in providers])
+        return NewsReport(symbol, tuple(headlines), providers)
 
     async def chart_data(self, symbol: str | None) -> ChartData:
         engine = self._engine

@@ -194,6 +194,20 @@ class Bulletin:
 
 
 @dataclass(frozen=True, slots=True)
+class NewsProvider:
+    code: str  # "BRFG"
+    name: str  # "Briefing.com General Market Columns"
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    time: datetime  # aware, UTC
+    provider: str  # the provider's code
+    article_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Signal:
     """What a strategy wants: a target position for a symbol, with its reason."""
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ib_async import Contract, NewsBulletin, Trade
+from ib_async import Contract, HistoricalNews, NewsBulletin, Trade
 from ib_async import Fill as IBFill
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
@@ -21,6 +21,7 @@ from engine.domain import (
     Bulletin,
     BulletinKind,
     Fill,
+    Headline,
     Order,
     OrderStatus,
     OrderUpdate,
@@ -223,3 +224,9 @@ def bulletin(ib_bulletin: NewsBulletin) -> Bulletin:
         ib_bulletin.message.strip(),
         ib_bulletin.origExchange,
     )
+
+
+def headline(news: HistoricalNews) -> Headline:
+    """IB's time of a headline comes without a zone: it is UTC."""
+    time = news.time if news.time.tzinfo else news.time.replace(tzinfo=UTC)
+    return Headline(time.astimezone(UTC), news.providerCode, news.articleId, news.headline)

@@ -8,6 +8,7 @@ a contract is a symbol, a time is an aware UTC datetime.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -16,7 +17,9 @@ from engine.domain import (
     Bar,
     Bulletin,
     Fill,
+    Headline,
     Instrument,
+    NewsProvider,
     Order,
     OrderStatus,
     OrderUpdate,
@@ -49,6 +52,15 @@ class BrokerRequestError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+class NoNewsSubscription(Exception):
+    """The account has no subscription to a news provider asked for (or to none at all);
+    `detail` is the broker's own word on it, if any."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or "no news provider subscribed")
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +171,13 @@ class BrokerPort(Protocol):
     def subscribe_bars(self, symbol: str, use_rth: bool) -> None: ...
     def unsubscribe_bars(self, symbol: str) -> None: ...
     async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]: ...
+
+    # --- news ---
+    async def news_providers(self) -> list[NewsProvider]:
+        """The news providers the account subscribes to."""
+    async def headlines(self, symbol: str, n: int, providers: Sequence[str]) -> list[Headline]:
+        """The latest `n` headlines about `symbol` (a symbol it `knows`) from `providers`
+        (codes), newest first. Raises NoNewsSubscription for a provider not subscribed to."""
 
     # --- orders ---
     def place(

@@ -9,6 +9,8 @@ from datetime import datetime
 from engine.domain import (
     ConnectionState,
     EngineState,
+    Headline,
+    NewsProvider,
     Order,
     OrderStatus,
     OrderType,
@@ -102,6 +104,13 @@ class Quote:
     ask: float | None
     last: float | None
     time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewsReport:
+    symbol: str
+    headlines: tuple[Headline, ...]  # newest first
+    providers: tuple[NewsProvider, ...]  # the ones subscribed to (they name the codes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,77 @@
+"""/news end to end: real python-telegram-bot ↔ fake Bot API ↔ TelegramFrontEnd ↔ the real
+engine ↔ ib_async ↔ ibsim's made-up headlines; no news subscription; bad input."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bot.harness import OPERATOR, running_front_end
+from tests.engine.conftest import make_settings, running_engine, sim_gateway
+from tests.fakebotapi import FakeBotAPI, Request
+
+
+@asynccontextmanager
+async def news_rig(tmp_path: Path, **gateway: Any) -> AsyncIterator[FakeBotAPI]:
+    settings = make_settings(tmp_path, symbols="AAPL")
+    async with (
+        sim_gateway(**gateway) as gw,
+        running_engine(gw, settings) as (engine, control),
+        FakeBotAPI() as api,
+        running_front_end(api, control, engine.journal, {OPERATOR}),
+    ):
+        yield api
+
+
+async def reply_to(api: FakeBotAPI, command: str, needle: str) -> Request:
+    since = time.monotonic()
+    api.inject_command(command, chat_id=OPERATOR)
+    return await api.wait_for(
+        "sendMessage",
+        lambda r: r.at >= since and r.int("chat_id") == OPERATOR and needle in r.text,
+        timeout=10,
+    )
+
+
+async def test_news_lists_the_latest_headlines_with_time_and_provider(tmp_path: Path) -> None:
+    async with news_rig(tmp_path) as api:
+        reply = await reply_to(api, "/news aapl 3", "News AAPL")
+        assert "the latest 3" in reply.text
+        headline = re.compile(r"^[A-Z][a-z]{2} \d\d \d\d:\d\d  (BRFG|BRFUPDN|DJNL): .*AAPL")
+        assert len([s for s in reply.text.splitlines() if headline.match(s)]) == 3
+        assert "times in UTC" in reply.text
+        assert "from BRFG, BRFUPDN, DJNL" in reply.text
+        default = await reply_to(api, "/news AAPL", "News AAPL")
+        assert "the latest 5" in default.text
+
+
+async def test_news_without_a_subscription_says_what_is_missing(tmp_path: Path) -> None:
+    async with news_rig(tmp_path, news_providers=[]) as api:
+        reply = await reply_to(api, "/news AAPL", "news subscription is missing")
+        assert "no news provider" in reply.text
+        assert "BRFG" in reply.text and "DJNL" in reply.text
+        assert "Market Data Subscriptions" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        ("/news", "/news takes a symbol"),
+        ("/news AAPL 5 6", "/news takes a symbol"),
+        ("/news XYZ", "Unknown symbol XYZ"),
+        ("/news AAPL five", "whole number from 1 to 20, not &#x27;five&#x27;"),
+        ("/news AAPL 21", "whole number from 1 to 20, not &#x27;21&#x27;"),
+        ("/news AAPL 0", "whole number from 1 to 20"),
+    ],
+)
+async def test_bad_input_gets_a_short_answer_naming_it(
+    tmp_path: Path, command: str, needle: str
+) -> None:
+    async with news_rig(tmp_path) as api:
+        await reply_to(api, command, needle)
