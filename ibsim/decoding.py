@@ -21,6 +21,7 @@ from .requests import (
     CancelPositions,
     CancelPositionsMulti,
     CancelRealTimeBars,
+    CancelScannerSubscription,
     PlaceOrder,
     ReqAccountSummary,
     ReqAccountUpdates,
@@ -50,6 +51,8 @@ from .requests import (
     ReqPositions,
     ReqPositionsMulti,
     ReqRealTimeBars,
+    ReqScannerParameters,
+    ReqScannerSubscription,
     StartApi,
     Unsupported,
 )
@@ -304,6 +307,14 @@ def _head_timestamp(cur: Cursor, version: int) -> ReqHeadTimestamp:
     return ReqHeadTimestamp(req_id, contract, use_rth, cur.str(), cur.int(1))
 
 
+def _scanner_subscription(cur: Cursor, version: int) -> ReqScannerSubscription:
+    req_id, rows = cur.int(), cur.int(-1)
+    instrument, location, code = cur.str(), cur.str(), cur.str()
+    above, below = cur.float(), cur.float()
+    # The other filters (volume, market cap, ratings, ...) and the tag-value lists: ignored.
+    return ReqScannerSubscription(req_id, rows, instrument, location, code, above, below)
+
+
 def _versioned(factory: Callable[..., object], *readers: str) -> Callable[[Cursor, int], object]:
     """Decoder for the common shape ``id, version, a, b, ...`` with simple field types."""
 
@@ -339,6 +350,9 @@ _DECODERS: dict[int, Callable[[Cursor, int], object]] = {
     16: _versioned(ReqAllOpenOrders),
     17: _versioned(ReqManagedAccts),
     20: _hist,
+    22: _scanner_subscription,
+    23: _versioned(CancelScannerSubscription, "int"),
+    24: _versioned(ReqScannerParameters),
     25: _versioned(CancelHistoricalData, "int"),
     49: _versioned(ReqCurrentTime),
     50: _real_time_bars,

@@ -32,6 +32,7 @@ from .news import NoSuchArticle
 from .order_fanout import open_order_messages
 from .orders import PRE_SUBMITTED, OrderTicket, SimOrder
 from .pricepath import STEP
+from .scanner import ScanError, parameters_xml, rank
 from .session import ClientSession, KeepUpSub, MktDataSub, RealTimeSub
 from .sessions import hours_string, sessions_before
 from .state import ServerState
@@ -180,6 +181,35 @@ def _news_article(state: ServerState, s: ClientSession, req: rq.ReqNewsArticle) 
         s.send_error(req.req_id, 10172, f"Failed to request news article: {req.article_id}")
         return
     s.write(msg.news_article(req.req_id, text))
+
+
+# --- market scanner --------------------------------------------------------------------------
+
+
+@handles(rq.ReqScannerParameters)
+def _scanner_parameters(state: ServerState, s: ClientSession, req: rq.ReqScannerParameters) -> None:
+    s.write(msg.scanner_parameters(parameters_xml()))
+
+
+@handles(rq.ReqScannerSubscription)
+def _scanner(state: ServerState, s: ClientSession, req: rq.ReqScannerSubscription) -> None:
+    """One answer, ranked now (IB refreshes a subscription every 30 s or so; ibsim does not)."""
+    try:
+        specs = rank(
+            state.market, state.universe, req.scan_code, req.instrument, req.location, req.rows,
+            state.clock.now(), req.above_price, req.below_price,
+        )  # fmt: skip
+    except ScanError as exc:
+        s.send_error(req.req_id, 162, f"{_HMDS}{exc}")
+        return
+    s.write(msg.scanner_data(req.req_id, specs))
+
+
+@handles(rq.CancelScannerSubscription)
+def _cancel_scanner(
+    state: ServerState, s: ClientSession, req: rq.CancelScannerSubscription
+) -> None:
+    """Nothing to stop: ibsim answers a subscription once."""
 
 
 # --- contracts -----------------------------------------------------------------------------

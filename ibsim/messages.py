@@ -441,3 +441,21 @@ def historical_news_end(req_id: int, has_more: bool) -> Fields:
 def news_article(req_id: int, text: str) -> Fields:
     """83 newsArticle: reqId, articleType (0 plain text, 1 binary/PDF), text."""
     return ["83", str(req_id), "0", text]
+
+
+def scanner_parameters(xml: str) -> Fields:
+    return ["19", "1", xml]
+
+
+def scanner_data(req_id: int, specs: list[ContractSpec]) -> Fields:
+    """20 scannerData (version 3): count, then per row rank, conId, symbol, secType,
+    lastTradeDate, strike, right, exchange, currency, localSymbol, marketName, tradingClass,
+    distance, benchmark, projection, legs."""
+    out = ["20", "3", str(req_id), str(len(specs))]
+    for rank, spec in enumerate(specs):
+        out += [
+            str(rank), str(spec.con_id), spec.symbol, spec.sec_type, spec.last_trade_date, "0",
+            "", "SMART", spec.currency, spec.local_symbol, spec.trading_class,
+            spec.trading_class, "", "", "", "",
+        ]  # fmt: skip
+    return out

@@ -297,6 +297,27 @@ class ReqNewsArticle:
 
 
 @dataclass(slots=True)
+class ReqScannerParameters:
+    pass
+
+
+@dataclass(slots=True)
+class ReqScannerSubscription:
+    req_id: int
+    rows: int  # -1: as many as the scanner gives
+    instrument: str
+    location: str
+    scan_code: str
+    above_price: float | None
+    below_price: float | None
+
+
+@dataclass(slots=True)
+class CancelScannerSubscription:
+    req_id: int
+
+
+@dataclass(slots=True)
 class Unsupported:
     """A request ibsim does not implement; it is answered with an error naming it."""
 
