@@ -16,6 +16,7 @@ from bot import charts
 from bot.messages.document import Doc
 from bot.messages.kill_switch import cancel_doc, flatten_doc
 from bot.messages.news import news_doc, no_news_subscription_doc
+from bot.messages.scanner import scan_codes_doc, scan_doc
 from bot.messages.status import (
     error_doc,
     health_doc,
@@ -44,6 +45,7 @@ ACTION_GRACE = CANCEL_WAIT_SECONDS + POSITION_SETTLE_SECONDS + FLATTEN_WAIT_SECO
 MAX_TRADES = 100
 MAX_LOGS = 50
 MAX_NEWS = 20
+MAX_SCAN = 50  # IB's scanner gives at most 50 rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,33 @@ class Commands:
             return Reply(error_doc("No news now: not connected to the gateway"))
         return Reply(news_doc(report, self.tz))
 
+    async def _scan(self, args: list[str], by: str) -> Result:
+        if len(args) > 2:
+            raise UsageError(
+                "/scan takes a scan code and, if you like, a count: e.g. /scan MOST_ACTIVE 5"
+            )
+        if not args:
+            try:
+                return Reply(scan_codes_doc(await self.control.scan_codes()))
+            except ConnectionError:
+                return Reply(error_doc("No scan codes now: not connected to the gateway"))
+        code = args[0].upper()[:40]
+        n = 10
+        if len(args) == 2:
+            if not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_SCAN:
+                raise UsageError(
+                    f"/scan: how many must be a whole number from 1 to {MAX_SCAN}, "
+                    f"not {args[1][:20]!r}: e.g. /scan {code} 10"
+                )
+            n = int(args[1])
+        try:
+            report = await self.control.scan(code, n)
+        except KeyError:
+            return Reply(error_doc(f"Unknown scan code {code}: /scan alone lists them"))
+        except ConnectionError:
+            return Reply(error_doc("No scan now: not connected to the gateway"))
+        return Reply(scan_doc(report))
+
     async def _pause(self, args: list[str], by: str) -> Result:
         reason = " ".join(args)[:200]
         return Reply(paused_doc(await self.control.pause(by, reason)))
@@ -308,6 +337,10 @@ _SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "news", "SYMBOL [n]", f"the latest n headlines (5, at most {MAX_NEWS})", False,
         Commands._news,
+    ),
+    CommandSpec(
+        "scan", "[CODE [n]]", "the market scanner's first n stocks (10); no code: the codes",
+        False, Commands._scan,
     ),
     CommandSpec(
         "chart", "[SYMBOL]", "price chart with trades, or the equity curve", False, Commands._chart

@@ -13,12 +13,21 @@ import contextlib
 import logging
 import random
 import time
+import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ib_async import IB, Contract, ExecutionFilter, NewsBulletin, RequestError, Trade
+from ib_async import (
+    IB,
+    Contract,
+    ExecutionFilter,
+    NewsBulletin,
+    RequestError,
+    ScannerSubscription,
+    Trade,
+)
 from ib_async import Fill as IBFill
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
@@ -35,6 +44,7 @@ from engine.domain import (
     NewsProvider,
     Order,
     Position,
+    ScanRow,
 )
 from engine.ib_contracts import ContractBook, contract_info, make_contract
 from engine.ports import (
@@ -61,6 +71,7 @@ _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
 DONE_TRADE_SECONDS = 10.0
 # Bulletins already told, by (msgId, text): IB sends the day's again after every connect.
 BULLETINS_REMEMBERED = 1000
+SCAN_LOCATION = "STK.US.MAJOR"  # the scanner ranks US stocks
 NEWS_NOT_ALLOWED = 10276  # IB: "News feed is not allowed" (no subscription to the provider)
 _FORGETTABLE = frozenset({"Filled", "Cancelled", "ApiCancelled"})  # not Inactive: it may come back
 
@@ -586,6 +597,35 @@ class IBBroker:
         if news is None:
             raise TimeoutError("IB did not answer the news request")
         return [translate.headline(h) for h in news]
+
+    # --- market scanner ----------------------------------------------------------------------
+
+    async def scan_codes(self) -> list[str]:
+        xml = await asyncio.wait_for(self.ib.reqScannerParametersAsync(), self._request_timeout)
+        try:
+            return [e.text for e in ET.fromstring(xml).iter("scanCode") if e.text]
+        except ET.ParseError as exc:
+            raise BrokerRequestError(0, f"the scanner parameters are not XML: {exc}") from None
+
+    async def scan(self, code: str, n: int) -> list[ScanRow]:
+        subscription = ScannerSubscription(
+            instrument="STK", locationCode=SCAN_LOCATION, scanCode=code, numberOfRows=n
+        )
+        try:
+            found = await asyncio.wait_for(
+                self.ib.reqScannerDataAsync(subscription), self._request_timeout
+            )
+            contracts = [d.contractDetails.contract for d in found]
+            tickers = await asyncio.wait_for(
+                self.ib.reqTickersAsync(*contracts), self._request_timeout
+            ) if contracts else []
+        except RequestError as exc:
+            raise BrokerRequestError(exc.code, exc.message) from None
+        by_con_id = {t.contract.conId: t for t in tickers if t.contract is not None}
+        return [
+            translate.scan_row(i + 1, c.symbol, by_con_id.get(c.conId))
+            for i, c in enumerate(contracts)
+        ]
 
     async def ensure_contract(self, symbol: str) -> bool:
         """Make sure a position's contract can be traded (flatten all closes positions in

@@ -24,6 +24,7 @@ from engine.reports import (
     PositionsReport,
     Quote,
     RiskReport,
+    ScanReport,
     StatusReport,
     SymbolHealth,
 )
@@ -65,6 +66,9 @@ class ControlAPI(Protocol):
     ) -> FlattenReport: ...
     async def cancel_all(self, by: str, scope: str = "bot") -> CancelReport: ...
     async def chart_data(self, symbol: str | None) -> ChartData: ...
+    async def scan_codes(self) -> list[str]: ...  # raises ConnectionError
+    async def scan(self, code: str, n: int = 10) -> ScanReport:
+        """Raises KeyError for a scan code the broker does not know, ConnectionError."""
     def subscribe(self, maxsize: int = 1000) -> Subscription: ...
 
 
@@ -204,6 +208,17 @@ class Control:
             raise NoNewsSubscription()
         headlines = await broker.headlines(symbol, n, [p.code for p in providers])
         return NewsReport(symbol, tuple(headlines), providers)
+
+    async def scan_codes(self) -> list[str]:
+        if not self._engine.broker.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        return await self._engine.broker.scan_codes()
+
+    async def scan(self, code: str, n: int = 10) -> ScanReport:
+        code = code.upper()
+        if code not in await self.scan_codes():
+            raise KeyError(code)
+        return ScanReport(code, tuple(await self._engine.broker.scan(code, n)))
 
     async def chart_data(self, symbol: str | None) -> ChartData:
         engine = self._engine

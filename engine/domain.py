@@ -208,6 +208,17 @@ class Headline:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanRow:
+    """One line of a market scanner's ranking."""
+
+    rank: int  # 1 = first
+    symbol: str
+    last: float | None
+    change_pct: float | None  # since the previous close
+    volume: float | None  # today's, in shares (contracts)
+
+
+@dataclass(frozen=True, slots=True)
 class Signal:
     """What a strategy wants: a target position for a symbol, with its reason."""
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ib_async import Contract, HistoricalNews, NewsBulletin, Trade
+from ib_async import Contract, HistoricalNews, NewsBulletin, Ticker, Trade
 from ib_async import Fill as IBFill
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
@@ -26,6 +26,7 @@ from engine.domain import (
     OrderStatus,
     OrderUpdate,
     Position,
+    ScanRow,
     Side,
 )
 from engine.ports import ACCOUNT_CURRENCIES, BrokerOrder
@@ -230,3 +231,13 @@ def headline(news: HistoricalNews) -> Headline:
     """IB's time of a headline comes without a zone: it is UTC."""
     time = news.time if news.time.tzinfo else news.time.replace(tzinfo=UTC)
     return Headline(time.astimezone(UTC), news.providerCode, news.articleId, news.headline)
+
+
+def scan_row(rank: int, symbol: str, ticker: Ticker | None) -> ScanRow:
+    """A scanner's line with the numbers of a market-data snapshot (None where IB had none)."""
+    if ticker is None:
+        return ScanRow(rank, symbol, None, None, None)
+    last, close = price(ticker.last), price(ticker.close)
+    change = (last / close - 1) * 100 if last is not None and close else None
+    volume = ticker.volume if ticker.volume == ticker.volume and ticker.volume >= 0 else None
+    return ScanRow(rank, symbol, last, change, volume)

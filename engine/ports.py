@@ -24,6 +24,7 @@ from engine.domain import (
     OrderStatus,
     OrderUpdate,
     Position,
+    ScanRow,
     Side,
 )
 from engine.errors import ConfigurationError
@@ -178,6 +179,12 @@ class BrokerPort(Protocol):
     async def headlines(self, symbol: str, n: int, providers: Sequence[str]) -> list[Headline]:
         """The latest `n` headlines about `symbol` (a symbol it `knows`) from `providers`
         (codes), newest first. Raises NoNewsSubscription for a provider not subscribed to."""
+
+    # --- market scanner ---
+    async def scan_codes(self) -> list[str]:
+        """The scan codes the broker's scanner knows."""
+    async def scan(self, code: str, n: int) -> list[ScanRow]:
+        """The first `n` US stocks of scan `code`, with last price, change and volume."""
 
     # --- orders ---
     def place(

@@ -15,6 +15,7 @@ from engine.domain import (
     OrderStatus,
     OrderType,
     Position,
+    ScanRow,
     Side,
 )
 
@@ -111,6 +112,12 @@ class NewsReport:
     symbol: str
     headlines: tuple[Headline, ...]  # newest first
     providers: tuple[NewsProvider, ...]  # the ones subscribed to (they name the codes)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    code: str
+    rows: tuple[ScanRow, ...]  # best first
 
 
 @dataclass(frozen=True, slots=True)

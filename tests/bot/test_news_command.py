@@ -4,43 +4,15 @@ engine ↔ ib_async ↔ ibsim's made-up headlines; no news subscription; bad inp
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.bot.harness import OPERATOR, running_front_end
-from tests.engine.conftest import make_settings, running_engine, sim_gateway
-from tests.fakebotapi import FakeBotAPI, Request
-
-
-@asynccontextmanager
-async def news_rig(tmp_path: Path, **gateway: Any) -> AsyncIterator[FakeBotAPI]:
-    settings = make_settings(tmp_path, symbols="AAPL")
-    async with (
-        sim_gateway(**gateway) as gw,
-        running_engine(gw, settings) as (engine, control),
-        FakeBotAPI() as api,
-        running_front_end(api, control, engine.journal, {OPERATOR}),
-    ):
-        yield api
-
-
-async def reply_to(api: FakeBotAPI, command: str, needle: str) -> Request:
-    since = time.monotonic()
-    api.inject_command(command, chat_id=OPERATOR)
-    return await api.wait_for(
-        "sendMessage",
-        lambda r: r.at >= since and r.int("chat_id") == OPERATOR and needle in r.text,
-        timeout=10,
-    )
+from tests.bot.engine_rig import engine_rig, reply_to
 
 
 async def test_news_lists_the_latest_headlines_with_time_and_provider(tmp_path: Path) -> None:
-    async with news_rig(tmp_path) as api:
+    async with engine_rig(tmp_path) as api:
         reply = await reply_to(api, "/news aapl 3", "News AAPL")
         assert "the latest 3" in reply.text
         headline = re.compile(r"^[A-Z][a-z]{2} \d\d \d\d:\d\d  (BRFG|BRFUPDN|DJNL): .*AAPL")
@@ -52,7 +24,7 @@ async def test_news_lists_the_latest_headlines_with_time_and_provider(tmp_path: 
 
 
 async def test_news_without_a_subscription_says_what_is_missing(tmp_path: Path) -> None:
-    async with news_rig(tmp_path, news_providers=[]) as api:
+    async with engine_rig(tmp_path, news_providers=[]) as api:
         reply = await reply_to(api, "/news AAPL", "news subscription is missing")
         assert "no news provider" in reply.text
         assert "BRFG" in reply.text and "DJNL" in reply.text
@@ -73,5 +45,5 @@ async def test_news_without_a_subscription_says_what_is_missing(tmp_path: Path) 
 async def test_bad_input_gets_a_short_answer_naming_it(
     tmp_path: Path, command: str, needle: str
 ) -> None:
-    async with news_rig(tmp_path) as api:
+    async with engine_rig(tmp_path) as api:
         await reply_to(api, command, needle)
