@@ -616,6 +616,8 @@ class IBBroker:
                 self.ib.reqScannerDataAsync(subscription), self._request_timeout
             )
             contracts = [d.contractDetails.contract for d in found]
+            for contract in contracts:
+                contract.exchange = contract.exchange or "SMART"  # for the snapshot
             tickers = await asyncio.wait_for(
                 self.ib.reqTickersAsync(*contracts), self._request_timeout
             ) if contracts else []
