@@ -62,9 +62,12 @@ ERRORS: dict[int, ErrorInfo] = {
     10147: ErrorInfo("order to cancel not found", ErrorAction.RESYNC),
     10148: ErrorInfo("order cannot be cancelled in its state (usually filled)",
                      ErrorAction.RESYNC),
+    # Answers to a /news request, which tells the user itself: nothing to alert.
+    10172: ErrorInfo("news article request failed", ErrorAction.INFO),
     10182: ErrorInfo("live updates of a historical data request failed",
                      ErrorAction.RESUBSCRIBE),
     10197: ErrorInfo("no market data during a competing live session", ErrorAction.WARNING),
+    10276: ErrorInfo("news feed not allowed: no subscription to the provider", ErrorAction.INFO),
     10349: ErrorInfo("order TIF set to DAY by preset; the order is live", ErrorAction.RESYNC),
 }
 
