@@ -113,6 +113,7 @@ class IBBroker:
         self._client_id_refused_since: float | None = None  # monotonic, first 326 in a row
         self.last_connect_attempt: float | None = None  # monotonic; the reconnect loop's pulse
         self._bulletins_told: OrderedDict[tuple[int, str], None] = OrderedDict()
+        self._scan_codes: list[str] | None = None
         self._wire()
 
     @classmethod
@@ -601,11 +602,17 @@ class IBBroker:
     # --- market scanner ----------------------------------------------------------------------
 
     async def scan_codes(self) -> list[str]:
-        xml = await asyncio.wait_for(self.ib.reqScannerParametersAsync(), self._request_timeout)
-        try:
-            return [e.text for e in ET.fromstring(xml).iter("scanCode") if e.text]
-        except ET.ParseError as exc:
-            raise BrokerRequestError(0, f"the scanner parameters are not XML: {exc}") from None
+        """Asked once: IB's scanner parameters are a megabyte or two of XML, and fixed."""
+        if self._scan_codes is None:
+            xml = await asyncio.wait_for(
+                self.ib.reqScannerParametersAsync(), self._request_timeout
+            )
+            try:
+                codes = [e.text for e in ET.fromstring(xml).iter("scanCode") if e.text]
+            except ET.ParseError as exc:
+                raise BrokerRequestError(0, f"the scanner parameters are not XML: {exc}") from None
+            self._scan_codes = list(dict.fromkeys(codes))  # IB lists some under several groups
+        return list(self._scan_codes)
 
     async def scan(self, code: str, n: int) -> list[ScanRow]:
         subscription = ScannerSubscription(
