@@ -30,7 +30,7 @@ import pandas as pd
 from backtest.broker import Commission, SimulatedBroker
 from backtest.data import BarData
 from backtest.metrics import Summary, periods_per_year, round_trips, summarize
-from engine.domain import Bar, EngineState, Fill, Order, OrderType, Position, Side, Signal
+from engine.domain import EngineState, Fill, Order, OrderType, Position, Side, Signal, bar_maker
 from engine.hours import ALWAYS_OPEN
 from engine.portfolio import Portfolio
 from engine.reports import Refusal
@@ -160,31 +160,31 @@ class _Backtest:
         # Closes at or beyond which today's PnL may reach the daily loss limit; between them
         # the full check (the live code) cannot pause, so it runs only outside them.
         below, above = -math.inf, math.inf
-        for i in range(len(starts)):
+        make_bar = bar_maker(symbol)
+        on_bar = strategy.on_bar
+        bars = zip(starts, opens, highs, lows, prices, volumes, strict=True)
+        for i, (start, open_, high, low, close, volume) in enumerate(bars):
             changed = False
             if broker.has_orders:
-                for fill in broker.match(i, symbol, starts[i], opens[i], highs[i], lows[i]):
+                for fill in broker.match(i, symbol, start, open_, high, low):
                     self._on_fill(fill, i)
                     changed = True
-            close = prices[i]
             last_price[symbol] = close
             if i in day_starts:
                 self._start_day(day_starts[i])
                 changed = True
             if changed:
                 position = broker.position(symbol)
-                self._check_daily_loss(starts[i] + length)
+                self._check_daily_loss(start + length)
                 below, above = self._loss_triggers()
             elif not below < close < above:
-                self._check_daily_loss(starts[i] + length)
-            broker.bar_index = i
-            signal = strategy.on_bar(
-                Bar(symbol, starts[i], opens[i], highs[i], lows[i], close, volumes[i]), position
-            )
+                self._check_daily_loss(start + length)
+            signal = on_bar(make_bar(start, open_, high, low, close, volume), position)
             if record is not None:
                 record(strategy.indicator_values())
             if signal is not None:
-                self._decide(signal, starts[i], starts[i] + length)
+                broker.bar_index = i  # orders placed now fill from the next bar
+                self._decide(signal, start, start + length)
             if progress is not None and not i & mask:
                 progress(i)
         if progress is not None:

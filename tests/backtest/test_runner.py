@@ -66,6 +66,11 @@ def test_no_look_ahead(flipper: type[Flipper]) -> None:
     told = [position for _, position in flipper.seen]
     assert told == [0.0] + [10.0 if i % 2 else 0.0 for i in range(1, 50)]
 
+    # The bars are made by bar_maker: each equals the Bar the dataclass builds.
+    assert [bar for bar, _ in flipper.seen] == [
+        Bar("TEST", time, row.open, row.high, row.low, row.close, row.volume)
+        for time, row in zip(frame.index, frame.itertuples(), strict=True)
+    ]
 
 def test_a_strategy_cannot_trade_on_the_bar_it_decides_on() -> None:
     # A jump up at bar 9's close: sma_cross buys there, and pays bar 10's open, not bar 9's.
