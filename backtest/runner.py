@@ -19,10 +19,12 @@ the next trading day begins (an operator's /resume the next morning).
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -144,7 +146,7 @@ class _Backtest:
     def run(self, progress: Callable[[int], None] | None) -> BacktestResult:
         frame = self.data.frame
         index = frame.index
-        starts = index.to_pydatetime()
+        starts = _bar_starts(index)
         length = timedelta(seconds=self.data.bar_seconds)  # a bar closes one length after it starts
         # Plain lists of floats: indexing them is several times faster than numpy scalars.
         opens, highs, lows = frame["open"].tolist(), frame["high"].tolist(), frame["low"].tolist()
@@ -276,6 +278,20 @@ class _Backtest:
 
     def _refuse(self, now: datetime, symbol: str, reason: str) -> None:
         self.refusals.append(Refusal(now, symbol, reason))
+
+
+def _bar_starts(index: pd.DatetimeIndex) -> list[datetime]:
+    """`index.to_pydatetime()` as a list, three or four times faster: the first start converted,
+    each next one by adding the gap to it (whole microseconds, as datetime keeps them; a bar
+    series has few distinct gaps, each made into a timedelta once)."""
+    first = index[:1].to_pydatetime().tolist()
+    if len(index) < 2 or first[0].tzinfo not in (None, UTC):
+        return index.to_pydatetime().tolist()  # a zone with offsets that change: not additive
+    micros = index.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
+    gaps, which = np.unique(np.diff(micros), return_inverse=True)
+    steps = [timedelta(microseconds=gap) for gap in gaps.tolist()]
+    return list(itertools.accumulate(
+        map(steps.__getitem__, which.tolist()), operator.add, initial=first[0]))
 
 
 def _trading_day_starts(index: pd.DatetimeIndex, bar_seconds: int, tz: str) -> dict[int, str]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from backtest.data import BarData
-from backtest.runner import run
+from backtest.runner import _bar_starts, run
 from engine.domain import Bar, Signal
 from engine.strategies import STRATEGIES
 from engine.strategies.base import Strategy, StrategyParams
@@ -158,3 +160,19 @@ def test_split_summarises_both_parts_of_one_run() -> None:
     assert first.trades + rest.trades == whole.trades
     with pytest.raises(ValueError, match="without bars"):
         result.split(0.0001)
+
+
+@pytest.mark.parametrize("tz", ["UTC", None, "America/New_York"])
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_bar_starts_are_the_index_as_datetimes(tz: str | None, unit: str) -> None:
+    rng = np.random.default_rng(3)
+    # Irregular gaps (sessions, holidays, a missing bar), sub-microsecond parts in "ns".
+    stamps = np.sort(pd.Timestamp("2026-03-01").value + rng.integers(0, 10**15, 2_000))
+    index = pd.DatetimeIndex(stamps).tz_localize("UTC").as_unit(unit)
+    index = index.tz_convert(tz) if tz else index.tz_localize(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # to_pydatetime's "discarding nanoseconds"
+        expected = index.to_pydatetime().tolist()
+    starts = _bar_starts(index)
+    assert starts == expected
+    assert [s.tzinfo for s in starts] == [e.tzinfo for e in expected]
