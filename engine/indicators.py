@@ -31,6 +31,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+_isfinite = math.isfinite  # a global's lookup, not a module attribute's, in hot paths
+
 
 def _check_period(period: int, minimum: int) -> None:
     if isinstance(period, bool) or not isinstance(period, int) or period < minimum:
@@ -130,7 +132,7 @@ class SMA:
         return self._mean if len(self._window) == self.period else None
 
     def update(self, value: float) -> float | None:
-        if not math.isfinite(value):
+        if not _isfinite(value):
             _check_finite(value)
         window = self._window
         period = self.period
@@ -140,13 +142,14 @@ class SMA:
             return self._mean if len(window) == period else None
         old = window[0]
         window.append(value)  # maxlen drops `old`
-        self._replacements += 1
-        if self._replacements < period:
-            mean = self._mean + (value - old) / period
-        else:  # re-summed exactly once a window, as _RollingStats does
-            mean = math.fsum(window) / period
-            self._replacements = 0
-        self._mean = mean
+        replacements = self._replacements + 1
+        if replacements < period:
+            self._replacements = replacements
+            self._mean = mean = self._mean + (value - old) / period
+            return mean
+        # Re-summed exactly once a window, as _RollingStats does.
+        self._replacements = 0
+        self._mean = mean = math.fsum(window) / period
         return mean
 
 
