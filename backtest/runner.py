@@ -165,12 +165,15 @@ class _Backtest:
         make_bar = bar_maker(symbol)
         on_bar = strategy.on_bar
         bars = zip(starts, opens, highs, lows, prices, volumes, strict=True)
+        # Orders come and go only in broker.match and in _decide: asked after each, not per bar.
+        has_orders = broker.has_orders
         for i, (start, open_, high, low, close, volume) in enumerate(bars):
             changed = False
-            if broker.has_orders:
+            if has_orders:
                 for fill in broker.match(i, symbol, start, open_, high, low):
                     self._on_fill(fill, i)
                     changed = True
+                has_orders = broker.has_orders
             last_price[symbol] = close
             if i in day_starts:
                 self._start_day(day_starts[i])
@@ -187,6 +190,7 @@ class _Backtest:
             if signal is not None:
                 broker.bar_index = i  # orders placed now fill from the next bar
                 self._decide(signal, start, start + length)
+                has_orders = broker.has_orders
             if progress is not None and not i & mask:
                 progress(i)
         if progress is not None:
