@@ -75,6 +75,7 @@ class SimulatedBroker:
         self._next_id = 1
         self.bar_index = -1  # the bar whose close is now: orders placed fill from the next
         self._exec_count = 0
+        self._released = 0  # children activated by their parent's fill, ever
 
     @property
     def is_connected(self) -> bool:
@@ -150,14 +151,15 @@ class SimulatedBroker:
             return []
         fills: list[Fill] = []
         # Market orders first (the open), then parents' children may join, then stops before
-        # limits (the worse of an ambiguous bar).
+        # limits (the worse of an ambiguous bar). A pass fills what this bar reaches; another
+        # is needed only for the children a fill released (the rest would not fill again).
         while True:
+            released = self._released
             candidates = sorted(
                 (w for w in self._working.values()
                  if w.order.symbol == symbol and not w.parent_id and w.placed_at < index),
                 key=_match_rank,
             )
-            filled_any = False
             for working in candidates:
                 if working.order.ib_order_id not in self._working:
                     continue  # cancelled by an OCA sibling's fill above
@@ -165,8 +167,7 @@ class SimulatedBroker:
                 if price is None:
                     continue
                 fills.append(self._fill(working, time, price))
-                filled_any = True
-            if not filled_any:
+            if self._released == released:
                 return fills
 
     def _fill(self, working: _Working, time: datetime, price: float) -> Fill:
@@ -185,6 +186,7 @@ class SimulatedBroker:
             if other.parent_id == key:
                 other.parent_id = 0  # the parent filled: its children are live now
                 other.placed_at = -1  # and may fill from this same bar's range
+                self._released += 1
             elif working.oca_group and other.oca_group == working.oca_group:
                 self.cancel("", other_key)
         self._exec_count += 1

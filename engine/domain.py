@@ -8,7 +8,8 @@ quantities for crypto and some stocks).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 
@@ -62,6 +63,41 @@ class Bar:
     low: float
     close: float
     volume: float = 0.0
+
+
+BarMaker = Callable[[datetime, float, float, float, float, float], Bar]
+
+
+def bar_maker(symbol: str) -> BarMaker:
+    """`make(time, open, high, low, close, volume)`: the same `Bar(symbol, ...)`, built about
+    twice as fast, for loops that make one per bar (the backtester). The frozen dataclass's
+    `__init__` sets each field through `object.__setattr__`; this sets the slots directly."""
+    slots = {name: Bar.__dict__[name].__set__ for name in _BAR_FIELDS}
+    set_symbol, set_time, set_open = slots["symbol"], slots["time"], slots["open"]
+    set_high, set_low, set_close, set_volume = (
+        slots["high"], slots["low"], slots["close"], slots["volume"])
+    new = object.__new__
+
+    def make(time: datetime, open_: float, high: float, low: float, close: float,
+             volume: float) -> Bar:
+        bar = new(Bar)
+        set_symbol(bar, symbol)
+        set_time(bar, time)
+        set_open(bar, open_)
+        set_high(bar, high)
+        set_low(bar, low)
+        set_close(bar, close)
+        set_volume(bar, volume)
+        return bar
+
+    return make
+
+
+_BAR_FIELDS = ("symbol", "time", "open", "high", "low", "close", "volume")
+# bar_maker sets these slots and runs nothing else: a field (or a __post_init__) added to Bar
+# must be added there too.
+if tuple(f.name for f in fields(Bar)) != _BAR_FIELDS or hasattr(Bar, "__post_init__"):
+    raise TypeError("bar_maker does not build the Bar defined above")
 
 
 KILL_SWITCH_REASON = "flatten by "

@@ -31,6 +31,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+_isfinite = math.isfinite  # a global's lookup, not a module attribute's, in hot paths
+
 
 def _check_period(period: int, minimum: int) -> None:
     if isinstance(period, bool) or not isinstance(period, int) or period < minimum:
@@ -100,14 +102,21 @@ class _RollingStats:
 
 @dataclass(slots=True)
 class SMA:
-    """Simple moving average of the last `period` values."""
+    """Simple moving average of the last `period` values.
+
+    The mean is kept as `_RollingStats` keeps it (the same operations, so the same floats),
+    without the squared deviations an average does not need: this is the hot path of every
+    SMA strategy, live and backtested.
+    """
 
     period: int
-    _stats: _RollingStats = field(init=False, repr=False)
+    _window: deque[float] = field(init=False, repr=False)
+    _mean: float = field(default=0.0, init=False, repr=False)
+    _replacements: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_period(self.period, minimum=1)
-        self._stats = _RollingStats(self.period)
+        self._window = deque(maxlen=self.period)
 
     @property
     def warmup(self) -> int:
@@ -116,19 +125,32 @@ class SMA:
 
     @property
     def ready(self) -> bool:
-        return self._stats.full
+        return len(self._window) == self.period
 
     @property
     def value(self) -> float | None:
-        return self._stats.mean if self._stats.full else None
+        return self._mean if len(self._window) == self.period else None
 
     def update(self, value: float) -> float | None:
-        # `value`'s checks inlined: the hot path of every SMA strategy, live and backtested.
-        if not math.isfinite(value):
+        if not _isfinite(value):
             _check_finite(value)
-        stats = self._stats
-        stats.push(value)
-        return stats._mean if len(stats._window) == self.period else None
+        window = self._window
+        period = self.period
+        if len(window) < period:
+            window.append(value)
+            self._mean += (value - self._mean) / len(window)
+            return self._mean if len(window) == period else None
+        old = window[0]
+        window.append(value)  # maxlen drops `old`
+        replacements = self._replacements + 1
+        if replacements < period:
+            self._replacements = replacements
+            self._mean = mean = self._mean + (value - old) / period
+            return mean
+        # Re-summed exactly once a window, as _RollingStats does.
+        self._replacements = 0
+        self._mean = mean = math.fsum(window) / period
+        return mean
 
 
 @dataclass(slots=True)

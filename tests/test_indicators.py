@@ -107,6 +107,19 @@ def test_sma_recovers_after_a_huge_value_leaves_the_window() -> None:
     assert sma.value == pytest.approx((0.7 + 0.1 + 0.2) / 3, rel=1e-12)
 
 
+
+def test_sma_is_the_bollinger_middle_to_the_last_bit() -> None:
+    """SMA keeps its mean with the same operations as the bands' rolling statistics (it only
+    drops the squared deviations), so a faster SMA never moves a decision by a rounding."""
+    x = prices(LONG_RUN, seed=12, volatility=0.002)
+    x[5_000] *= 1e6  # a huge value entering and leaving the window: the exact re-sum path
+    for period in (2, 10, 30):
+        sma, bands = SMA(period), BollingerBands(period, 2.0)
+        for value in x:
+            mean = sma.update(value)
+            middle = bands.update(value)
+            assert mean == (None if middle is None else middle.middle)
+
 # --- warm-up ----------------------------------------------------------------------------------
 
 

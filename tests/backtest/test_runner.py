@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from backtest.data import BarData
-from backtest.runner import run
+from backtest.runner import _bar_starts, run
 from engine.domain import Bar, Signal
 from engine.strategies import STRATEGIES
 from engine.strategies.base import Strategy, StrategyParams
@@ -66,6 +68,11 @@ def test_no_look_ahead(flipper: type[Flipper]) -> None:
     told = [position for _, position in flipper.seen]
     assert told == [0.0] + [10.0 if i % 2 else 0.0 for i in range(1, 50)]
 
+    # The bars are made by bar_maker: each equals the Bar the dataclass builds.
+    assert [bar for bar, _ in flipper.seen] == [
+        Bar("TEST", time, row.open, row.high, row.low, row.close, row.volume)
+        for time, row in zip(frame.index, frame.itertuples(), strict=True)
+    ]
 
 def test_a_strategy_cannot_trade_on_the_bar_it_decides_on() -> None:
     # A jump up at bar 9's close: sma_cross buys there, and pays bar 10's open, not bar 9's.
@@ -153,3 +160,19 @@ def test_split_summarises_both_parts_of_one_run() -> None:
     assert first.trades + rest.trades == whole.trades
     with pytest.raises(ValueError, match="without bars"):
         result.split(0.0001)
+
+
+@pytest.mark.parametrize("tz", ["UTC", None, "America/New_York"])
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_bar_starts_are_the_index_as_datetimes(tz: str | None, unit: str) -> None:
+    rng = np.random.default_rng(3)
+    # Irregular gaps (sessions, holidays, a missing bar), sub-microsecond parts in "ns".
+    stamps = np.sort(pd.Timestamp("2026-03-01").value + rng.integers(0, 10**15, 2_000))
+    index = pd.DatetimeIndex(stamps).tz_localize("UTC").as_unit(unit)
+    index = index.tz_convert(tz) if tz else index.tz_localize(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # to_pydatetime's "discarding nanoseconds"
+        expected = index.to_pydatetime().tolist()
+    starts = _bar_starts(index)
+    assert starts == expected
+    assert [s.tzinfo for s in starts] == [e.tzinfo for e in expected]
