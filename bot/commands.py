@@ -219,14 +219,7 @@ class Commands:
         if not 1 <= len(args) <= 2:
             raise UsageError(f"/news takes a symbol and, if you like, a count: {example}")
         symbol = args[0].upper()
-        n = 5
-        if len(args) == 2:
-            if not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_NEWS:
-                raise UsageError(
-                    f"/news: how many must be a whole number from 1 to {MAX_NEWS}, "
-                    f"not {args[1][:20]!r}: {example}"
-                )
-            n = int(args[1])
+        n = _how_many("/news", args[1], MAX_NEWS, example) if len(args) == 2 else 5
         try:
             report = await self.control.news(symbol, n)
         except KeyError:
@@ -248,14 +241,7 @@ class Commands:
             except ConnectionError:
                 return Reply(error_doc("No scan codes now: not connected to the gateway"))
         code = args[0].upper()[:40]
-        n = 10
-        if len(args) == 2:
-            if not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_SCAN:
-                raise UsageError(
-                    f"/scan: how many must be a whole number from 1 to {MAX_SCAN}, "
-                    f"not {args[1][:20]!r}: e.g. /scan {code} 10"
-                )
-            n = int(args[1])
+        n = _how_many("/scan", args[1], MAX_SCAN, f"e.g. /scan {code} 10") if len(args) == 2 else 10
         try:
             report = await self.control.scan(code, n)
         except KeyError:
@@ -352,3 +338,13 @@ _SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("cancelall", "[all]", "cancel open orders", True, Commands._cancelall),
 )
+
+
+def _how_many(command: str, text: str, maximum: int, example: str) -> int:
+    """A command's "how many": a whole number from 1 to `maximum`, or a UsageError saying so."""
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise UsageError(
+            f"{command}: how many must be a whole number from 1 to {maximum}, "
+            f"not {text[:20]!r}: {example}"
+        )
+    return int(text)
