@@ -22,7 +22,6 @@ import functools
 import itertools
 import json
 import random
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from engine.journal import Journal
 from ibsim import SimGateway
 from ibsim.hooks import OrderReceived
 from tests.engine.conftest import NO_TRACE_GRACE, make_settings, next_event, sim_gateway
+from tests.ibsim import conftest as ibsim_tests
 
 NEW_YORK = ZoneInfo("America/New_York")
 # Monday 2024-03-04 09:35 New York: a whole regular session ahead.
@@ -193,49 +193,21 @@ def at_next_order(gateway: SimGateway, fault: Callable[[], None]) -> None:
     gateway.hooks.order_received.connect(once)
 
 
-@dataclass
-class Simulator:
+class Simulator(ibsim_tests.Simulator):
     """ibsim as its own process, durable in a state file."""
-
-    proc: asyncio.subprocess.Process
-    port: int
-    control: int
 
     @classmethod
     async def start(cls, state: Path, port: int = 0) -> Simulator:
         """On `port` (0: a free one), resuming from `state` if it exists."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ibsim.cli", "--port", str(port), "--control-port", "0",
-            "--seed", "5", "--symbols", "AAPL", "MSFT", "--speed", str(PROCESS_SPEED),
-            "--start", START.isoformat(), "--state", str(state), "--log-level", "error",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+        return await cls.launch(
+            "--port", str(port), "--seed", "5", "--symbols", "AAPL", "MSFT",
+            "--speed", str(PROCESS_SPEED), "--start", START.isoformat(), "--state", str(state),
+            "--log-level", "error",
         )  # fmt: skip
-        try:
-            assert proc.stdout is not None
-            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-            assert line.startswith("ibsim ready"), line
-        except BaseException:
-            proc.kill()
-            await proc.wait()
-            raise
-        fields = dict(part.split("=") for part in line.split()[2:])
-        return cls(proc, int(fields["port"]), int(fields["control_port"]))
-
-    async def kill(self) -> None:
-        """SIGKILL: nothing more is saved."""
-        if self.proc.returncode is None:
-            self.proc.kill()
-        await asyncio.wait_for(self.proc.wait(), 10)
 
 
 async def command(port: int, **command: object) -> dict:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(json.dumps(command).encode() + b"\n")
-        answer = json.loads(await asyncio.wait_for(reader.readline(), 5))
-    finally:
-        writer.close()
+    answer = await ibsim_tests.command(port, **command)
     assert answer["ok"], answer
     return answer["result"]
 

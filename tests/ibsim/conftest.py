@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Self
 
 import pytest
 from ib_async import IB
@@ -74,25 +75,42 @@ class Simulator:
         self.port = port
         self.control = control
 
+    @classmethod
+    async def launch(cls, *options: str) -> Self:
+        """Start it with `options` (and a control port) and wait for its ready line; a
+        process that never says it is ready is killed."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ibsim.cli", "--control-port", "0", *options,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+            assert line.startswith("ibsim ready"), line
+        except BaseException:
+            proc.kill()
+            await proc.wait()
+            raise
+        fields = dict(part.split("=") for part in line.split()[2:])
+        return cls(proc, int(fields["port"]), int(fields["control_port"]))
+
+    async def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL: nothing more is saved."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await asyncio.wait_for(self.proc.wait(), timeout)
+
 
 @asynccontextmanager
 async def simulator(*options: str) -> AsyncIterator[Simulator]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ibsim.cli", "--port", "0", "--control-port", "0",
-        "--seed", "3", "--symbols", "AAPL", "--log-level", "warning", *options,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    sim = await Simulator.launch(
+        "--port", "0", "--seed", "3", "--symbols", "AAPL", "--log-level", "warning", *options
+    )
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        assert line.startswith("ibsim ready"), line
-        fields = dict(part.split("=") for part in line.split()[2:])
-        yield Simulator(proc, int(fields["port"]), int(fields["control_port"]))
+        yield sim
     finally:
-        if proc.returncode is None:
-            proc.kill()
-        await asyncio.wait_for(proc.wait(), 20)
+        await sim.kill(timeout=20)
 
 
 async def client(port: int, client_id: int = 1) -> IB:
