@@ -9,11 +9,8 @@ the contracts and their names in ib_contracts.py; nothing else in the engine imp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import time
-import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,7 +22,6 @@ from ib_async import (
     ExecutionFilter,
     NewsBulletin,
     RequestError,
-    ScannerSubscription,
     Trade,
 )
 from ib_async import Fill as IBFill
@@ -46,34 +42,22 @@ from engine.domain import (
     Position,
     ScanRow,
 )
+from engine.ib_connect import CLIENT_ID_IN_USE, CONNECT_ERRORS, IBConnector
 from engine.ib_contracts import ContractBook, contract_info, make_contract
+from engine.ib_memory import DoneTrades
+from engine.ib_research import IBResearch
 from engine.ports import (
-    AccountNotFound,
     BrokerListener,
     BrokerOrder,
     BrokerRequestError,
     BrokerSnapshot,
-    ClientIdInUse,
     ContractInfo,
-    LiveTradingRefused,
-    NoNewsSubscription,
 )
 
 log = logging.getLogger(__name__)
 
-CLIENT_ID_IN_USE = 326
-CLIENT_ID_IN_USE_SECONDS = 120.0
-_CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError)
-# ib_async keeps every Trade and Fill of a connection (until it disconnects): thousands a day,
-# most of the engine's memory. A trade done at IB (filled or cancelled, every execution and
-# its commission report in) is forgotten this long (wall seconds) after it was done; the
-# journal has it, and reconciliation asks IB itself.
-DONE_TRADE_SECONDS = 10.0
 # Bulletins already told, by (msgId, text): IB sends the day's again after every connect.
 BULLETINS_REMEMBERED = 1000
-SCAN_LOCATION = "STK.US.MAJOR"  # the scanner ranks US stocks
-NEWS_NOT_ALLOWED = 10276  # IB: "News feed is not allowed" (no subscription to the provider)
-_FORGETTABLE = frozenset({"Filled", "Cancelled", "ApiCancelled"})  # not Inactive: it may come back
 
 
 class IBBroker:
@@ -95,25 +79,22 @@ class IBBroker:
         self.ib.RaiseRequestErrors = True
         self._listener: BrokerListener = _NOT_LISTENING
         self.host, self.port, self.client_id = host, port, client_id
-        self._account_setting = account
-        self._allow_live = allow_live
-        self._connect_timeout = connect_timeout
+        self._connector = IBConnector(
+            self.ib, host, port, client_id, account, allow_live, connect_timeout
+        )
         self._request_timeout = request_timeout
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
         self.account = ""
         self.contracts = ContractBook()
         self._trades: dict[str, Trade] = {}  # order_ref -> the live Trade of this session
-        self._done_trades: dict[int, tuple[float, Trade]] = {}  # id -> (done since, trade)
+        self.done_trades = DoneTrades(self.ib, self._trades)
         self._bar_subscriptions: dict[str, RealTimeBarList] = {}
         self._disconnected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._positions_lock = asyncio.Lock()
         self.connected_once = False
-        self._connect_refused = asyncio.Event()  # 326 during the current connect attempt
-        self._client_id_refused_since: float | None = None  # monotonic, first 326 in a row
-        self.last_connect_attempt: float | None = None  # monotonic; the reconnect loop's pulse
         self._bulletins_told: OrderedDict[tuple[int, str], None] = OrderedDict()
-        self._scan_codes: list[str] | None = None
+        self.research = IBResearch(self.ib, self.contracts, request_timeout)
         self._wire()
 
     @classmethod
@@ -160,6 +141,11 @@ class IBBroker:
         return guarded
 
     @property
+    def last_connect_attempt(self) -> float | None:
+        """When the last connect attempt began (monotonic): the reconnect loop's pulse."""
+        return self._connector.last_attempt
+
+    @property
     def is_connected(self) -> bool:
         return self.ib.isConnected()
 
@@ -175,18 +161,18 @@ class IBBroker:
             self.ib.disconnect()
         while not self._stopping.is_set():
             try:
-                await self._connect()
-            except _CONNECT_ERRORS as exc:
+                await self._connector.connect()
+            except CONNECT_ERRORS as exc:
                 self.ib.disconnect()
-                self._check_client_id_refused()
+                self._connector.check_refused(self._listener.on_client_id_in_use)
                 retry_in = delay * random.uniform(0.8, 1.2)
                 self._listener.on_connect_failed(str(exc) or type(exc).__name__, retry_in)
                 await self._sleep_unless_stopped(retry_in)
                 delay = min(delay * 2, self._backoff_max)
                 continue
             self._disconnected.clear()
-            self._client_id_refused_since = None
-            self.account = self._choose_account()
+            self._connector.connected()
+            self.account = self._connector.choose_account()
             reconnect = self.connected_once
             self.connected_once = True
             # All of the day's: one that came while away (a halt) is news too; the rest are
@@ -220,79 +206,17 @@ class IBBroker:
                 # A fresh socket with the same client id can be refused for a moment (326).
                 await self._sleep_unless_stopped(self._backoff_initial * random.uniform(0.8, 1.2))
 
-    async def _connect(self) -> None:
-        """ib_async's connect, ended at once when the gateway refuses the client id (326):
-        ib_async itself would wait out its whole timeout for an API that will not start."""
-        self._connect_refused.clear()
-        self.last_connect_attempt = time.monotonic()
-        connecting = asyncio.ensure_future(self.ib.connectAsync(
-            self.host,
-            self.port,
-            clientId=self.client_id,
-            timeout=self._connect_timeout,
-            account=self._account_setting,
-            raiseSyncErrors=True,
-        ))
-        refused = asyncio.ensure_future(self._connect_refused.wait())
-        try:
-            await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            refused.cancel()
-            if not connecting.done():
-                connecting.cancel()
-                with contextlib.suppress(asyncio.CancelledError, *_CONNECT_ERRORS):
-                    await connecting
-        if self._connect_refused.is_set():
-            raise ConnectionError(f"client id {self.client_id} already in use (326)")
-        connecting.result()
-
-    def _check_client_id_refused(self) -> None:
-        """Alert the first 326 in a row; give up (ClientIdInUse) once it has lasted too long:
-        another program, or a second tradebot, is using IB_CLIENT_ID."""
-        if not self._connect_refused.is_set():
-            self._client_id_refused_since = None  # refused for another reason: not in a row
-            return
-        now = time.monotonic()
-        if self._client_id_refused_since is None:
-            self._client_id_refused_since = now
-            self._listener.on_client_id_in_use(self.client_id, CLIENT_ID_IN_USE_SECONDS)
-        elif now - self._client_id_refused_since >= CLIENT_ID_IN_USE_SECONDS:
-            raise ClientIdInUse(
-                f"IB_CLIENT_ID: client id {self.client_id} is in use at {self.host}:{self.port} "
-                f"(error 326 for {now - self._client_id_refused_since:.0f}s): another program "
-                "or a second tradebot is connected with it; stop it or choose another id"
-            )
-
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         except TimeoutError:
             pass
 
-    def _choose_account(self) -> str:
-        accounts = self.ib.managedAccounts()
-        if self._account_setting:
-            if self._account_setting not in accounts:
-                self.ib.disconnect()
-                raise AccountNotFound(
-                    f"IB_ACCOUNT {self._account_setting} is not among the gateway's accounts "
-                    f"({', '.join(accounts) or 'none'})"
-                )
-            account = self._account_setting
-        else:
-            account = accounts[0] if accounts else ""
-        if not account.startswith("DU") and not self._allow_live:
-            self.ib.disconnect()
-            raise LiveTradingRefused(
-                f"account {account} is a live account; set TRADING_MODE=live to trade real money"
-            )
-        return account
-
     async def connect_once(self) -> None:
         """Connect for a one-off command (`tradebot download`): no listener, no reconnects.
         Raises ConnectionError (326 included), OSError or TimeoutError when it cannot."""
         self._listener = _OneOffListener()
-        await self._connect()
+        await self._connector.connect()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -308,7 +232,7 @@ class IBBroker:
         self._disconnected.set()
         # Trade objects die with the connection; fresh ones come with the re-sync.
         self._trades.clear()
-        self._done_trades.clear()
+        self.done_trades.clear()
         self._bar_subscriptions.clear()
         self._listener.on_disconnected("connection to the gateway lost")
 
@@ -365,45 +289,37 @@ class IBBroker:
     async def history(
         self, symbol: str, bar_size: str, bar_seconds: int, bars_needed: int, use_rth: bool
     ) -> list[Bar]:
-        contract = self.contracts[symbol]
-        try:
-            bars = await self.ib.reqHistoricalDataAsync(
-                contract,
-                endDateTime="",
-                durationStr=translate.history_duration(bars_needed, bar_seconds),
-                barSizeSetting=bar_size,
-                whatToShow=translate.what_to_show(contract),
-                useRTH=use_rth,
-                formatDate=2,
-            )
-        except RequestError as exc:
-            if exc.code == 162 and "no data" in exc.message.lower():
-                return []  # IB's way of saying the period is empty
-            raise BrokerRequestError(exc.code, exc.message) from None
-        return [translate.historical_bar(symbol, bar) for bar in bars]
+        duration = translate.history_duration(bars_needed, bar_seconds)
+        return await self._history(symbol, bar_size, duration, "", use_rth)
 
     async def history_window(
         self, symbol: str, bar_size: str, duration: str, end: datetime, use_rth: bool
     ) -> list[Bar]:
         """The bars of `duration` (IB's text, "1 D") ending at `end`: one request, for
-        `tradebot download`, which paces them. IB's "no data" is an empty list."""
+        `tradebot download`, which paces them."""
+        end_text = end.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
+        return await self._history(symbol, bar_size, duration, end_text, use_rth)
+
+    async def _history(
+        self, symbol: str, bar_size: str, duration: str, end: str, use_rth: bool
+    ) -> list[Bar]:
+        """IB's "no data" is an empty list."""
         contract = self.contracts[symbol]
+        request = self.ib.reqHistoricalDataAsync(
+            contract,
+            endDateTime=end,
+            durationStr=duration,
+            barSizeSetting=bar_size,
+            whatToShow=translate.what_to_show(contract),
+            useRTH=use_rth,
+            formatDate=2,
+        )
         try:
-            bars = await asyncio.wait_for(
-                self.ib.reqHistoricalDataAsync(
-                    contract,
-                    endDateTime=end.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S"),
-                    durationStr=duration,
-                    barSizeSetting=bar_size,
-                    whatToShow=translate.what_to_show(contract),
-                    useRTH=use_rth,
-                    formatDate=2,
-                ),
-                self._request_timeout,
-            )
+            # The warm-up relies on ib_async's own timeout (an empty list after 60 s).
+            bars = await (asyncio.wait_for(request, self._request_timeout) if end else request)
         except RequestError as exc:
             if exc.code == 162 and "no data" in exc.message.lower():
-                return []
+                return []  # IB's way of saying the period is empty
             raise BrokerRequestError(exc.code, exc.message) from None
         return [translate.historical_bar(symbol, bar) for bar in bars]
 
@@ -427,14 +343,6 @@ class IBBroker:
         bars = self._bar_subscriptions.pop(symbol, None)
         if bars is not None and self.is_connected:
             self.ib.cancelRealTimeBars(bars)
-
-    async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
-        """Bid, ask and last from a market-data snapshot."""
-        tickers = await self.ib.reqTickersAsync(self.contracts[symbol])
-        if not tickers:
-            return None, None, None
-        ticker, price = tickers[0], translate.price
-        return price(ticker.bid), price(ticker.ask), price(ticker.last)
 
     # --- orders -------------------------------------------------------------------------
 
@@ -520,7 +428,7 @@ class IBBroker:
         # too), done as they are: its stored Trade is the one to forget.
         stored = self.ib.wrapper.permId2Trade
         for trade in completed:
-            self._note_done(stored.get(trade.order.permId) or trade)
+            self.done_trades.note(stored.get(trade.order.permId) or trade)
         ib_fills = await asyncio.wait_for(self.ib.reqExecutionsAsync(ExecutionFilter()), timeout)
         # The connect-time sync may already hold these executions with their commissions.
         known = {fill.execution.execId: fill for fill in self.ib.fills()}
@@ -541,7 +449,7 @@ class IBBroker:
             if report.execId:
                 fill = translate.with_commission(fill, report)
             fills.append(fill)
-        self._forget_orphan_fills(ib_fills)
+        self.done_trades.forget_orphan_fills(ib_fills)
         return BrokerSnapshot(
             open_orders=tuple(self._broker_order(trade) for trade in open_trades),
             completed_orders=tuple(self._broker_order(trade) for trade in completed),
@@ -574,67 +482,22 @@ class IBBroker:
             await asyncio.wait_for(self.ib.reqPositionsAsync(), self._request_timeout)
         return self.positions()
 
-    # --- news ------------------------------------------------------------------------------
+    # --- quotes, news and the scanner (ib_research.py) ------------------------------------
+
+    async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
+        return await self.research.quote(symbol)
 
     async def news_providers(self) -> list[NewsProvider]:
-        providers = await asyncio.wait_for(
-            self.ib.reqNewsProvidersAsync(), self._request_timeout
-        )
-        return [NewsProvider(p.code, p.name) for p in providers]
+        return await self.research.news_providers()
 
     async def headlines(self, symbol: str, n: int, providers: Sequence[str]) -> list[Headline]:
-        contract = self.contracts[symbol]
-        if not providers:
-            raise NoNewsSubscription()
-        try:
-            # ib_async waits 4 s for the answer and returns None without one.
-            news = await self.ib.reqHistoricalNewsAsync(
-                contract.conId, "+".join(providers), "", "", n
-            )
-        except RequestError as exc:
-            if exc.code == NEWS_NOT_ALLOWED:
-                raise NoNewsSubscription(exc.message) from None
-            raise BrokerRequestError(exc.code, exc.message) from None
-        if news is None:
-            raise TimeoutError("IB did not answer the news request")
-        return [translate.headline(h) for h in news]
-
-    # --- market scanner ----------------------------------------------------------------------
+        return await self.research.headlines(symbol, n, providers)
 
     async def scan_codes(self) -> list[str]:
-        """Asked once: IB's scanner parameters are a megabyte or two of XML, and fixed."""
-        if self._scan_codes is None:
-            xml = await asyncio.wait_for(
-                self.ib.reqScannerParametersAsync(), self._request_timeout
-            )
-            try:
-                codes = [e.text for e in ET.fromstring(xml).iter("scanCode") if e.text]
-            except ET.ParseError as exc:
-                raise BrokerRequestError(0, f"the scanner parameters are not XML: {exc}") from None
-            self._scan_codes = list(dict.fromkeys(codes))  # IB lists some under several groups
-        return list(self._scan_codes)
+        return await self.research.scan_codes()
 
     async def scan(self, code: str, n: int) -> list[ScanRow]:
-        subscription = ScannerSubscription(
-            instrument="STK", locationCode=SCAN_LOCATION, scanCode=code, numberOfRows=n
-        )
-        try:
-            found = await asyncio.wait_for(
-                self.ib.reqScannerDataAsync(subscription), self._request_timeout
-            )
-            contracts = [d.contractDetails.contract for d in found]
-            for contract in contracts:
-                contract.exchange = contract.exchange or "SMART"  # for the snapshot
-            tickers = await asyncio.wait_for(
-                self.ib.reqTickersAsync(*contracts), self._request_timeout
-            ) if contracts else []
-        except RequestError as exc:
-            raise BrokerRequestError(exc.code, exc.message) from None
-        by_con_id = {t.contract.conId: t for t in tickers if t.contract is not None}
-        return [
-            translate.scan_row(i + 1, c.symbol, by_con_id.get(c.conId))
-            for i, c in enumerate(contracts)
-        ]
+        return await self.research.scan(code, n)
 
     async def ensure_contract(self, symbol: str) -> bool:
         """Make sure a position's contract can be traded (flatten all closes positions in
@@ -658,59 +521,6 @@ class IBBroker:
             return True
         return False
 
-    # --- ib_async's memory of done trades ---------------------------------------------------
-
-    def _note_done(self, trade: Trade) -> None:
-        if trade.orderStatus.status in _FORGETTABLE:
-            self._done_trades.setdefault(id(trade), (time.monotonic(), trade))
-        self._forget_done_trades()
-
-    def _forget_done_trades(self) -> None:
-        """Forget the trades done for DONE_TRADE_SECONDS whose executions and commission
-        reports are all in; one still waiting for them is looked at again later."""
-        now = time.monotonic()
-        waiting = []
-        while self._done_trades:
-            key, (since, trade) = next(iter(self._done_trades.items()))
-            if now - since < DONE_TRADE_SECONDS:
-                break
-            del self._done_trades[key]
-            if trade.orderStatus.status not in _FORGETTABLE:
-                continue  # alive again: noted when it is done
-            fills = trade.fills
-            complete = (sum(f.execution.shares for f in fills) >= trade.orderStatus.filled - 1e-9
-                        and all(f.commissionReport.execId for f in fills))
-            if complete:
-                self._forget(trade)
-            else:
-                waiting.append((key, trade))
-        for key, trade in waiting:
-            self._done_trades[key] = (now, trade)
-
-    def _forget(self, trade: Trade) -> None:
-        wrapper = self.ib.wrapper
-        order = trade.order
-        for key in (wrapper.orderKey(order.clientId, order.orderId, order.permId), order.permId):
-            if wrapper.trades.get(key) is trade:
-                del wrapper.trades[key]
-        if wrapper.permId2Trade.get(order.permId) is trade:
-            del wrapper.permId2Trade[order.permId]
-        for fill in trade.fills:
-            if wrapper.fills.get(fill.execution.execId) is fill:
-                del wrapper.fills[fill.execution.execId]
-        if self._trades.get(order.orderRef) is trade:
-            del self._trades[order.orderRef]
-
-    def _forget_orphan_fills(self, ib_fills: list[IBFill]) -> None:
-        """ib_async keeps the executions a request returns; those of no trade it knows (done
-        before this connection, or forgotten) can come to nothing more: the journal has them."""
-        wrapper = self.ib.wrapper
-        for ib_fill in ib_fills:
-            execution = ib_fill.execution
-            if (execution.permId not in wrapper.permId2Trade
-                    and wrapper.fills.get(execution.execId) is ib_fill):
-                del wrapper.fills[execution.execId]
-
     # --- events, in domain types --------------------------------------------------------
 
     def _symbol(self, contract: Contract) -> str:
@@ -724,7 +534,7 @@ class IBBroker:
 
     def _on_order_status(self, trade: Trade) -> None:
         if trade.isDone():
-            self._note_done(trade)
+            self.done_trades.note(trade)
         ref = trade.order.orderRef
         if not ref or not ref.startswith(ORDER_REF_PREFIX):
             return
@@ -740,7 +550,7 @@ class IBBroker:
             self._listener.on_fill(self._fill(ib_fill))
 
     def _on_commission(self, trade: Trade, ib_fill: IBFill, report: CommissionReport) -> None:
-        self._forget_done_trades()
+        self.done_trades.forget_due()
         if (ib_fill.execution.orderRef or "").startswith(ORDER_REF_PREFIX):
             self._listener.on_commission(
                 report.execId, float(report.commission), translate.price(report.realizedPNL)
@@ -748,7 +558,7 @@ class IBBroker:
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Contract | None) -> None:
         if code == CLIENT_ID_IN_USE:
-            self._connect_refused.set()  # the connect fails at once, and is handled there
+            self._connector.client_id_refused()  # the connect fails at once, handled there
             return
         order_ref = None
         if req_id > 0:

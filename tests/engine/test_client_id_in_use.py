@@ -10,7 +10,7 @@ from pathlib import Path
 from ib_async import IB
 
 from bot.runner import serve
-from engine import broker as broker_module
+from engine import ib_connect
 from engine.broker import IBBroker
 from engine.engine import Engine
 from engine.errors import ConfigurationError
@@ -22,7 +22,7 @@ from tests.engine.conftest import SPEED, make_settings, running_engine
 async def test_client_id_in_use_is_alerted_once_then_fatal(
     gateway, tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(broker_module, "CLIENT_ID_IN_USE_SECONDS", 1.0)
+    monkeypatch.setattr(ib_connect, "CLIENT_ID_IN_USE_SECONDS", 1.0)
     first_settings = make_settings(tmp_path / "first", strategy_params="fast=50,slow=60")
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
@@ -49,7 +49,7 @@ async def test_client_id_in_use_is_alerted_once_then_fatal(
 async def test_tradebot_run_exits_2_naming_ib_client_id(
     gateway, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    monkeypatch.setattr(broker_module, "CLIENT_ID_IN_USE_SECONDS", 1.0)
+    monkeypatch.setattr(ib_connect, "CLIENT_ID_IN_USE_SECONDS", 1.0)
     holder = IB()  # another program holds client id 5 at the gateway
     await holder.connectAsync("127.0.0.1", gateway.port, clientId=5, timeout=5)
     try:

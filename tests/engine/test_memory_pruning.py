@@ -12,7 +12,7 @@ from ib_async import Fill as IBFill
 from ib_async import Order as IBOrder
 from ib_async import OrderStatus as IBOrderStatus
 
-from engine import broker as broker_module
+from engine import ib_memory
 from engine.broker import IBBroker
 from engine.clock import BrokerClock
 from engine.domain import ConnectionState, EngineState, Order, OrderStatus, OrderType, Side
@@ -166,32 +166,32 @@ def _known_to_ib_async(broker: IBBroker, trade: Trade) -> None:
 async def test_ib_async_forgets_a_done_trade_once_its_executions_and_commissions_are_in(
     monkeypatch,
 ) -> None:
-    monkeypatch.setattr(broker_module, "DONE_TRADE_SECONDS", 0.0)
+    monkeypatch.setattr(ib_memory, "DONE_TRADE_SECONDS", 0.0)
     broker = IBBroker("127.0.0.1", 4002, 1)
     wrapper = broker.ib.wrapper
     trade = _ib_trade("Filled", 10, [6])
     _known_to_ib_async(broker, trade)
-    broker._note_done(trade)
+    broker.done_trades.note(trade)
     assert wrapper.trades and wrapper.fills, "an execution still to come: kept"
     trade.fills.append(IBFill(trade.contract, Execution(execId="e1", permId=50, shares=4),
                               CommissionReport(), T0))
     wrapper.fills["e1"] = trade.fills[-1]
-    broker._forget_done_trades()
+    broker.done_trades.forget_due()
     assert wrapper.trades, "commission reports still to come: kept (they need the trade)"
     for fill in trade.fills:
         fill.commissionReport.execId = fill.execution.execId
-    broker._forget_done_trades()
+    broker.done_trades.forget_due()
     assert not wrapper.trades and not wrapper.permId2Trade and not wrapper.fills
     assert not broker._trades
 
 
 async def test_ib_async_keeps_inactive_and_working_trades(monkeypatch) -> None:
-    monkeypatch.setattr(broker_module, "DONE_TRADE_SECONDS", 0.0)
+    monkeypatch.setattr(ib_memory, "DONE_TRADE_SECONDS", 0.0)
     broker = IBBroker("127.0.0.1", 4002, 1)
     for status in ("Inactive", "Submitted"):
         trade = _ib_trade(status, 0, [])
         _known_to_ib_async(broker, trade)
-        broker._note_done(trade)
+        broker.done_trades.note(trade)
         assert broker.ib.wrapper.trades[(1, 5)] is trade
 
 
@@ -205,7 +205,7 @@ async def test_ib_async_forgets_requested_executions_of_no_trade_it_knows() -> N
     orphan = IBFill(trade.contract, Execution(execId="old", permId=49, shares=3),
                     CommissionReport(), T0)
     wrapper.fills["old"] = orphan
-    broker._forget_orphan_fills([orphan, *trade.fills])
+    broker.done_trades.forget_orphan_fills([orphan, *trade.fills])
     assert list(wrapper.fills) == ["e0"]
 
 
@@ -245,14 +245,14 @@ async def test_executions_resent_after_a_reconnect_are_not_counted_again_once_fo
     the exec ids gone from memory (the engine's and ib_async's), the journal (fills keyed by
     exec id) still dedupes them, and reconciliation knows the orders from the journal:
     nothing unexplained, no pause."""
-    monkeypatch.setattr(broker_module, "DONE_TRADE_SECONDS", 0.0)
+    monkeypatch.setattr(ib_memory, "DONE_TRADE_SECONDS", 0.0)
     settings = make_settings(tmp_path, symbols="AAPL,MSFT", strategy_params=QUIET)
     async with running_engine(gateway, settings) as (engine, control):
         _forget_exec_ids(engine)
         counted = _count_realized(engine, monkeypatch)
         await _open_and_count(engine, control, TWO_POSITIONS)
         _forget_done(engine)
-        engine.broker._forget_done_trades()
+        engine.broker.done_trades.forget_due()
         wrapper = engine.broker.ib.wrapper
         assert not wrapper.trades and not wrapper.permId2Trade and not wrapper.fills
         refs = await _fill_refs(engine)

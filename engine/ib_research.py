@@ -1,0 +1,97 @@
+"""What a trader looks up at IB besides trading: quotes, news headlines, the market scanner.
+
+Request and answer, in domain types; nothing here changes an order or a position. `IBBroker`
+owns the connection and hands its `IB` and contract book in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from ib_async import IB, RequestError, ScannerSubscription
+
+from engine import ib_translate as translate
+from engine.domain import Headline, NewsProvider, ScanRow
+from engine.ib_contracts import ContractBook
+from engine.ports import BrokerRequestError, NoNewsSubscription
+
+SCAN_LOCATION = "STK.US.MAJOR"  # the scanner ranks US stocks
+NEWS_NOT_ALLOWED = 10276  # IB: "News feed is not allowed" (no subscription to the provider)
+
+
+class IBResearch:
+    """Quotes, news and the scanner through ib_async."""
+
+    def __init__(self, ib: IB, contracts: ContractBook, request_timeout: float) -> None:
+        self._ib = ib
+        self._contracts = contracts
+        self._timeout = request_timeout
+        self._scan_codes: list[str] | None = None
+
+    async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
+        """Bid, ask and last from a market-data snapshot."""
+        tickers = await self._ib.reqTickersAsync(self._contracts[symbol])
+        if not tickers:
+            return None, None, None
+        ticker, price = tickers[0], translate.price
+        return price(ticker.bid), price(ticker.ask), price(ticker.last)
+
+    # --- news ------------------------------------------------------------------------------
+
+    async def news_providers(self) -> list[NewsProvider]:
+        providers = await asyncio.wait_for(self._ib.reqNewsProvidersAsync(), self._timeout)
+        return [NewsProvider(p.code, p.name) for p in providers]
+
+    async def headlines(self, symbol: str, n: int, providers: Sequence[str]) -> list[Headline]:
+        contract = self._contracts[symbol]
+        if not providers:
+            raise NoNewsSubscription()
+        try:
+            # ib_async waits 4 s for the answer and returns None without one.
+            news = await self._ib.reqHistoricalNewsAsync(
+                contract.conId, "+".join(providers), "", "", n
+            )
+        except RequestError as exc:
+            if exc.code == NEWS_NOT_ALLOWED:
+                raise NoNewsSubscription(exc.message) from None
+            raise BrokerRequestError(exc.code, exc.message) from None
+        if news is None:
+            raise TimeoutError("IB did not answer the news request")
+        return [translate.headline(h) for h in news]
+
+    # --- market scanner ----------------------------------------------------------------------
+
+    async def scan_codes(self) -> list[str]:
+        """Asked once: IB's scanner parameters are a megabyte or two of XML, and fixed."""
+        if self._scan_codes is None:
+            xml = await asyncio.wait_for(self._ib.reqScannerParametersAsync(), self._timeout)
+            try:
+                codes = [e.text for e in ET.fromstring(xml).iter("scanCode") if e.text]
+            except ET.ParseError as exc:
+                raise BrokerRequestError(0, f"the scanner parameters are not XML: {exc}") from None
+            self._scan_codes = list(dict.fromkeys(codes))  # IB lists some under several groups
+        return list(self._scan_codes)
+
+    async def scan(self, code: str, n: int) -> list[ScanRow]:
+        subscription = ScannerSubscription(
+            instrument="STK", locationCode=SCAN_LOCATION, scanCode=code, numberOfRows=n
+        )
+        try:
+            found = await asyncio.wait_for(
+                self._ib.reqScannerDataAsync(subscription), self._timeout
+            )
+            contracts = [d.contractDetails.contract for d in found]
+            for contract in contracts:
+                contract.exchange = contract.exchange or "SMART"  # for the snapshot
+            tickers = await asyncio.wait_for(
+                self._ib.reqTickersAsync(*contracts), self._timeout
+            ) if contracts else []
+        except RequestError as exc:
+            raise BrokerRequestError(exc.code, exc.message) from None
+        by_con_id = {t.contract.conId: t for t in tickers if t.contract is not None}
+        return [
+            translate.scan_row(i + 1, c.symbol, by_con_id.get(c.conId))
+            for i, c in enumerate(contracts)
+        ]
