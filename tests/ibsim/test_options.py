@@ -204,3 +204,20 @@ async def test_stock_quotes_carry_no_greeks(gw: SimGateway, ib: IB) -> None:
     (aapl,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
     (t,) = await asyncio.wait_for(ib.reqTickersAsync(aapl), 5)
     assert t.modelGreeks is None and t.bid > 0
+
+
+async def test_an_expired_option_has_no_market_data(gw: SimGateway, ib: IB) -> None:
+    chain = await _chain(ib)
+    (weekly,) = await ib.qualifyContractsAsync(
+        Option("AAPL", "20240308", chain.strikes[15], "C", "SMART")
+    )
+    # Friday 2024-03-08 16:00 New York is 21:00 UTC: the weekly expires at its close.
+    await step(gw, ib, (dt.datetime(2024, 3, 8, 21, 0, tzinfo=dt.UTC) - gw.now).total_seconds())
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, *rest: errors.append(code)
+    ticker = ib.reqMktData(weekly, snapshot=True)
+    await step(gw, ib, 0)
+    assert errors == [200] and ticker.modelGreeks is None
+    assert await ib.qualifyContractsAsync(weekly) == [None]
+    chain = await _chain(ib)
+    assert "20240308" not in chain.expirations
