@@ -39,6 +39,7 @@ from .pricepath import ReplayPath
 from .rhythm import GATEWAY_TZ, Downtime, time_of_day, weekly_time
 from .session import ClientSession
 from .sessions import next_session
+from .settlement import Settlement
 from .state import ServerState
 from .streaming import MarketStreamer
 
@@ -147,7 +148,8 @@ class SimGateway:
         )
         self.order_fanout = OrderFanout(self.state, self.account_fanout, self.saver)
         broker.listener = self.order_fanout
-        self.streamer = MarketStreamer(self.state, self.account_fanout.step_done)
+        self.settlement = Settlement(self.state, self._settled)
+        self.streamer = MarketStreamer(self.state, self._step_done)
         self.faults = FaultInjector(self.state, self)
         self.bulletin_fanout = BulletinFanout(self.state)
         self.rhythm = _rhythm(
@@ -169,6 +171,7 @@ class SimGateway:
             self.control_port = await self._control.start("127.0.0.1", self._control_requested)
         self.saver.start()  # before the market driver: no time goes out past the saved mark
         self.streamer.start()
+        self.clock.on_change(self.settlement.run)  # after the streamer: a jump is caught up first
         self.bulletin_fanout.start()
         for downtime in self.rhythm:
             self.faults.schedule(downtime)
@@ -318,12 +321,12 @@ class SimGateway:
         return self.accounts[name or self.account_names[0]]
 
     def positions(self, account: str | None = None) -> dict[str, float]:
-        """Non-zero positions of an account by symbol."""
+        """Non-zero positions of an account by symbol (options by their OCC local symbol)."""
         out = {}
         for pos in self.account(account).positions.values():
             spec = self.universe.get(pos.con_id)
             if spec is not None and pos.quantity:
-                out[spec.symbol] = pos.quantity
+                out[spec.local_symbol if spec.sec_type == "OPT" else spec.symbol] = pos.quantity
         return out
 
     def spec(self, symbol: str) -> ContractSpec:
@@ -335,6 +338,14 @@ class SimGateway:
         return round(self.market.price_ticks(spec, self.clock.now()) * spec.min_tick, 10)
 
     # --- clock -------------------------------------------------------------------------------
+
+    def _settled(self, account: str, con_id: int) -> None:
+        self.account_fanout.position_changed(account, con_id)
+        self.saver.mark_dirty()
+
+    def _step_done(self, t: float) -> None:
+        self.settlement.run(t)
+        self.account_fanout.step_done(t)
 
     async def advance(self, seconds: float) -> None:
         """Move the simulated clock forward; every step in between is streamed and matched."""

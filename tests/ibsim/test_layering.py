@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("connections", {"session", "clients"}),
     ("state", {"state"}),
     ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "handlers",
-                      "bulletin_fanout", "handlers_options"}),
+                      "bulletin_fanout", "handlers_options", "settlement"}),
     ("server", {"control", "gateway"}),
     ("entry points", {"cli", "__init__"}),
 ]
