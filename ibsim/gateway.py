@@ -126,8 +126,8 @@ class SimGateway:
         if saved is not None:
             resume = persistence.resume_time(saved)
             start_time = max(start_time, resume) if start is not None else resume
+        list_option_chains(universe, market, start_time)  # before the clock starts running
         clock = SimClock(start_time, speed)
-        list_option_chains(universe, market, start_time)
         accounts = {name: Account(name, cash) for name in account_names}
         broker = Broker(universe, market, clock, accounts)
         if saved is not None:

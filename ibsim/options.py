@@ -10,6 +10,7 @@ SMART, tradingClass the symbol, localSymbol in OCC form (``AAPL  240315C00190000
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zlib
 from collections.abc import Callable, Container, Iterator
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ import numpy as np
 from . import option_pricing as model
 from .contracts import ContractSpec, third_friday
 from .pricepath import STEP, STEPS_PER_DAY, PathSource, Steps
+from .sessions import sessions_between
 
 WEEKLIES = 4
 MONTHLIES = 3
@@ -27,6 +29,7 @@ MULTIPLIER = 100
 SPREAD = 0.02  # bid/ask: 2% of the option's price at listing, at least one tick
 EXPIRY_CLOSE = dt.time(16, 0)
 OPTION_EXCHANGES = "SMART,AMEX,CBOE,PHLX,PSE,ISE,BOX,BATS,NASDAQOM,CBOE2,MIAX,EDGX,IBUSOPT"
+_COARSE = 60  # steps between model prices outside the sessions (5 minutes)
 _VOLUME_SHARE = 0.002  # contracts per step per share of the underlying's step volume
 
 
@@ -155,13 +158,25 @@ class OptionPath(PathSource):
     def chunk(self, day: int) -> Steps:
         u = self._under_chunk(day)
         spec, tick = self.spec, self.under.min_tick
-        t = (day * STEPS_PER_DAY + np.arange(STEPS_PER_DAY)) * float(STEP)
+        t0 = day * 86400.0
+        t = t0 + np.arange(STEPS_PER_DAY) * float(STEP)
         floor = max(1, spec.spread_ticks // 2)
+        # The model runs on every step of a session and every ``_COARSE`` steps outside (nothing
+        # trades or streams there: marks and history read the sessions); others hold the last.
+        index = np.arange(STEPS_PER_DAY)
+        computed = index % _COARSE == 0
+        for s in sessions_between(self.under.schedule, t0, t0 + 86400.0, False):
+            a = max(0, int((s.start - t0) // STEP))
+            computed[a : min(STEPS_PER_DAY, math.ceil((s.end - t0) / STEP))] = True
+        at = np.flatnonzero(computed)
+        held = np.maximum.accumulate(np.where(computed, index, 0))
 
-        def ticks(under_ticks: np.ndarray, at: np.ndarray) -> np.ndarray:
-            spot = np.maximum(under_ticks, 1) * tick
-            value = model_price(spec, spot, at)
-            return np.maximum(np.rint(value / spec.min_tick).astype(np.int64), floor)
+        def ticks(under_ticks: np.ndarray, when: np.ndarray) -> np.ndarray:
+            spot = np.maximum(under_ticks[at], 1) * tick
+            value = np.asarray(model_price(spec, spot, when[at]))
+            full = np.empty(STEPS_PER_DAY, dtype=np.int64)
+            full[at] = np.maximum(np.rint(value / spec.min_tick).astype(np.int64), floor)
+            return full[held]
 
         opens = ticks(u.open, t)
         closes = ticks(u.close, t + STEP)
