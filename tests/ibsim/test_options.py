@@ -221,3 +221,13 @@ async def test_an_expired_option_has_no_market_data(gw: SimGateway, ib: IB) -> N
     assert await ib.qualifyContractsAsync(weekly) == [None]
     chain = await _chain(ib)
     assert "20240308" not in chain.expirations
+
+
+async def test_delayed_data_carries_the_delayed_computations(gw: SimGateway, ib: IB) -> None:
+    chain = await _chain(ib)
+    (put,) = await ib.qualifyContractsAsync(
+        Option("AAPL", "20240322", chain.strikes[12], "P", "SMART")
+    )
+    ib.reqMarketDataType(3)
+    (t,) = await asyncio.wait_for(ib.reqTickersAsync(put), 5)
+    _plausible(t, "P")  # tick types 80..83 land in the same fields
