@@ -31,7 +31,7 @@ from .handlers import HANDLERS, greeting
 from .hooks import ClientEvent, Hooks
 from .market import Market
 from .news import NewsDesk
-from .options import option_chain
+from .option_listing import OptionListing
 from .order_fanout import OrderFanout
 from .order_gate import OrderGate
 from .orders import Execution, SimOrder
@@ -126,7 +126,8 @@ class SimGateway:
         if saved is not None:
             resume = persistence.resume_time(saved)
             start_time = max(start_time, resume) if start is not None else resume
-        list_option_chains(universe, market, start_time)  # before the clock starts running
+        self.option_listing = OptionListing(universe, market)
+        self.option_listing.run(start_time)  # before the clock starts running
         clock = SimClock(start_time, speed)
         accounts = {name: Account(name, cash) for name in account_names}
         broker = Broker(universe, market, clock, accounts)
@@ -171,7 +172,7 @@ class SimGateway:
             self.control_port = await self._control.start("127.0.0.1", self._control_requested)
         self.saver.start()  # before the market driver: no time goes out past the saved mark
         self.streamer.start()
-        self.clock.on_change(self.settlement.run)  # after the streamer: a jump is caught up first
+        self.clock.on_change(self._clock_moved)  # after the streamer: a jump is caught up first
         self.bulletin_fanout.start()
         for downtime in self.rhythm:
             self.faults.schedule(downtime)
@@ -345,7 +346,13 @@ class SimGateway:
 
     def _step_done(self, t: float) -> None:
         self.settlement.run(t)
+        self.option_listing.run(t)
         self.account_fanout.step_done(t)
+
+    def _clock_moved(self) -> None:
+        now = self.clock.now()
+        self.settlement.run(now)
+        self.option_listing.run(now)
 
     async def advance(self, seconds: float) -> None:
         """Move the simulated clock forward; every step in between is streamed and matched."""
@@ -451,13 +458,3 @@ def _rhythm(
 
 __all__ = ["SimGateway"]
 
-
-def list_option_chains(universe: Universe, market: Market, start: float) -> None:
-    """Every stock's option chain, as listed on the day the simulator starts."""
-    for spec in list(universe):
-        if spec.sec_type != "STK":
-            continue
-        today = dt.datetime.fromtimestamp(start, ZoneInfo(spec.time_zone)).date()
-        spot = market.price_ticks(spec, start) * spec.min_tick
-        chain = option_chain(spec, spot, today, start, universe.by_con_id)
-        universe.add_options(spec.con_id, chain)

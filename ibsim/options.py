@@ -73,14 +73,21 @@ def expiry_close(expiry: dt.date, time_zone: str) -> float:
 
 
 def option_chain(
-    under: ContractSpec, spot: float, today: dt.date, now: float, taken: Container[int]
+    under: ContractSpec,
+    spot: float,
+    today: dt.date,
+    now: float,
+    taken: Container[int],
+    only: Container[dt.date] | None = None,
 ) -> list[ContractSpec]:
-    """The chain listed on ``today`` for a stock at ``spot`` (at simulated epoch ``now``);
-    conIds are deterministic and avoid ``taken``."""
+    """The chain listed on ``today`` for a stock at ``spot`` (at simulated epoch ``now``), or
+    its expiries in ``only``; conIds are deterministic and avoid ``taken``."""
     out: list[ContractSpec] = []
     used: set[int] = set()
     atm = model.sigma_atm(under.daily_vol)
     for expiry in expiries(today):
+        if only is not None and expiry not in only:
+            continue
         closes = expiry_close(expiry, under.time_zone)
         years = (closes - now) / model.YEAR
         for strike in strikes(spot):
