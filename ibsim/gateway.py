@@ -173,6 +173,7 @@ class SimGateway:
         self.saver.start()  # before the market driver: no time goes out past the saved mark
         self.streamer.start()
         self.clock.on_change(self._clock_moved)  # after the streamer: a jump is caught up first
+        self._clock_moved()  # options that expired while the simulator was down
         self.bulletin_fanout.start()
         for downtime in self.rhythm:
             self.faults.schedule(downtime)

@@ -84,12 +84,9 @@ def option_chain(
     its expiries in ``only``; conIds are deterministic and avoid ``taken``."""
     out: list[ContractSpec] = []
     used: set[int] = set()
-    atm = model.sigma_atm(under.daily_vol)
     for expiry in expiries(today):
         if only is not None and expiry not in only:
             continue
-        closes = expiry_close(expiry, under.time_zone)
-        years = (closes - now) / model.YEAR
         for strike in strikes(spot):
             for right in ("C", "P"):
                 local = occ_symbol(under.symbol, expiry, right, strike)
@@ -97,22 +94,44 @@ def option_chain(
                 while con_id in taken or con_id in used:
                     con_id += 1
                 used.add(con_id)
-                sigma = model.surface_vol(atm, spot, strike, years)
-                ref = max(0.01, model.price(right, spot, strike, years, sigma))
-                out.append(ContractSpec(
-                    symbol=under.symbol, sec_type="OPT", exchange="SMART", primary_exchange="",
-                    currency=under.currency, con_id=con_id, min_tick=0.01,
-                    long_name=under.long_name, schedule_name=under.schedule_name,
-                    base_price=round(ref, 2), daily_volume=0.0, daily_vol=under.daily_vol,
-                    spread_ticks=max(1, round(SPREAD * ref / 0.01)), local_symbol=local,
-                    trading_class=under.symbol, multiplier=str(MULTIPLIER),
-                    last_trade_date=f"{expiry:%Y%m%d}", contract_month=f"{expiry:%Y%m}",
-                    valid_exchanges=OPTION_EXCHANGES, order_types="LMT,MKT,STP,STP LMT",
-                    industry=under.industry, market_rule_id=32, strike=strike, right=right,
-                    under_con_id=under.con_id, under_symbol=under.symbol,
-                    under_sec_type=under.sec_type, expires_at=closes,
-                ))  # fmt: skip
+                out.append(option_spec(under, expiry, strike, right, con_id, spot, now))
     return out
+
+
+def option_spec(
+    under: ContractSpec,
+    expiry: dt.date,
+    strike: float,
+    right: str,
+    con_id: int,
+    spot: float,
+    now: float,
+) -> ContractSpec:
+    """One option; its spread is set by the model's price at ``spot`` and ``now``."""
+    closes = expiry_close(expiry, under.time_zone)
+    years = (closes - now) / model.YEAR
+    sigma = model.surface_vol(model.sigma_atm(under.daily_vol), spot, strike, years)
+    ref = max(0.01, model.price(right, spot, strike, years, sigma))
+    return ContractSpec(
+        symbol=under.symbol, sec_type="OPT", exchange="SMART", primary_exchange="",
+        currency=under.currency, con_id=con_id, min_tick=0.01, long_name=under.long_name,
+        schedule_name=under.schedule_name, base_price=round(ref, 2), daily_volume=0.0,
+        daily_vol=under.daily_vol, spread_ticks=max(1, round(SPREAD * ref / 0.01)),
+        local_symbol=occ_symbol(under.symbol, expiry, right, strike),
+        trading_class=under.symbol, multiplier=str(MULTIPLIER),
+        last_trade_date=f"{expiry:%Y%m%d}", contract_month=f"{expiry:%Y%m}",
+        valid_exchanges=OPTION_EXCHANGES, order_types="LMT,MKT,STP,STP LMT",
+        industry=under.industry, market_rule_id=32, strike=strike, right=right,
+        under_con_id=under.con_id, under_symbol=under.symbol, under_sec_type=under.sec_type,
+        expires_at=closes,
+    )  # fmt: skip
+
+
+def from_occ(under: ContractSpec, local_symbol: str, con_id: int, now: float) -> ContractSpec:
+    """The option an OCC symbol names (a saved position's, when the chain no longer lists it)."""
+    expiry = dt.datetime.strptime(local_symbol[6:12], "%y%m%d").date()
+    right, strike = local_symbol[12], int(local_symbol[13:]) / 1000
+    return option_spec(under, expiry, strike, right, con_id, strike, now)
 
 
 def years_left(spec: ContractSpec, t: float) -> float:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .account import Account, Position
+from .contracts import ContractSpec
+from .options import from_occ
 from .orders import Execution, SimOrder
 
 if TYPE_CHECKING:
@@ -66,7 +68,20 @@ def snapshot(
         "next_perm_id": broker.next_perm_id,
         "next_exec_seq": broker.next_exec_seq,
         "next_order_ids": {str(k): v for k, v in broker.next_order_ids.items()},
+        # Options are listed day by day: the ones held or traded are kept to be listed again.
+        "options": [
+            {"con_id": s.con_id, "under_con_id": s.under_con_id, "local_symbol": s.local_symbol}
+            for s in _options_used(accounts, broker)
+        ],
     }
+
+
+def _options_used(accounts: dict[str, Account], broker: Broker) -> list[ContractSpec]:
+    con_ids = {c for a in accounts.values() for c in a.positions}
+    con_ids |= {o.con_id for o in broker.orders.values()}
+    con_ids |= {e.con_id for e in broker.executions}
+    specs = (broker.universe.get(c) for c in sorted(con_ids))
+    return [s for s in specs if s is not None and s.sec_type == "OPT"]
 
 
 def restore(
@@ -83,6 +98,12 @@ def restore(
 
 
 def _restore(state: dict[str, Any], accounts: dict[str, Account], broker: Broker) -> None:
+    for item in state.get("options", []):
+        under = broker.universe.get(item["under_con_id"])
+        if under is None or item["con_id"] in broker.universe.by_con_id:
+            continue
+        option = from_occ(under, item["local_symbol"], item["con_id"], state["clock"])
+        broker.universe.add_options(under.con_id, [option])
     known = set(broker.universe.by_con_id)
     for item in state.get("accounts", []):
         account = accounts.get(item["name"])

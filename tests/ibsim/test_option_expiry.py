@@ -12,7 +12,7 @@ from ib_async import IB, LimitOrder, MarketOrder, Option
 from ibsim import SimGateway
 from ibsim.settlement import closing_price
 
-from .conftest import settle, step
+from .conftest import START, connect, settle, step
 
 AAPL = 265598
 EXPIRY_CLOSE = dt.datetime(2024, 3, 8, 21, 0, tzinfo=dt.UTC)  # Friday 16:00 New York
@@ -75,3 +75,24 @@ async def test_nothing_happens_before_the_close(gw: SimGateway, ib: IB) -> None:
     await step(gw, ib, (EXPIRY_CLOSE - gw.now).total_seconds() - 5)
     assert gw.account("DU1234567").positions[call.conId].quantity == 1
     assert gw.settlement.history == []
+
+
+async def test_a_held_option_survives_a_restart_and_settles(tmp_path) -> None:
+    """The chain is listed anew at a restart; a held option it no longer lists comes back from
+    the state file, and one that expired while the simulator was down is settled at once."""
+    state = tmp_path / "ibsim.json"
+    async with SimGateway(speed=0, start=START, state_file=state) as gw:
+        ib = await connect(gw)
+        (weekly,) = await _options(ib, (0, "P"))
+        ib.placeOrder(weekly, MarketOrder("BUY", 1))
+        await settle(ib)
+        ib.disconnect()
+    monday = START.replace(day=11)  # 2024-03-11: the 03-08 weekly expired meanwhile
+    async with SimGateway(speed=0, start=monday, state_file=state) as gw:
+        spec = gw.universe.get(weekly.conId)
+        assert spec is not None and spec.local_symbol == weekly.localSymbol
+        (done,) = gw.settlement.history
+        assert done.option.con_id == weekly.conId and done.contracts == 1
+        assert gw.account().positions[weekly.conId].quantity == 0
+        price = closing_price(gw.market, gw.spec("AAPL"), EXPIRY_CLOSE.timestamp())
+        assert done.shares == (-100 if weekly.strike - price >= 0.01 else 0)
