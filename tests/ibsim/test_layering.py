@@ -18,8 +18,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("broker", {"broker", "order_gate", "persistence"}),
     ("connections", {"session", "clients"}),
     ("state", {"state"}),
-    ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "handlers",
-                      "bulletin_fanout"}),
+    ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "bulletin_fanout",
+                      "handler_registry", "handlers_info", "handlers_account", "handlers_orders",
+                      "handlers_market", "handlers"}),
     ("server", {"control", "gateway"}),
     ("entry points", {"cli", "__init__"}),
 ]
