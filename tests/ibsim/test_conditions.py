@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from ib_async import (
     IB,
+    ExecutionCondition,
     LimitOrder,
     MarginCondition,
     MarketOrder,
@@ -20,18 +21,10 @@ from ib_async import (
 )
 
 from ibsim import SimGateway
-from ibsim.conditions import (
-    PriceCondition as SimPrice,
-)
-from ibsim.conditions import (
-    TimeCondition as SimTime,
-)
-from ibsim.conditions import (
-    all_met,
-    from_json,
-    parse_time,
-    to_json,
-)
+from ibsim import conditions as sim
+from ibsim.conditions import PriceCondition as SimPrice
+from ibsim.conditions import TimeCondition as SimTime
+from ibsim.conditions import all_met, from_json, parse_time, to_json
 from ibsim.pricepath import STEP
 
 from .conftest import START, connect, settle, step
@@ -293,3 +286,75 @@ async def test_a_held_order_survives_a_restart(tmp_path) -> None:
             assert gw.positions() == {"AAPL": 10}
         finally:
             ib.disconnect()
+
+
+async def test_every_condition_type_is_decoded_as_ib_async_encodes_it(
+    gw: SimGateway, ib: IB
+) -> None:
+    aapl = await _aapl(ib)
+    conds = [
+        PriceCondition(conjunction="o", isMore=False, price=101.25, conId=aapl.conId,
+                       exch="SMART", triggerMethod=4),
+        TimeCondition(isMore=True, time="20240304 11:00:00 US/Eastern"),
+        MarginCondition(isMore=False, percent=30),
+        ExecutionCondition(secType="STK", exch="SMART", symbol="MSFT"),
+        VolumeCondition(isMore=True, volume=5000, conId=aapl.conId, exch="SMART"),
+        PercentChangeCondition(isMore=False, changePercent=-2.5, conId=aapl.conId, exch="SMART"),
+    ]  # fmt: skip
+    received = []
+    gw.hooks.order_received.connect(received.append)
+    ib.placeOrder(
+        aapl,
+        LimitOrder("BUY", 10, 100.0, conditions=conds, conditionsIgnoreRth=True,
+                   conditionsCancelOrder=True, orderRef="after-the-conditions"),
+    )  # fmt: skip
+    await settle(ib)
+    (rec,) = received
+    req = rec.request
+    assert req.conditions == (
+        sim.PriceCondition("o", False, 101.25, aapl.conId, "SMART", 4),
+        sim.TimeCondition("a", True, "20240304 11:00:00 US/Eastern"),
+        sim.MarginCondition("a", False, 30),
+        sim.ExecutionCondition("a", "STK", "SMART", "MSFT"),
+        sim.VolumeCondition("a", True, 5000, aapl.conId, "SMART"),
+        sim.PercentChangeCondition("a", False, -2.5, aapl.conId, "SMART"),
+    )
+    assert req.conditions_ignore_rth and req.conditions_cancel_order
+    assert (req.order_ref, req.lmt_price) == ("after-the-conditions", 100.0)
+
+
+async def test_an_execution_condition_is_rejected(gw: SimGateway, ib: IB) -> None:
+    aapl = await _aapl(ib)
+    cond = ExecutionCondition(secType="STK", exch="SMART", symbol="MSFT")
+    trade = ib.placeOrder(aapl, MarketOrder("BUY", 10, conditions=[cond]))
+    await settle(ib)
+    assert trade.orderStatus.status == "Cancelled"
+    assert "Execution conditions (type 5) are not supported" in trade.log[-1].message
+    assert gw.orders == []
+
+
+async def test_a_held_day_order_expires_at_the_close(gw: SimGateway, ib: IB) -> None:
+    aapl = await _aapl(ib)
+    cond = TimeCondition(isMore=True, time="20240305 10:00:00 America/New_York")
+    trade = ib.placeOrder(aapl, MarketOrder("BUY", 10, conditions=[cond], tif="DAY"))
+    await step(gw, ib, 6.5 * 3600)  # past 16:00 New York
+    assert trade.orderStatus.status == "Cancelled"
+    assert not trade.fills
+
+
+async def test_a_bracket_child_watches_its_conditions_once_the_parent_filled(
+    gw: SimGateway, ib: IB
+) -> None:
+    aapl = await _aapl(ib)
+    parent = MarketOrder("BUY", 10, orderId=ib.client.getReqId(), transmit=False)
+    child = LimitOrder(
+        "SELL", 10, round(gw.price("AAPL") + 50, 2), parentId=parent.orderId,
+        conditions=[TimeCondition(isMore=True, time=_at(gw, 60))],
+    )  # fmt: skip
+    parent_trade = ib.placeOrder(aapl, parent)
+    child_trade = ib.placeOrder(aapl, child)
+    await settle(ib)
+    assert parent_trade.orderStatus.status == "Filled"
+    assert child_trade.orderStatus.status == "PreSubmitted"
+    await step(gw, ib, 60)
+    assert child_trade.orderStatus.status == "Submitted"
