@@ -123,7 +123,7 @@ class SimGateway:
             start_time = max(start_time, resume) if start is not None else resume
         clock = SimClock(start_time, speed)
         accounts = {name: Account(name, cash) for name in account_names}
-        broker = Broker(universe, market, clock, accounts)
+        broker = Broker(universe, market, clock, accounts, time_zone=gateway_tz)
         if saved is not None:
             persistence.restore(saved, accounts, broker, self.state_file)
 

@@ -32,6 +32,8 @@ def _ticket(req: rq.PlaceOrder) -> OrderTicket:
         account=req.account, order_ref=req.order_ref, transmit=req.transmit,
         parent_id=req.parent_id, outside_rth=req.outside_rth,
         trail_stop_price=req.trail_stop_price, trailing_percent=req.trailing_percent,
+        conditions=req.conditions, conditions_ignore_rth=req.conditions_ignore_rth,
+        conditions_cancel_order=req.conditions_cancel_order,
     )  # fmt: skip
 
 

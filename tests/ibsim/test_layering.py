@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ibsim"
 LAYERS: list[tuple[str, set[str]]] = [
     ("primitives", {"framing", "sessions", "clock", "fault_state", "rhythm"}),
     ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks",
-                "bulletins", "news", "scanner"}),
+                "bulletins", "news", "scanner", "conditions"}),
     ("wire", {"requests", "decoding", "messages"}),
     ("broker", {"broker", "order_gate", "persistence"}),
     ("connections", {"session", "clients"}),
