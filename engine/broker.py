@@ -33,6 +33,7 @@ from engine import ib_translate as translate
 from engine.config import Settings
 from engine.domain import (
     ORDER_REF_PREFIX,
+    AccountSummary,
     Bar,
     Fill,
     Headline,
@@ -488,7 +489,7 @@ class IBBroker:
             await asyncio.wait_for(self.ib.reqPositionsAsync(), self._request_timeout)
         return self.positions()
 
-    # --- quotes, news and the scanner (ib_research.py) ------------------------------------
+    # --- quotes, news, the scanner, the account summary (ib_research.py) ------------------
 
     async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
         return await self.research.quote(symbol)
@@ -504,6 +505,9 @@ class IBBroker:
 
     async def scan(self, code: str, n: int) -> list[ScanRow]:
         return await self.research.scan(code, n)
+
+    async def account_summary(self) -> AccountSummary:
+        return await self.research.account_summary(self.account)
 
     async def ensure_contract(self, symbol: str) -> bool:
         """Make sure a position's contract can be traded (flatten all closes positions in
