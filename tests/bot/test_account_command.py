@@ -1,6 +1,6 @@
 """/account end to end: real python-telegram-bot ↔ fake Bot API ↔ TelegramFrontEnd ↔ the real
-engine ↔ ib_async's account summary ↔ ibsim's account, before and after a fill; an argument;
-a stranger."""
+engine ↔ ib_async's account summary ↔ ibsim's account, before and after a fill; an argument; the
+gateway away; a stranger."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import re
 from pathlib import Path
 
 from engine.control import Control
-from engine.domain import OrderStatus, Side
+from engine.domain import ConnectionState, OrderStatus, Side
+from engine.events import ConnectionEvent
 from ibsim.account_fanout import account_value_rows
 from ibsim.gateway import SimGateway
 from tests.bot.engine_rig import engine_rig, engine_rig_parts, reply_to
 from tests.bot.harness import OPERATOR, STRANGER
+from tests.engine.conftest import next_event
 from tests.fakebotapi import FakeBotAPI
 
 
@@ -83,6 +85,18 @@ async def test_an_argument_gets_a_short_answer(tmp_path: Path) -> None:
     async with engine_rig(tmp_path) as api:
         reply = await reply_to(api, "/account everything", "/account takes no arguments")
         assert "net liquidation" not in reply.text
+
+
+async def test_without_the_gateway_a_short_answer(tmp_path: Path) -> None:
+    async with engine_rig_parts(tmp_path) as (api, gw, engine):
+        events = Control(engine).subscribe()
+        gw.stop_listening()
+        gw.drop_connections()
+        await next_event(
+            events, ConnectionEvent, lambda e: e.state is ConnectionState.DISCONNECTED, 10
+        )
+        reply = await reply_to(api, "/account", "not connected")
+        assert "No account summary now: not connected to the gateway" in reply.text
 
 
 async def test_a_stranger_gets_no_account(tmp_path: Path) -> None:
