@@ -13,6 +13,7 @@ from engine.events import CommandEvent, Level, Subscription
 from engine.kill_switch import ProgressCallback
 from engine.ports import NoNewsSubscription
 from engine.reports import (
+    AccountReport,
     CancelReport,
     ChartData,
     ChartMarker,
@@ -69,6 +70,7 @@ class ControlAPI(Protocol):
     async def scan_codes(self) -> list[str]: ...  # raises ConnectionError
     async def scan(self, code: str, n: int = 10) -> ScanReport:
         """Raises KeyError for a scan code the broker does not know, ConnectionError."""
+    async def account(self) -> AccountReport: ...  # raises ConnectionError
     def subscribe(self, maxsize: int = 1000) -> Subscription: ...
 
 
@@ -219,6 +221,13 @@ class Control:
         if code not in await self.scan_codes():
             raise KeyError(code)
         return ScanReport(code, tuple(await self._engine.broker.scan(code, n)))
+
+    async def account(self) -> AccountReport:
+        engine = self._engine
+        if not engine.broker.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        summary = await engine.broker.account_summary()
+        return AccountReport(engine.account, summary, engine.clock.now())
 
     async def chart_data(self, symbol: str | None) -> ChartData:
         engine = self._engine

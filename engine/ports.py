@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from engine.domain import (
+    AccountSummary,
     Bar,
     Bulletin,
     Fill,
@@ -185,6 +186,11 @@ class BrokerPort(Protocol):
         """The scan codes the broker's scanner knows."""
     async def scan(self, code: str, n: int) -> list[ScanRow]:
         """The first `n` US stocks of scan `code`, with last price, change and volume."""
+
+    # --- the account ---
+    async def account_summary(self) -> AccountSummary:
+        """The account's net liquidation, cash, buying power, margins, funds and PnL, in the
+        account's currency (ACCOUNT_CURRENCIES); None for a value the broker did not send."""
 
     # --- orders ---
     def place(

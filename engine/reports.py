@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.domain import (
+    AccountSummary,
     ConnectionState,
     EngineState,
     Headline,
@@ -118,6 +119,13 @@ class NewsReport:
 class ScanReport:
     code: str
     rows: tuple[ScanRow, ...]  # best first
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    account: str
+    summary: AccountSummary
+    time: datetime  # when it was asked (the broker may have summed up to 3 minutes before)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import (
-    handlers_options,  # noqa: F401  (registers the option handlers)
-    persistence,
-)
+from . import persistence
 from .account import Account
 from .account_fanout import AccountFanout
 from .broker import Broker
@@ -130,7 +127,7 @@ class SimGateway:
         self.option_listing.run(start_time)  # before the clock starts running
         clock = SimClock(start_time, speed)
         accounts = {name: Account(name, cash) for name in account_names}
-        broker = Broker(universe, market, clock, accounts)
+        broker = Broker(universe, market, clock, accounts, time_zone=gateway_tz)
         if saved is not None:
             persistence.restore(saved, accounts, broker, self.state_file)
 

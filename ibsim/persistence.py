@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .account import Account, Position
+from .conditions import from_json, to_json
 from .contracts import ContractSpec
 from .options import from_occ
 from .orders import Execution, SimOrder
@@ -63,7 +64,7 @@ def snapshot(
             for a in accounts.values()
         ],
         # Orders sent with transmit=False never reached IB's servers, so they are not kept.
-        "orders": [dataclasses.asdict(o) for o in broker.orders.values() if not o.staged],
+        "orders": [_order_json(o) for o in broker.orders.values() if not o.staged],
         "executions": [dataclasses.asdict(e) for e in broker.executions],
         "next_perm_id": broker.next_perm_id,
         "next_exec_seq": broker.next_exec_seq,
@@ -82,6 +83,11 @@ def _options_used(accounts: dict[str, Account], broker: Broker) -> list[Contract
     con_ids |= {e.con_id for e in broker.executions}
     specs = (broker.universe.get(c) for c in sorted(con_ids))
     return [s for s in specs if s is not None and s.sec_type == "OPT"]
+
+
+def _order_json(order: SimOrder) -> dict[str, Any]:
+    # asdict() would drop each condition's type; to_json keeps it.
+    return {**dataclasses.asdict(order), "conditions": [to_json(c) for c in order.conditions]}
 
 
 def restore(
@@ -117,7 +123,8 @@ def _restore(state: dict[str, Any], accounts: dict[str, Account], broker: Broker
         }
     for item in state.get("orders", []):
         if item["con_id"] in known and item["account"] in accounts:
-            order = SimOrder(**item)
+            conditions = tuple(from_json(c) for c in item.get("conditions", ()))
+            order = SimOrder(**{**item, "conditions": conditions})
             broker.orders[order.perm_id] = order
     broker.executions = [Execution(**e) for e in state.get("executions", [])]
     broker.next_perm_id = state.get("next_perm_id", broker.next_perm_id)
