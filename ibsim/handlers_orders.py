@@ -12,6 +12,7 @@ from .bars import BarRequestError, parse_end_time
 from .broker import NO_SECURITY, OrderRejected
 from .handler_registry import handles
 from .hooks import OrderReceived
+from .margin import requirement
 from .order_fanout import open_order_messages
 from .orders import PRE_SUBMITTED, OrderTicket, SimOrder
 from .session import ClientSession
@@ -76,9 +77,12 @@ def _what_if(state: ServerState, s: ClientSession, ticket: OrderTicket) -> None:
     except OrderRejected as rej:
         s.send_error(ticket.order_id, rej.code, rej.message)
         return
-    price = state.market.price_ticks(spec, state.clock.now()) * spec.min_tick
-    notional = ticket.total_quantity * price * spec.multiplier_value
-    rate = {"FUT": 0.06, "CRYPTO": 1.0}.get(spec.sec_type, 0.25)
+    now = state.clock.now()
+    price = state.market.price_ticks(spec, now) * spec.min_tick
+    under = state.universe.get(spec.under_con_id) if spec.under_con_id else None
+    under_price = state.market.price_ticks(under, now) * under.min_tick if under else None
+    signed = ticket.total_quantity if ticket.action == "BUY" else -ticket.total_quantity
+    need = requirement(spec, signed, price, under_price)  # the order's own, as if alone
     order = SimOrder(
         perm_id=0, client_id=s.client_id or 0, order_id=ticket.order_id,
         account=ticket.account or state.account_names[0], con_id=spec.con_id,
@@ -86,8 +90,7 @@ def _what_if(state: ServerState, s: ClientSession, ticket: OrderTicket) -> None:
         total_quantity=ticket.total_quantity, order_type=ticket.order_type,
         lmt_price=ticket.lmt_price, aux_price=ticket.aux_price, status=PRE_SUBMITTED,
     )  # fmt: skip
-    margin = notional * rate
-    s.write(msg.open_order(order, spec, s.version, (margin, margin * 0.9, 0.0)))
+    s.write(msg.open_order(order, spec, s.version, (need.initial, need.maintenance, 0.0)))
 
 
 @handles(rq.CancelOrder)
