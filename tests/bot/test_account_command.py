@@ -39,8 +39,9 @@ def _percent(text: str, label: str) -> float:
 
 async def _account_showing_cash(api: FakeBotAPI, cash: float) -> str:
     """/account until it shows `cash`: IB's summary catches up with a fill when its values
-    are sent again (ibsim: right after the fill's account update)."""
-    for _ in range(40):
+    are sent again (ibsim: right after the fill's account update, or at its periodic refresh;
+    a loaded machine has been seen to take over 10 s)."""
+    for _ in range(100):
         reply = await reply_to(api, "/account", "Account")
         if abs(_amount(reply.text, "cash") - cash) < 0.01:
             return reply.text
