@@ -38,6 +38,8 @@ from engine.domain import (
     Headline,
     Instrument,
     NewsProvider,
+    OptionChain,
+    OptionQuote,
     Order,
     Position,
     ScanRow,
@@ -498,6 +500,14 @@ class IBBroker:
 
     async def scan(self, code: str, n: int) -> list[ScanRow]:
         return await self.research.scan(code, n)
+
+    # --- options (ib_research.py) -----------------------------------------------------------
+
+    async def option_chain(self, underlying: str) -> tuple[OptionChain, float | None]:
+        return await self.research.option_chain(underlying)
+
+    async def option_quotes(self, options: Sequence[Instrument]) -> list[OptionQuote | None]:
+        return await self.research.option_quotes(options)
 
     async def ensure_contract(self, symbol: str) -> bool:
         """Make sure a position's contract can be traded (flatten all closes positions in

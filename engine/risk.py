@@ -36,6 +36,7 @@ class OrderRequest:
     reference_price: float | None  # the last price
     position: float  # the broker's position before this order
     limit_price: float | None = None
+    multiplier: float = 1.0  # the contract's: an option's price is per share, 100 a contract
 
     @property
     def is_exit(self) -> bool:
@@ -120,7 +121,7 @@ class RiskManager:
             if not exit_only:
                 return RiskDecision(False, f"no price yet for {request.symbol}")
         else:
-            notional = price * request.quantity
+            notional = price * request.quantity * request.multiplier
             if not exit_only and notional > limits.max_notional:
                 return RiskDecision(
                     False,
