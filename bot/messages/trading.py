@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import tzinfo
 
-from bot.messages.document import Block, Doc, Table
+from bot.messages.document import SYMBOL_WIDTH, Block, Doc, Table
 from bot.messages.numbers import clock, money, price, qty, stamp
 from engine.domain import Fill, Order
 from engine.reports import PnlReport, PositionsReport, Quote, StatusReport
@@ -19,13 +19,15 @@ def positions_doc(report: PositionsReport) -> Doc:
         (
             p.symbol + ("" if p.symbol in report.bot_symbols else "*"),
             qty(p.quantity),
-            price(p.avg_cost / p.multiplier),  # a future's avg_cost is per contract
+            price(p.avg_cost / p.multiplier),  # a future's or option's avg_cost: per contract
             price(p.market_price),
             money(p.unrealized_pnl),
         )
         for p in report.positions
     )
-    blocks: list[Block] = [Table(("sym", "qty", "avg", "last", "uPnL"), rows)]
+    blocks: list[Block] = [
+        Table(("sym", "qty", "avg", "last", "uPnL"), rows, first_width=SYMBOL_WIDTH)
+    ]
     if any(p.symbol not in report.bot_symbols for p in report.positions):
         blocks.append("* not one of the bot's symbols")
     return Doc(f"Positions: {len(report.positions)}", tuple(blocks))
@@ -47,7 +49,8 @@ def orders_doc(orders: Sequence[Order]) -> Doc:
     )
     return Doc(
         f"Open orders: {len(orders)}",
-        (Table(("sym", "side", "qty", "type", "px", "status"), rows),),
+        (Table(("sym", "side", "qty", "type", "px", "status"), rows,
+               first_width=SYMBOL_WIDTH),),
     )
 
 
