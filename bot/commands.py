@@ -336,9 +336,12 @@ class Commands:
         return Confirm(action, what, "cancelling", run)
 
     async def _chart(self, args: list[str], by: str) -> Result:
-        if len(args) > 1:
+        if len(args) in (3, 4):  # an option the bot trades: /chart AAPL 20261218 200C
+            symbol: str | None = option_from_words(args).symbol
+        elif len(args) > 1:
             raise UsageError("/chart takes at most one symbol, e.g. /chart AAPL")
-        symbol = args[0].upper() if args else None
+        else:
+            symbol = args[0].upper() if args else None
         try:
             data = await self.control.chart_data(symbol)
         except KeyError:
