@@ -17,6 +17,8 @@ def commission_for(spec: ContractSpec, qty: float, price: float) -> float:
         return round(max(2.0, 0.00002 * value), 4)
     if spec.sec_type == "CRYPTO":
         return round(max(1.75, 0.0018 * value), 4)
+    if spec.sec_type == "OPT":
+        return round(max(1.0, 0.65 * abs(qty)), 4)  # IB Pro: $0.65 a contract, $1 an order
     return round(2.25 * abs(qty), 4)  # futures: commission plus exchange fees per contract
 
 

@@ -133,7 +133,7 @@ class Broker:
 
     def _new(self, client_id: int, ticket: OrderTicket) -> None:
         spec = self.universe.resolve(ticket.contract)
-        if spec is None:
+        if spec is None or (spec.sec_type == "OPT" and spec.expired(self.clock.now())):
             raise OrderRejected(200, NO_SECURITY)
         account = ticket.account or next(iter(self.accounts))
         if account not in self.accounts:
@@ -551,4 +551,6 @@ class Broker:
 def _venue(spec: ContractSpec) -> str:
     if spec.sec_type == "STK":
         return {"NASDAQ": "ISLAND"}.get(spec.primary_exchange, spec.primary_exchange)
+    if spec.sec_type == "OPT":
+        return "CBOE"
     return spec.exchange

@@ -61,6 +61,13 @@ class ContractSpec:
     min_size: float = 1.0
     size_increment: float = 1.0
     market_rule_id: int = 26
+    # Options (sec_type OPT): the strike, "C" or "P", the underlying, and the expiry's close.
+    strike: float = 0.0
+    right: str = ""
+    under_con_id: int = 0
+    under_symbol: str = ""
+    under_sec_type: str = ""
+    expires_at: float = 0.0  # simulated epoch of the last trading moment; 0: by the date
     price_digits: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -82,7 +89,10 @@ class ContractSpec:
         return float(self.multiplier) if self.multiplier else 1.0
 
     def expired(self, t: float) -> bool:
-        """Past its last trading day at simulated epoch ``t`` (in the exchange's time zone)."""
+        """Past its last trading day at simulated epoch ``t`` (in the exchange's time zone);
+        an option from its expiry's close on."""
+        if self.expires_at:
+            return t >= self.expires_at
         if not self.last_trade_date:
             return False
         day = dt.datetime.fromtimestamp(t, ZoneInfo(self.time_zone)).date()
@@ -193,7 +203,7 @@ DEFAULT_SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "SPY", "QQQ", "EURUSD
 _FUTURE_MONTH_CODES = {3: "H", 6: "M", 9: "U", 12: "Z"}
 
 
-def _third_friday(year: int, month: int) -> dt.date:
+def third_friday(year: int, month: int) -> dt.date:
     first = dt.date(year, month, 1)
     offset = (4 - first.weekday()) % 7
     return first + dt.timedelta(days=offset + 14)
@@ -204,7 +214,7 @@ def _quarterlies(today: dt.date):
     year, month = today.year, today.month
     while True:
         if month in _FUTURE_MONTH_CODES:
-            expiry = _third_friday(year, month)
+            expiry = third_friday(year, month)
             if expiry >= today:
                 yield year, month, expiry
         month += 1
@@ -307,9 +317,23 @@ class Universe:
         self.by_con_id = {s.con_id: s for s in self.specs}
         if len(self.by_con_id) != len(self.specs):
             raise ValueError("duplicate conId in the contract universe")
+        # Option chains are listed beside the rest: found by conId or by an OPT request,
+        # never by iterating the universe (thousands of them would swamp scans and searches).
+        self.options: dict[int, list[ContractSpec]] = {}  # underlying conId -> its chain
 
     def __iter__(self):
         return iter(self.specs)
+
+    def add_options(self, under_con_id: int, chain: Iterable[ContractSpec]) -> None:
+        chain = list(chain)
+        for spec in chain:
+            if spec.con_id in self.by_con_id:
+                raise ValueError(f"duplicate conId {spec.con_id} in the contract universe")
+            self.by_con_id[spec.con_id] = spec
+        self.options.setdefault(under_con_id, []).extend(chain)
+
+    def option_chain(self, under_con_id: int) -> list[ContractSpec]:
+        return self.options.get(under_con_id, [])
 
     def get(self, con_id: int) -> ContractSpec | None:
         return self.by_con_id.get(con_id)
@@ -325,6 +349,8 @@ class Universe:
         if ref.con_id:
             spec = self.by_con_id.get(ref.con_id)
             return [spec] if spec is not None else []
+        if ref.sec_type == "OPT":
+            return self._match_options(ref)
         found = []
         for s in self.specs:
             if ref.symbol and ref.symbol.upper() not in (s.symbol, s.local_symbol.upper()):
@@ -353,6 +379,35 @@ class Universe:
             if ref.multiplier and s.multiplier and float(ref.multiplier) != float(s.multiplier):
                 continue
             found.append(s)
+        return found
+
+    def _match_options(self, ref: ContractRef) -> list[ContractSpec]:
+        """Options as IB matches them: every given field must agree, the rest are wildcards."""
+        right = {"CALL": "C", "PUT": "P"}.get(ref.right.upper(), ref.right.upper())
+        found = []
+        for chain in self.options.values():
+            for s in chain:
+                if ref.symbol and ref.symbol.upper() != s.symbol:
+                    continue
+                if not ref.symbol and not ref.local_symbol:
+                    continue
+                if ref.local_symbol and ref.local_symbol.upper() != s.local_symbol.upper():
+                    continue
+                if ref.last_trade_date and not s.last_trade_date.startswith(ref.last_trade_date):
+                    continue
+                if ref.strike and abs(ref.strike - s.strike) > 1e-6:
+                    continue
+                if right and right != s.right:
+                    continue
+                if ref.trading_class and ref.trading_class != s.trading_class:
+                    continue
+                if ref.currency and ref.currency != s.currency:
+                    continue
+                if ref.exchange and ref.exchange not in s.valid_exchanges.split(","):
+                    continue
+                if ref.multiplier and float(ref.multiplier) != float(s.multiplier):
+                    continue
+                found.append(s)
         return found
 
     def resolve(self, ref: ContractRef) -> ContractSpec | None:

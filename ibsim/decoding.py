@@ -53,6 +53,7 @@ from .requests import (
     ReqRealTimeBars,
     ReqScannerParameters,
     ReqScannerSubscription,
+    ReqSecDefOptParams,
     StartApi,
     Unsupported,
 )
@@ -380,6 +381,7 @@ _DECODERS: dict[int, Callable[[Cursor, int], object]] = {
     94: _plain(ReqPnLSingle, "int", "str", "str", "int"),
     95: _plain(CancelPnLSingle, "int"),
     99: _plain(ReqCompletedOrders, "bool"),
+    78: _plain(ReqSecDefOptParams, "int", "str", "str", "str", "int"),
 }
 
 

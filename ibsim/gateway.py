@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import persistence
+from . import (
+    handlers_options,  # noqa: F401  (registers the option handlers)
+    persistence,
+)
 from .account import Account
 from .account_fanout import AccountFanout
 from .broker import Broker
@@ -28,6 +31,7 @@ from .handlers import HANDLERS, greeting
 from .hooks import ClientEvent, Hooks
 from .market import Market
 from .news import NewsDesk
+from .options import option_chain
 from .order_fanout import OrderFanout
 from .order_gate import OrderGate
 from .orders import Execution, SimOrder
@@ -122,6 +126,7 @@ class SimGateway:
             resume = persistence.resume_time(saved)
             start_time = max(start_time, resume) if start is not None else resume
         clock = SimClock(start_time, speed)
+        list_option_chains(universe, market, start_time)
         accounts = {name: Account(name, cash) for name in account_names}
         broker = Broker(universe, market, clock, accounts)
         if saved is not None:
@@ -434,3 +439,14 @@ def _rhythm(
 
 
 __all__ = ["SimGateway"]
+
+
+def list_option_chains(universe: Universe, market: Market, start: float) -> None:
+    """Every stock's option chain, as listed on the day the simulator starts."""
+    for spec in list(universe):
+        if spec.sec_type != "STK":
+            continue
+        today = dt.datetime.fromtimestamp(start, ZoneInfo(spec.time_zone)).date()
+        spot = market.price_ticks(spec, start) * spec.min_tick
+        chain = option_chain(spec, spot, today, start, universe.by_con_id)
+        universe.add_options(spec.con_id, chain)

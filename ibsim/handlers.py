@@ -520,6 +520,9 @@ def _mkt_data(state: ServerState, s: ClientSession, req: rq.ReqMktData) -> None:
     if spec is None:
         return
     now = state.clock.now()
+    if spec.sec_type == "OPT" and spec.expired(now):
+        s.send_error(req.req_id, 200, NO_SECURITY)  # as IB: an expired option is not listed
+        return
     out = [msg.market_data_type(req.req_id, s.market_data_type)]
     if not state.faults.data_blocked(spec.con_id):
         out += quote_ticks(req.req_id, spec, state.market.quote(spec, now), s.market_data_type)

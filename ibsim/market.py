@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,8 @@ from .bars import (
     months_back,
 )
 from .contracts import ContractSpec, Universe
+from .option_pricing import Greeks
+from .options import OptionPath, greeks_at
 from .pricepath import STEP, STEPS_PER_DAY, PathCache, PathSource, ReplayPath, SyntheticPath
 from .sessions import Session, next_session, session_at, sessions_before, sessions_between
 
@@ -41,6 +43,7 @@ class Quote:
     low: float
     prev_close: float
     time: float  # start of the step the quote belongs to
+    greeks: list[tuple[int, Greeks]] = field(default_factory=list)  # options: IB's computations
 
 
 @dataclass(slots=True)
@@ -71,11 +74,27 @@ class Market:
         self._open: dict[tuple[int, bool], tuple[float, float, bool]] = {}
         self._used: dict[int, tuple[int, float]] = {}
 
+    def source(self, spec: ContractSpec) -> PathSource:
+        """The contract's path; an option's is derived from its underlying's on first use."""
+        found = self.sources.get(spec.con_id)
+        if found is None:
+            if spec.sec_type != "OPT":
+                raise KeyError(f"no price path for conId {spec.con_id}")
+            under = self.universe.get(spec.under_con_id)
+            assert under is not None
+            under_source = self.source(under)
+            found = OptionPath(
+                spec, under, lambda day: self.cache.chunk(under_source, day),
+                under_source.first_time(),
+            )  # fmt: skip
+            self.sources[spec.con_id] = found
+        return found
+
     # --- steps and prices -------------------------------------------------------------------
 
     def step(self, spec: ContractSpec, k: int) -> StepBar | None:
         day, i = divmod(k, STEPS_PER_DAY)
-        ch = self.cache.chunk(self.sources[spec.con_id], day)
+        ch = self.cache.chunk(self.source(spec), day)
         if not ch.valid[i]:
             return None
         return StepBar(
@@ -86,7 +105,7 @@ class Market:
     def price_ticks(self, spec: ContractSpec, t: float) -> int:
         """The trade price at time t: the open of the step containing t."""
         day, i = divmod(int(t // STEP), STEPS_PER_DAY)
-        ch = self.cache.chunk(self.sources[spec.con_id], day)
+        ch = self.cache.chunk(self.source(spec), day)
         return int(ch.open[i])
 
     def to_price(self, spec: ContractSpec, ticks: float) -> float:
@@ -111,8 +130,9 @@ class Market:
         session = self.session_at(spec, t, False) or self.last_session(spec, t)
         k0 = math.ceil(session.start / STEP)
         k1 = min(k, int(session.end // STEP))
-        steps = self.cache.steps(self.sources[spec.con_id], k0, max(k0, k1))
-        price = self.price_ticks(spec, min(t, session.end - STEP) if k1 < k else t)
+        steps = self.cache.steps(self.source(spec), k0, max(k0, k1))
+        at = min(t, session.end - STEP) if k1 < k else t
+        price = self.price_ticks(spec, at)
         bid, ask = self.bid_ask(spec, price)
         prev = self.last_session(spec, session.start)
         prev_close = self.price_ticks(spec, prev.end - STEP)
@@ -127,7 +147,7 @@ class Market:
             last_size = float(steps.volume[steps.valid][-1])
         else:
             volume, day_open, high, low, last_size = 0.0, price, price, price, 0.0
-        return Quote(
+        quote = Quote(
             bid=bid,
             ask=ask,
             last=self.to_price(spec, price),
@@ -141,6 +161,12 @@ class Market:
             prev_close=self.to_price(spec, prev_close),
             time=k * float(STEP),
         )
+        if spec.sec_type == "OPT":
+            under = self.universe.get(spec.under_con_id)
+            assert under is not None
+            spot = self.price_ticks(under, at) * under.min_tick
+            quote.greeks = list(greeks_at(spec, spot, t, quote.bid, quote.ask, quote.last))
+        return quote
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -181,7 +207,7 @@ class Market:
     # --- history -----------------------------------------------------------------------------
 
     def head_timestamp(self, spec: ContractSpec) -> float:
-        return self.sources[spec.con_id].first_time()
+        return self.source(spec).first_time()
 
     def history(
         self,
@@ -237,7 +263,7 @@ class Market:
             ka, kb = math.ceil(a / STEP), int(b // STEP)
             if kb <= ka:
                 continue
-            steps = self.cache.steps(self.sources[spec.con_id], ka, kb)
+            steps = self.cache.steps(self.source(spec), ka, kb)
             for bar in aggregate(steps, ka, seconds, offset, s.start):
                 bar.end = min(bar.end, s.end)
                 if bar.end > end and not include_partial:
@@ -250,7 +276,7 @@ class Market:
         kb = int(min(end, s.end) // STEP)
         if kb <= ka:
             return None
-        steps = self.cache.steps(self.sources[spec.con_id], ka, kb)
+        steps = self.cache.steps(self.source(spec), ka, kb)
         bar = combine(aggregate(steps, ka, _ONE_GROUP, 0.0, s.start))
         if bar is not None:
             bar.start, bar.end, bar.label = s.start, s.end, s.trade_date

@@ -15,6 +15,7 @@ from .bulletins import Bulletin
 from .contracts import ContractSpec
 from .framing import fmt_bool, fmt_float
 from .news import Headline
+from .option_pricing import Greeks
 from .orders import Execution, SimOrder
 
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"  # how TWS writes an unset double
@@ -36,9 +37,13 @@ def _c11(spec: ContractSpec, exchange: str) -> Fields:
     """conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange, currency,
     localSymbol, tradingClass."""
     return [
-        str(spec.con_id), spec.symbol, spec.sec_type, spec.last_trade_date, "0", "",
-        spec.multiplier, exchange, spec.currency, spec.local_symbol, spec.trading_class,
+        str(spec.con_id), spec.symbol, spec.sec_type, spec.last_trade_date, _strike(spec),
+        spec.right, spec.multiplier, exchange, spec.currency, spec.local_symbol, spec.trading_class,
     ]  # fmt: skip
+
+
+def _strike(spec: ContractSpec) -> str:
+    return fmt_float(spec.strike) if spec.strike else "0"
 
 
 def ib_time(t: float, tz: str) -> str:
@@ -318,7 +323,8 @@ def contract_data(
     trading_hours: str,
     liquid_hours: str,
 ) -> Fields:
-    last_times = f"{spec.last_trade_date} 08:30 {spec.time_zone}" if spec.last_trade_date else ""
+    close = "16:00" if spec.sec_type == "OPT" else "08:30"
+    last_times = f"{spec.last_trade_date} {close} {spec.time_zone}" if spec.last_trade_date else ""
     market_name = {"STK": spec.trading_class, "CASH": spec.local_symbol}.get(
         spec.sec_type, spec.trading_class
     )
@@ -326,7 +332,8 @@ def contract_data(
     if version < 164:
         f.append("8")
     f += [
-        str(req_id), spec.symbol, spec.sec_type, last_times, "0", "", exchange, spec.currency,
+        str(req_id), spec.symbol, spec.sec_type, last_times, _strike(spec), spec.right, exchange,
+        spec.currency,
         spec.local_symbol, market_name, spec.trading_class, str(spec.con_id),
         fmt_float(spec.min_tick),
     ]  # fmt: skip
@@ -334,12 +341,13 @@ def contract_data(
         f.append("1")  # mdSizeMultiplier
     rules = ",".join([str(spec.market_rule_id)] * len(spec.valid_exchanges.split(",")))
     f += [
-        spec.multiplier, spec.order_types, spec.valid_exchanges, "1", "0",
+        spec.multiplier, spec.order_types, spec.valid_exchanges, "1", str(spec.under_con_id),
         spec.long_name, spec.primary_exchange, spec.contract_month, spec.industry,
         spec.category, spec.subcategory, spec.time_zone, trading_hours, liquid_hours,
         "", "",  # evRule, evMultiplier
         "0",  # numSecIds
-        "1", "", "", rules, spec.last_trade_date, spec.stock_type,
+        "1", spec.under_symbol, spec.under_sec_type, rules, spec.last_trade_date,
+        spec.stock_type,
     ]  # fmt: skip
     if version == 163:
         f.append(fmt_float(spec.size_increment))
@@ -459,3 +467,29 @@ def scanner_data(req_id: int, specs: list[ContractSpec]) -> Fields:
             spec.trading_class, "", "", "", "",
         ]  # fmt: skip
     return out
+
+
+def tick_option_computation(req_id: int, tick_type: int, g: Greeks) -> Fields:
+    """21 tickOptionComputation (no version field at 157+): reqId, tickType, tickAttrib
+    (0: return-based), impliedVol, delta, optPrice, pvDividend, gamma, vega, theta, undPrice."""
+    return [
+        "21", str(req_id), str(tick_type), "0", fmt_float(round(g.implied_vol, 6)),
+        fmt_float(round(g.delta, 6)), fmt_float(round(g.opt_price, 4)), "0.0",
+        fmt_float(round(g.gamma, 6)), fmt_float(round(g.vega, 6)), fmt_float(round(g.theta, 6)),
+        fmt_float(round(g.und_price, 4)),
+    ]  # fmt: skip
+
+
+def sec_def_opt_params(
+    req_id: int, under: ContractSpec, expirations: list[str], strikes: list[float]
+) -> Fields:
+    """75 securityDefinitionOptionParameter: reqId, exchange, underlyingConId, tradingClass,
+    multiplier, nExpirations, expirations..., nStrikes, strikes..."""
+    return [
+        "75", str(req_id), "SMART", str(under.con_id), under.symbol, "100",
+        str(len(expirations)), *expirations, str(len(strikes)), *(fmt_float(k) for k in strikes),
+    ]  # fmt: skip
+
+
+def sec_def_opt_params_end(req_id: int) -> Fields:
+    return ["76", str(req_id)]

@@ -318,6 +318,15 @@ class CancelScannerSubscription:
 
 
 @dataclass(slots=True)
+class ReqSecDefOptParams:
+    req_id: int
+    underlying_symbol: str
+    fut_fop_exchange: str
+    underlying_sec_type: str
+    underlying_con_id: int
+
+
+@dataclass(slots=True)
 class Unsupported:
     """A request ibsim does not implement; it is answered with an error naming it."""
 

@@ -61,6 +61,10 @@ def quote_ticks(req_id: int, spec: ContractSpec, q: Quote, data_type: int) -> li
     def p(x: float) -> str:
         return fmt_float(round(x, spec.price_digits + 1))
 
+    delayed = 70 if data_type in (3, 4) else 0  # delayed option computations: 80..83
+    computations = [
+        msg.tick_option_computation(req_id, tick_type + delayed, g) for tick_type, g in q.greeks
+    ]
     return [
         msg.tick_price(req_id, t["bid"], p(q.bid), f(q.bid_size), 1),
         msg.tick_price(req_id, t["ask"], p(q.ask), f(q.ask_size), 1),
@@ -71,6 +75,7 @@ def quote_ticks(req_id: int, spec: ContractSpec, q: Quote, data_type: int) -> li
         msg.tick_price(req_id, t["close"], p(q.prev_close), "0"),
         msg.tick_price(req_id, t["open"], p(q.open), "0"),
         msg.tick_string(req_id, t["timestamp"], str(int(q.time))),
+        *computations,
     ]
 
 

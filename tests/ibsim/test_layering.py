@@ -13,13 +13,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ibsim"
 LAYERS: list[tuple[str, set[str]]] = [
     ("primitives", {"framing", "sessions", "clock", "fault_state", "rhythm"}),
     ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks",
-                "bulletins", "news", "scanner"}),
+                "bulletins", "news", "scanner", "option_pricing", "options"}),
     ("wire", {"requests", "decoding", "messages"}),
     ("broker", {"broker", "order_gate", "persistence"}),
     ("connections", {"session", "clients"}),
     ("state", {"state"}),
     ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "handlers",
-                      "bulletin_fanout"}),
+                      "bulletin_fanout", "handlers_options"}),
     ("server", {"control", "gateway"}),
     ("entry points", {"cli", "__init__"}),
 ]
