@@ -128,8 +128,11 @@ def historical_bar(symbol: str, bar: BarData) -> Bar:
 
 
 def realtime_bar(symbol: str, bar: RealTimeBar) -> Bar:
+    """IB's MIDPOINT (and BID, ASK) bars have no volume: it sends -1, here 0, as for
+    historical bars (a currency's, an option's)."""
+    volume = 0.0 if bar.volume == -1 else bar.volume
     return Bar(symbol, bar.time.astimezone(UTC), bar.open_, bar.high, bar.low, bar.close,
-               bar.volume)
+               volume)
 
 
 def broker_order(trade: Trade, symbol: str) -> BrokerOrder:

@@ -285,3 +285,13 @@ def test_a_malformed_option_in_quote_is_named(words: list[str], says: str) -> No
     with pytest.raises(UsageError) as caught:
         option_from_words(words)
     assert says in str(caught.value)
+
+
+def test_a_midpoint_bar_without_volume_is_a_bar_of_no_volume() -> None:
+    from ib_async.objects import RealTimeBar
+
+    bar = RealTimeBar(time=NOW, endTime=-1, open_=12.0, high=12.1, low=11.9, close=12.05,
+                      volume=-1, wap=-1, count=-1)
+    assert translate.realtime_bar("AAPL 20261218 200C", bar).volume == 0.0
+    traded = RealTimeBar(time=NOW, endTime=-1, open_=1, high=1, low=1, close=1, volume=300)
+    assert translate.realtime_bar("AAPL", traded).volume == 300
