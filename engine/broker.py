@@ -525,8 +525,8 @@ class IBBroker:
             if not details:
                 return False
             contract = details[0].contract
-            if contract.secType == "STK":
-                contract.exchange = "SMART"
+            if contract.secType in ("STK", "OPT"):
+                contract.exchange = "SMART"  # routed, as the bot's own are
             self.contracts.add(symbol, contract)
             return True
         return False

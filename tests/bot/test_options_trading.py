@@ -6,13 +6,16 @@ are the broker's executions, positions explained)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
+from ib_async import IB, MarketOrder
 
 from engine.domain import Instrument, OrderStatus, Side, Signal
 from engine.engine import Engine
+from engine.ib_contracts import make_contract
 from engine.trader import Trader
 from ibsim import SimGateway
 from tests.bot.engine_rig import reply_to
@@ -126,3 +129,41 @@ async def test_an_option_ib_does_not_list_is_an_unknown_symbol(tmp_path: Path) -
                 f"{missing.symbol}: the gateway does not know this contract (error 200); "
                 "not traded"
             ]
+
+
+async def test_flatten_closes_the_bots_option_and_flatten_all_one_bought_by_hand(
+    tmp_path: Path,
+) -> None:
+    async with sim_gateway() as gateway:
+        option, _ = in_the_money_call(gateway)
+        put = Instrument.option("AAPL", option.expiry, option.strike, "P")
+        settings = make_settings(tmp_path, symbols=(option,), outside_rth=True)
+        async with running_engine(gateway, settings) as (engine, control):
+            assert await signal(engine, option.symbol, 3) is not None
+            hand = IB()
+            await hand.connectAsync("127.0.0.1", gateway.port, clientId=77, timeout=10)
+            try:
+                (contract,) = await hand.qualifyContractsAsync(make_contract(put))
+                filled = asyncio.ensure_future(gateway.hooks.fill.wait(
+                    lambda record: record.execution.client_id == 77, timeout=10))
+                hand.placeOrder(contract, MarketOrder("BUY", 2))
+                await filled
+            finally:
+                hand.disconnect()
+            occ = contract.localSymbol  # not one of the bot's: named as IB names it
+
+            async def shown() -> None:
+                while {p.symbol for p in await engine.broker.fresh_positions()} != {
+                        option.symbol, occ}:
+                    await engine.wait_positions_settled(1)
+
+            await asyncio.wait_for(shown(), 10)
+            report = await asyncio.wait_for(control.flatten("test"), 30)
+            assert report.flat, report
+            assert [(c.symbol, c.quantity) for c in report.closed] == [(option.symbol, 3)]
+            everything = await asyncio.wait_for(control.flatten("test", scope="account"), 30)
+            assert everything.flat, everything
+            assert [(c.symbol, c.quantity) for c in everything.closed] == [(occ, 2)]
+            assert all(not p.quantity for p in gateway.account().positions.values())
+            await settle(engine)
+            await assert_invariants(engine, AtBroker.of(gateway))
