@@ -20,7 +20,7 @@ COLUMNS = ("datetime", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
 
 # The journal's bars table, written by `tradebot download` and read here. Times are the bar's
-# start in the journal's format (ISO 8601 UTC, `engine.journal.iso`).
+# start in the journal's format (ISO 8601 UTC, `engine.journal_rows.iso`).
 BARS_TABLE = """
 CREATE TABLE IF NOT EXISTS bars (
     symbol   TEXT NOT NULL,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 
 from bot import charts
+from bot.messages.account import account_doc
 from bot.messages.document import Doc
 from bot.messages.kill_switch import cancel_doc, flatten_doc
 from bot.messages.news import news_doc, no_news_subscription_doc
@@ -299,6 +300,14 @@ class Commands:
             return Reply(error_doc("No option chain now: not connected to the gateway"))
         return Reply(chain_doc(report))
 
+    async def _account(self, args: list[str], by: str) -> Result:
+        _no_args(args, "account")
+        try:
+            report = await self.control.account()
+        except ConnectionError:
+            return Reply(error_doc("No account summary now: not connected to the gateway"))
+        return Reply(account_doc(report, self.tz))
+
     async def _pause(self, args: list[str], by: str) -> Result:
         reason = " ".join(args)[:200]
         return Reply(paused_doc(await self.control.pause(by, reason)))
@@ -366,6 +375,10 @@ _SPECS: tuple[CommandSpec, ...] = (
     CommandSpec("orders", "", "open orders", False, Commands._orders),
     CommandSpec("trades", "[n]", "the last n fills (10)", False, Commands._trades),
     CommandSpec("pnl", "", "today's profit and loss", False, Commands._pnl),
+    CommandSpec(
+        "account", "", "net liquidation, cash, buying power, margin, funds, PnL", False,
+        Commands._account,
+    ),
     CommandSpec("risk", "", "risk limits and what is left of them", False, Commands._risk),
     CommandSpec(
         "health", "", "connection, data freshness, loop lag, alerts", False, Commands._health

@@ -14,7 +14,7 @@ from engine.config import Settings
 from engine.domain import EngineState
 from engine.events import Level, RiskEvent, RiskKind
 from engine.hours import trading_day
-from engine.journal import equity_stmt, state_statements, state_stmt
+from engine.journal_rows import equity_stmt, state_statements, state_stmt
 from engine.portfolio import Portfolio
 from engine.recorder import Recorder
 from engine.risk import RiskManager

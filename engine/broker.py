@@ -33,6 +33,7 @@ from engine import ib_translate as translate
 from engine.config import Settings
 from engine.domain import (
     ORDER_REF_PREFIX,
+    AccountSummary,
     Bar,
     Fill,
     Headline,
@@ -44,7 +45,13 @@ from engine.domain import (
     Position,
     ScanRow,
 )
-from engine.ib_connect import CLIENT_ID_IN_USE, CONNECT_ERRORS, IBConnector
+from engine.ib_connect import (
+    CLIENT_ID_IN_USE,
+    CONNECT_ERRORS,
+    NOT_LISTENING,
+    IBConnector,
+    OneOffListener,
+)
 from engine.ib_contracts import ContractBook, contract_info, make_contract
 from engine.ib_memory import DoneTrades
 from engine.ib_research import IBResearch
@@ -79,7 +86,7 @@ class IBBroker:
     ) -> None:
         self.ib = IB()
         self.ib.RaiseRequestErrors = True
-        self._listener: BrokerListener = _NOT_LISTENING
+        self._listener: BrokerListener = NOT_LISTENING
         self.host, self.port, self.client_id = host, port, client_id
         self._connector = IBConnector(
             self.ib, host, port, client_id, account, allow_live, connect_timeout
@@ -217,7 +224,7 @@ class IBBroker:
     async def connect_once(self) -> None:
         """Connect for a one-off command (`tradebot download`): no listener, no reconnects.
         Raises ConnectionError (326 included), OSError or TimeoutError when it cannot."""
-        self._listener = _OneOffListener()
+        self._listener = OneOffListener()
         await self._connector.connect()
 
     def stop(self) -> None:
@@ -484,7 +491,7 @@ class IBBroker:
             await asyncio.wait_for(self.ib.reqPositionsAsync(), self._request_timeout)
         return self.positions()
 
-    # --- quotes, news and the scanner (ib_research.py) ------------------------------------
+    # --- quotes, news, the scanner, the account summary (ib_research.py) ------------------
 
     async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
         return await self.research.quote(symbol)
@@ -508,6 +515,11 @@ class IBBroker:
 
     async def option_quotes(self, options: Sequence[Instrument]) -> list[OptionQuote | None]:
         return await self.research.option_quotes(options)
+
+    # --- the account (ib_research.py) -------------------------------------------------------
+
+    async def account_summary(self) -> AccountSummary:
+        return await self.research.account_summary(self.account)
 
     async def ensure_contract(self, symbol: str) -> bool:
         """Make sure a position's contract can be traded (flatten all closes positions in
@@ -598,26 +610,3 @@ class IBBroker:
             self._bulletins_told.popitem(last=False)
         self._listener.on_bulletin(translate.bulletin(ib_bulletin))
 
-
-class _NotListening:
-    """The listener until run() is given one: a handler firing before would be a bug."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"IBBroker.{name}: run(listener) has not been called")
-
-
-_NOT_LISTENING: Any = _NotListening()
-
-
-class _OneOffListener:
-    """The listener of a one-off command (connect_once): IB's errors and dropped handlers are
-    logged; everything a trading engine would act on is not its business."""
-
-    def on_error(self, code: int, message: str, req_id: int, order_ref: str | None) -> None:
-        log.info("IB error %s (request %s): %s", code, req_id, message)
-
-    def on_handler_failed(self, kind: str, error: BaseException) -> None:
-        log.error("the %s handler failed", kind, exc_info=error)
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None

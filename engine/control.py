@@ -13,6 +13,7 @@ from engine.events import CommandEvent, Level, Subscription
 from engine.kill_switch import ProgressCallback
 from engine.ports import BrokerRequestError, NoNewsSubscription
 from engine.reports import (
+    AccountReport,
     CancelReport,
     ChainReport,
     ChainRow,
@@ -80,6 +81,7 @@ class ControlAPI(Protocol):
         """Raises KeyError for a stock without options, NoSuchExpiry, ConnectionError."""
     async def option_quote(self, option: Instrument) -> OptionQuote:
         """Raises KeyError for an option the broker does not know, ConnectionError."""
+    async def account(self) -> AccountReport: ...  # raises ConnectionError
     def subscribe(self, maxsize: int = 1000) -> Subscription: ...
 
 
@@ -272,6 +274,13 @@ class Control:
         if quote is None:
             raise KeyError(option.symbol)
         return quote
+
+    async def account(self) -> AccountReport:
+        engine = self._engine
+        if not engine.broker.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        summary = await engine.broker.account_summary()
+        return AccountReport(engine.account, summary, engine.clock.now())
 
     async def chart_data(self, symbol: str | None) -> ChartData:
         engine = self._engine

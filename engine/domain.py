@@ -318,6 +318,24 @@ class OptionQuote:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """The account's money as the broker sums it up, in `currency`; None: a value the broker
+    did not send."""
+
+    currency: str
+    net_liquidation: float | None = None
+    cash: float | None = None
+    buying_power: float | None = None
+    init_margin: float | None = None  # margin required to open what is held
+    maint_margin: float | None = None  # margin required to keep it
+    available_funds: float | None = None  # net liquidation less initial margin
+    excess_liquidity: float | None = None  # net liquidation less maintenance margin
+    realized_pnl: float | None = None  # today's
+    unrealized_pnl: float | None = None
+    gross_position_value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Signal:
     """What a strategy wants: a target position for a symbol, with its reason."""
 

@@ -1,4 +1,5 @@
-"""One connect attempt to the gateway, and what decides whether to go on trying.
+"""One connect attempt to the gateway, what decides whether to go on trying, and the
+broker's listeners before a trading engine listens.
 
 ib_async's connect is ended at once when the gateway refuses the client id (326); a refusal
 that lasts gives up (ClientIdInUse), and the account is chosen (never a live one unless live
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ib_async import IB
 
 from engine.ports import AccountNotFound, ClientIdInUse, LiveTradingRefused
+
+log = logging.getLogger("engine.broker")
 
 CLIENT_ID_IN_USE = 326
 CLIENT_ID_IN_USE_SECONDS = 120.0
@@ -108,3 +113,27 @@ class IBConnector:
                 f"account {account} is a live account; set TRADING_MODE=live to trade real money"
             )
         return account
+
+
+class _NotListening:
+    """The listener until run() is given one: a handler firing before would be a bug."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"IBBroker.{name}: run(listener) has not been called")
+
+
+NOT_LISTENING: Any = _NotListening()
+
+
+class OneOffListener:
+    """The listener of a one-off command (connect_once): IB's errors and dropped handlers are
+    logged; everything a trading engine would act on is not its business."""
+
+    def on_error(self, code: int, message: str, req_id: int, order_ref: str | None) -> None:
+        log.info("IB error %s (request %s): %s", code, req_id, message)
+
+    def on_handler_failed(self, kind: str, error: BaseException) -> None:
+        log.error("the %s handler failed", kind, exc_info=error)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None

@@ -1,5 +1,5 @@
 """What a trader looks up at IB besides trading: quotes, news headlines, the market scanner,
-option chains and option quotes with their greeks.
+option chains and option quotes with their greeks, the account summary.
 
 Request and answer, in domain types; nothing here changes an order or a position. `IBBroker`
 owns the connection and hands its `IB` and contract book in.
@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from ib_async import IB, Contract, RequestError, ScannerSubscription, Stock
 
 from engine import ib_translate as translate
-from engine.domain import Headline, Instrument, NewsProvider, OptionChain, OptionQuote, ScanRow
+from engine.domain import (
+    AccountSummary,
+    Headline,
+    Instrument,
+    NewsProvider,
+    OptionChain,
+    OptionQuote,
+    ScanRow,
+)
 from engine.ib_contracts import ContractBook, make_contract
 from engine.ports import BrokerRequestError, NoNewsSubscription
 
@@ -23,13 +31,16 @@ NEWS_NOT_ALLOWED = 10276  # IB: "News feed is not allowed" (no subscription to t
 
 
 class IBResearch:
-    """Quotes, news and the scanner through ib_async."""
+    """Quotes, news, the scanner and the account summary through ib_async."""
 
     def __init__(self, ib: IB, contracts: ContractBook, request_timeout: float) -> None:
         self._ib = ib
         self._contracts = contracts
         self._timeout = request_timeout
         self._scan_codes: list[str] | None = None
+        # One account-summary subscription: IB allows two at once, ib_async opens one per call
+        # until the first answer is in.
+        self._summary_lock = asyncio.Lock()
 
     async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
         """Bid, ask and last from a market-data snapshot."""
@@ -156,3 +167,14 @@ class IBResearch:
         found = details[0].contract
         found.exchange = contract.exchange or found.exchange  # SMART, for the snapshot
         return found
+
+    # --- the account -------------------------------------------------------------------------
+
+    async def account_summary(self, account: str) -> AccountSummary:
+        """The first call subscribes to IB's account summary (ib_async keeps the values, and IB
+        sends the changed ones every 3 minutes); later calls read what ib_async holds."""
+        async with self._summary_lock:
+            values = await asyncio.wait_for(
+                self._ib.accountSummaryAsync(account), self._timeout
+            )
+        return translate.account_summary(values)

@@ -6,6 +6,7 @@ order-status rules. Pure: no connection, no state; contracts are named by the ca
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -14,10 +15,11 @@ from ib_async import Fill as IBFill
 from ib_async import OptionChain as IBOptionChain
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
-from ib_async.objects import BarData, CommissionReport, PortfolioItem, RealTimeBar
+from ib_async.objects import AccountValue, BarData, CommissionReport, PortfolioItem, RealTimeBar
 from ib_async.util import UNSET_DOUBLE
 
 from engine.domain import (
+    AccountSummary,
     Bar,
     Bulletin,
     BulletinKind,
@@ -220,6 +222,40 @@ def account_number(value: str, currency: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+# The account summary's tags, by the AccountSummary field each fills.
+SUMMARY_TAGS = {
+    "NetLiquidation": "net_liquidation",
+    "TotalCashValue": "cash",
+    "BuyingPower": "buying_power",
+    "InitMarginReq": "init_margin",
+    "MaintMarginReq": "maint_margin",
+    "AvailableFunds": "available_funds",
+    "ExcessLiquidity": "excess_liquidity",
+    "RealizedPnL": "realized_pnl",
+    "UnrealizedPnL": "unrealized_pnl",
+    "GrossPositionValue": "gross_position_value",
+}
+
+
+def account_summary(values: Iterable[AccountValue]) -> AccountSummary:
+    """IB's account summary of one account as an AccountSummary. A ledger tag (the PnL) comes
+    once per currency and once as BASE, IB's sum over them: BASE wins, then the account's own
+    currency; a value in another currency, or not a number, is left out (None)."""
+    best: dict[str, tuple[int, float]] = {}
+    currency = ""
+    for value in values:
+        name = SUMMARY_TAGS.get(value.tag)
+        number = account_number(value.value, value.currency)
+        if name is None or number is None or not math.isfinite(number):
+            continue
+        rank = {"BASE": 0, "": 2}.get(value.currency, 1)
+        if name not in best or rank < best[name][0]:
+            best[name] = (rank, number)
+        if rank == 1:
+            currency = currency or value.currency
+    return AccountSummary(currency or "USD", **{name: v for name, (_, v) in best.items()})
 
 
 # IB's msgType of a news bulletin.

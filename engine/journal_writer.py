@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from engine.journal import Statement
+from engine.journal_rows import Statement
 
 log = logging.getLogger(__name__)
 

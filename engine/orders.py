@@ -29,7 +29,7 @@ from engine.domain import (
     Side,
 )
 from engine.events import Level, OrderEvent, OrderEventKind
-from engine.journal import (
+from engine.journal_rows import (
     fill_commission_stmt,
     fill_stmt,
     insert_order_stmt,

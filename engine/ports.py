@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from engine.domain import (
+    AccountSummary,
     Bar,
     Bulletin,
     Fill,
@@ -197,6 +198,11 @@ class BrokerPort(Protocol):
     async def option_quotes(self, options: Sequence[Instrument]) -> list[OptionQuote | None]:
         """A snapshot of each option (OPT instruments), with its greeks; None for an option
         the broker does not know (no such expiry or strike)."""
+
+    # --- the account ---
+    async def account_summary(self) -> AccountSummary:
+        """The account's net liquidation, cash, buying power, margins, funds and PnL, in the
+        account's currency (ACCOUNT_CURRENCIES); None for a value the broker did not send."""
 
     # --- orders ---
     def place(

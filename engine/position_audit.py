@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from engine.clock import BrokerClock
 from engine.domain import EngineState, Fill
 from engine.events import Level, RiskEvent, RiskKind
-from engine.journal import Journal, state_stmt
+from engine.journal import Journal
+from engine.journal_rows import state_stmt
 from engine.orders import OrderManager
 from engine.ports import BrokerPort
 from engine.recorder import Recorder

@@ -26,7 +26,8 @@ from engine.clock import BrokerClock
 from engine.domain import ORDER_REF_PREFIX, Fill, Order, OrderStatus, OrderType
 from engine.events import Difference, DifferenceKind, Level, ReconcileEvent
 from engine.fills import Fills
-from engine.journal import Journal, fill_stmt, insert_order_stmt, update_order_stmt
+from engine.journal import Journal
+from engine.journal_rows import fill_stmt, insert_order_stmt, update_order_stmt
 from engine.orders import OrderManager
 from engine.portfolio import Portfolio
 from engine.ports import BrokerOrder, BrokerPort, BrokerSnapshot

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.clock import BrokerClock
 from engine.events import EventBus, Level, RiskEvent, RiskKind
-from engine.journal import Statement, event_stmt
+from engine.journal_rows import Statement, event_stmt
 from engine.journal_writer import JournalWriter
 
 log = logging.getLogger(__name__)

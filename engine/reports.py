@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.domain import (
+    AccountSummary,
     ConnectionState,
     EngineState,
     Headline,
@@ -151,6 +152,13 @@ class NoSuchExpiry(Exception):
     def __init__(self, underlying: str, expiry: str, nearest: tuple[str, ...]) -> None:
         super().__init__(f"no {underlying} options expire on {expiry}")
         self.underlying, self.expiry, self.nearest = underlying, expiry, nearest
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    account: str
+    summary: AccountSummary
+    time: datetime  # when it was asked (the broker may have summed up to 3 minutes before)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from engine.domain import Bar, Order, OrderType, Side, Signal
 from engine.events import Level, RiskEvent, RiskKind
 from engine.fills import Fills
 from engine.hours import ALWAYS_OPEN
-from engine.journal import signal_stmt
+from engine.journal_rows import signal_stmt
 from engine.market_data import SymbolState
 from engine.orders import OrderManager
 from engine.portfolio import Portfolio

@@ -7,7 +7,8 @@ the engine changes it and makes it last.
 from __future__ import annotations
 
 from engine.domain import EngineState
-from engine.journal import Journal, state_statements
+from engine.journal import Journal
+from engine.journal_rows import state_statements
 from engine.recorder import Recorder
 from engine.risk import RiskManager
 

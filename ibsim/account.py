@@ -1,4 +1,5 @@
-"""Paper accounts: cash, positions with IB-style average cost, PnL, commissions, margin."""
+"""Paper accounts: cash, positions with IB-style average cost, PnL, commissions; the account's
+values with the margin of `margin`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .contracts import ContractSpec
+from .margin import requirement
 
 
 def commission_for(spec: ContractSpec, qty: float, price: float) -> float:
@@ -91,7 +93,8 @@ class Account:
         gross = 0.0
         net_liq = self.cash
         unrealized = 0.0
-        margin = 0.0
+        init = maint = 0.0
+        long_options = 0.0  # no loan value
         for pos in self.positions.values():
             spec = specs(pos.con_id)
             if spec is None or not pos.quantity:
@@ -100,19 +103,24 @@ class Account:
             mult = spec.multiplier_value
             value = pos.quantity * price * mult
             unrealized += value - pos.quantity * pos.avg_cost
+            under = specs(spec.under_con_id) if spec.under_con_id else None
+            need = requirement(spec, pos.quantity, price, mark(under) if under else None)
+            init += need.initial
+            maint += need.maintenance
             if spec.sec_type == "FUT":
                 net_liq += (price - pos.avg_price) * pos.quantity * mult
-                margin += 0.06 * abs(value)
             else:
                 net_liq += value
                 gross += abs(value)
-                margin += abs(value) * (1.0 if spec.sec_type == "CRYPTO" else 0.25)
+                if spec.sec_type == "OPT" and pos.quantity > 0:
+                    long_options += value
         return AccountValues(
             net_liquidation=net_liq,
             cash=self.cash,
             gross_position_value=gross,
-            init_margin=margin,
-            maint_margin=margin * 0.9,
+            init_margin=init,
+            maint_margin=maint,
+            equity_with_loan=net_liq - long_options,
             realized_pnl=self.realized_pnl,
             unrealized_pnl=unrealized,
         )
@@ -127,18 +135,20 @@ class AccountValues:
     maint_margin: float
     realized_pnl: float
     unrealized_pnl: float
+    equity_with_loan: float  # net liquidation less what has no loan value (long options)
 
     @property
     def available_funds(self) -> float:
-        return self.net_liquidation - self.init_margin
+        return self.equity_with_loan - self.init_margin
 
     @property
     def excess_liquidity(self) -> float:
-        return self.net_liquidation - self.maint_margin
+        return self.equity_with_loan - self.maint_margin
 
     @property
     def buying_power(self) -> float:
-        return max(0.0, self.available_funds * 4.0)
+        """Reg T overnight buying power: the available funds at 50% initial margin."""
+        return max(0.0, self.available_funds * 2.0)
 
     def tags(self) -> list[tuple[str, float]]:
         """(tag, value) pairs in USD, the names updateAccountValue/accountSummary use."""
@@ -148,10 +158,10 @@ class AccountValues:
             ("SettledCash", self.cash),
             ("AccruedCash", 0.0),
             ("BuyingPower", self.buying_power),
-            ("EquityWithLoanValue", self.net_liquidation),
-            ("PreviousDayEquityWithLoanValue", self.net_liquidation),
+            ("EquityWithLoanValue", self.equity_with_loan),
+            ("PreviousDayEquityWithLoanValue", self.equity_with_loan),
             ("GrossPositionValue", self.gross_position_value),
-            ("RegTEquity", self.net_liquidation),
+            ("RegTEquity", self.equity_with_loan),
             ("RegTMargin", self.init_margin),
             ("SMA", max(0.0, self.available_funds)),
             ("InitMarginReq", self.init_margin),

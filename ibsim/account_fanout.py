@@ -74,13 +74,18 @@ def portfolio_messages(
     return out
 
 
+# What $LEDGER brings besides the tags asked by name (IB's ledger has more: these are the ones
+# ibsim keeps).
+_LEDGER_TAGS = ("CashBalance", "NetLiquidationByCurrency", "RealizedPnL", "UnrealizedPnL")
+
+
 def account_summary_messages(state: ServerState, req_id: int, tags: str) -> list[list[str]]:
     wanted = {t.strip() for t in tags.split(",") if t.strip()}
     ledger = any(t.startswith("$LEDGER") for t in wanted)
     out = []
     for account in state.account_names:
         for key, value, cur in account_value_rows(state, account):
-            if key in wanted or (ledger and key in ("CashBalance", "NetLiquidationByCurrency")):
+            if key in wanted or (ledger and key in _LEDGER_TAGS):
                 out.append(msg.account_summary(req_id, account, key, value, cur))
     return out
 
@@ -185,6 +190,9 @@ class AccountFanout:
                     out += portfolio_messages(state, acct, None if periodic else changed)
                 if out:
                     out.append(msg.update_account_time(now))
+            if accounts:  # IB sends a summary's changed values again; ibsim sends them all
+                for req_id, tags in s.subs.account_summary.items():
+                    out += account_summary_messages(state, req_id, tags)
             for req_id, name in s.subs.account_multi.items():
                 for account in state.account_names if name in ("", "All") else [name]:
                     if account in accounts:

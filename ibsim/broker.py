@@ -14,8 +14,9 @@ from typing import Protocol
 
 from .account import Account, commission_for
 from .clock import SimClock
+from .conditions import ConditionError, all_met, check_supported
 from .contracts import ContractSpec, Universe
-from .market import Market
+from .market import Market, Quote
 from .orders import (
     CANCELLED,
     FILLED,
@@ -28,6 +29,7 @@ from .orders import (
     SimOrder,
 )
 from .pricepath import STEP
+from .rhythm import GATEWAY_TZ
 from .sessions import next_session
 
 _EPS = 1e-9
@@ -73,8 +75,10 @@ class Broker:
         clock: SimClock,
         accounts: dict[str, Account],
         listener: BrokerListener | None = None,
+        time_zone: str = GATEWAY_TZ,
     ) -> None:
         self.universe = universe
+        self.time_zone = time_zone  # the gateway's: a time condition without a zone is in it
         self.market = market
         self.clock = clock
         self.accounts = accounts
@@ -88,6 +92,7 @@ class Broker:
         self.next_order_ids: dict[int, int] = {}
         self._working: dict[int, set[int]] = {}  # conId -> permIds that may trade
         self._children_of: dict[tuple[int, int], list[int]] = {}  # (client, parent id) -> perms
+        self._conditional: set[int] = set()  # permIds held until their conditions are met
         self.reject_next: str | None = None  # fault: reject the next order with this reason
 
     # --- queries -------------------------------------------------------------------------------
@@ -113,6 +118,10 @@ class Broker:
 
     def working_con_ids(self) -> list[int]:
         return [c for c, perms in self._working.items() if perms]
+
+    def has_conditional(self) -> bool:
+        """Whether an order waits for its conditions (the clock must then be watched)."""
+        return bool(self._conditional)
 
     # --- placing, modifying, cancelling ----------------------------------------------------------
 
@@ -176,6 +185,9 @@ class Broker:
         order.outside_rth = ticket.outside_rth
         order.trail_stop_price = ticket.trail_stop_price
         order.trailing_percent = ticket.trailing_percent
+        order.conditions = ticket.conditions
+        order.conditions_ignore_rth = ticket.conditions_ignore_rth
+        order.conditions_cancel_order = ticket.conditions_cancel_order
 
     def validate(self, spec: ContractSpec, ticket: OrderTicket) -> None:
         def reject(reason: str) -> OrderRejected:
@@ -205,6 +217,13 @@ class Broker:
             and ticket.trailing_percent is None
         ):
             raise reject("Missing trailing amount or trailing percent")
+        try:
+            check_supported(
+                ticket.conditions, lambda con_id: self.universe.get(con_id) is not None,
+                self.time_zone,
+            )  # fmt: skip
+        except ConditionError as exc:
+            raise reject(str(exc)) from None
         for name, price in (("limit", ticket.lmt_price), ("stop", ticket.aux_price)):
             if price is None:
                 continue
@@ -233,6 +252,8 @@ class Broker:
             if ticket.transmit:
                 self._transmit(order)
             return
+        if order.awaiting_conditions and not order.conditions:
+            self._release(order, self.clock.now())
         if order.remaining <= _EPS:
             self._finish(order, FILLED)
             self.listener.order_changed(order, True)
@@ -250,7 +271,10 @@ class Broker:
         for o in released:
             o.staged = False
             self._activate(o)
+        now = self.clock.now()
         for o in released:
+            if o.perm_id in self._conditional:
+                self._check_conditions(o, now)
             if o.oca_group and any(p.filled > _EPS for p in self._oca_peers(o, include_done=True)):
                 self.cancel_order(o, f"OCA group {o.oca_group} was already filled")
             if not o.is_done and o.status == SUBMITTED:
@@ -270,11 +294,21 @@ class Broker:
             order.status = PRE_SUBMITTED
             order.why_held = "child"
         else:
-            order.status = SUBMITTED
+            order.status = PRE_SUBMITTED if order.conditions else SUBMITTED
+        if order.conditions:
+            # IB shows a conditional order PreSubmitted until its conditions are met.
+            order.awaiting_conditions = True
+            self._conditional.add(order.perm_id)
+        else:
+            self._start_working(order, now)
+        self.listener.order_changed(order, True)
+
+    def _start_working(self, order: SimOrder, now: float) -> None:
+        spec = self.universe.get(order.con_id)
+        assert spec is not None
         if order.order_type == "TRAIL":
             order.trail_extreme = self.market.price_ticks(spec, now) * spec.min_tick
         self._working.setdefault(order.con_id, set()).add(order.perm_id)
-        self.listener.order_changed(order, True)
 
     def cancel(self, client_id: int, order_id: int) -> None:
         """cancelOrder from a client."""
@@ -317,11 +351,53 @@ class Broker:
 
     def expire(self, now: float) -> None:
         """Cancel DAY orders whose session has ended."""
-        for perms in list(self._working.values()):
+        for perms in [*self._working.values(), self._conditional]:
             for perm in list(perms):
                 order = self.orders[perm]
                 if order.expires_at is not None and order.expires_at <= now and not order.is_done:
                     self.cancel_order(order, "DAY order expired at the close")
+
+    # --- conditional orders ----------------------------------------------------------------------
+
+    def check_conditions(self, t: float) -> None:
+        """The clock reached t (a step's end): submit, or cancel, the orders whose conditions
+        are met now."""
+        quotes: dict[int, Quote | None] = {}
+        for perm in sorted(self._conditional):
+            if perm in self._conditional:
+                self._check_conditions(self.orders[perm], t, quotes)
+
+    def _check_conditions(
+        self, order: SimOrder, t: float, quotes: dict[int, Quote | None] | None = None
+    ) -> None:
+        if order.why_held == "child":  # conditions count once the parent has filled
+            return
+        cache: dict[int, Quote | None] = {} if quotes is None else quotes
+
+        def quote_of(con_id: int) -> Quote | None:
+            if con_id not in cache:
+                spec = self.universe.get(con_id)
+                open_ = spec is not None and self.market.is_open(spec, t)
+                cache[con_id] = self.market.quote(spec, t) if spec and open_ else None
+            return cache[con_id]
+
+        if not all_met(order.conditions, t, quote_of, self.time_zone):
+            return
+        if order.conditions_cancel_order:
+            self.cancel_order(order, "Order conditions were met")
+            return
+        self._release(order, t)
+        self._try_now(order, t)
+        if order.tif == "IOC" and not order.is_done:
+            self.cancel_order(order, "IOC order's unfilled quantity cancelled")
+
+    def _release(self, order: SimOrder, t: float) -> None:
+        """The conditions are met: the order works from now on like any other."""
+        self._conditional.discard(order.perm_id)
+        order.awaiting_conditions = False
+        order.status = SUBMITTED
+        self._start_working(order, t)
+        self.listener.order_changed(order, True)
 
     # --- matching --------------------------------------------------------------------------------
 
@@ -484,7 +560,9 @@ class Broker:
         # Bracket: a filled parent releases its children; a child's fill reduces its siblings.
         if order.status == FILLED:
             for child in self._children(order):
-                if child.status == PRE_SUBMITTED:
+                if child.status == PRE_SUBMITTED and child.awaiting_conditions:
+                    child.why_held = ""  # its conditions are watched from now on
+                elif child.status == PRE_SUBMITTED:
                     child.status = SUBMITTED
                     child.why_held = ""
                     self.listener.order_changed(child, False)
@@ -535,6 +613,7 @@ class Broker:
         perms = self._working.get(order.con_id)
         if perms is not None:
             perms.discard(order.perm_id)
+        self._conditional.discard(order.perm_id)
 
     # --- persistence -----------------------------------------------------------------------------
 
@@ -542,8 +621,11 @@ class Broker:
         """Rebuild the per-contract index after orders were loaded from a state file."""
         self._working.clear()
         self._children_of.clear()
+        self._conditional.clear()
         for order in list(self.orders.values()):
-            if not order.is_done and not order.staged:
+            if not order.is_done and not order.staged and order.awaiting_conditions:
+                self._conditional.add(order.perm_id)
+            elif not order.is_done and not order.staged:
                 self._working.setdefault(order.con_id, set()).add(order.perm_id)
             self._index(order)
 

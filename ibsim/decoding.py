@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .conditions import (
+    CONDITION_TYPES,
+    ConditionError,
+    OrderCondition,
+    field_count,
+    from_fields,
+)
 from .contracts import ContractRef
 from .requests import (
     CancelAccountSummary,
@@ -231,7 +238,26 @@ def _place_order(cur: Cursor, version: int) -> PlaceOrder:
         cur.skip(2 * cur.int())
     cur.skip(1)  # algoId
     req.what_if = cur.bool()
+    cur.skip(4)  # orderMiscOptions, solicited, randomizeSize, randomizePrice
+    if req.order_type in ("PEG BENCH", "PEGBENCH"):
+        cur.skip(5)
+    count = cur.int()
+    if count > 0:
+        req.conditions = tuple(_condition(cur) for _ in range(count))
+        req.conditions_ignore_rth = cur.bool()
+        req.conditions_cancel_order = cur.bool()
     return req
+
+
+def _condition(cur: Cursor) -> OrderCondition:
+    """One order condition: condType, then that type's fields (ib_async ``order.py``)."""
+    cond_type = cur.int()
+    if cond_type not in CONDITION_TYPES:
+        raise DecodeError(f"unknown order condition type {cond_type}")
+    try:
+        return from_fields(cond_type, [cur.str() for _ in range(field_count(cond_type))])
+    except ConditionError as exc:
+        raise DecodeError(str(exc)) from None
 
 
 def _hist(cur: Cursor, version: int) -> ReqHistoricalData:

@@ -12,10 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import (
-    handlers_options,  # noqa: F401  (registers the option handlers)
-    persistence,
-)
+from . import persistence
 from .account import Account
 from .account_fanout import AccountFanout
 from .broker import Broker
@@ -31,7 +28,7 @@ from .handlers import HANDLERS, greeting
 from .hooks import ClientEvent, Hooks
 from .market import Market
 from .news import NewsDesk
-from .options import option_chain
+from .option_listing import OptionListing
 from .order_fanout import OrderFanout
 from .order_gate import OrderGate
 from .orders import Execution, SimOrder
@@ -39,6 +36,7 @@ from .pricepath import ReplayPath
 from .rhythm import GATEWAY_TZ, Downtime, time_of_day, weekly_time
 from .session import ClientSession
 from .sessions import next_session
+from .settlement import Settlement
 from .state import ServerState
 from .streaming import MarketStreamer
 
@@ -125,10 +123,11 @@ class SimGateway:
         if saved is not None:
             resume = persistence.resume_time(saved)
             start_time = max(start_time, resume) if start is not None else resume
+        self.option_listing = OptionListing(universe, market)
+        self.option_listing.run(start_time)  # before the clock starts running
         clock = SimClock(start_time, speed)
-        list_option_chains(universe, market, start_time)
         accounts = {name: Account(name, cash) for name in account_names}
-        broker = Broker(universe, market, clock, accounts)
+        broker = Broker(universe, market, clock, accounts, time_zone=gateway_tz)
         if saved is not None:
             persistence.restore(saved, accounts, broker, self.state_file)
 
@@ -147,7 +146,8 @@ class SimGateway:
         )
         self.order_fanout = OrderFanout(self.state, self.account_fanout, self.saver)
         broker.listener = self.order_fanout
-        self.streamer = MarketStreamer(self.state, self.account_fanout.step_done)
+        self.settlement = Settlement(self.state, self._settled)
+        self.streamer = MarketStreamer(self.state, self._step_done)
         self.faults = FaultInjector(self.state, self)
         self.bulletin_fanout = BulletinFanout(self.state)
         self.rhythm = _rhythm(
@@ -169,6 +169,8 @@ class SimGateway:
             self.control_port = await self._control.start("127.0.0.1", self._control_requested)
         self.saver.start()  # before the market driver: no time goes out past the saved mark
         self.streamer.start()
+        self.clock.on_change(self._clock_moved)  # after the streamer: a jump is caught up first
+        self._clock_moved()  # options that expired while the simulator was down
         self.bulletin_fanout.start()
         for downtime in self.rhythm:
             self.faults.schedule(downtime)
@@ -318,12 +320,12 @@ class SimGateway:
         return self.accounts[name or self.account_names[0]]
 
     def positions(self, account: str | None = None) -> dict[str, float]:
-        """Non-zero positions of an account by symbol."""
+        """Non-zero positions of an account by symbol (options by their OCC local symbol)."""
         out = {}
         for pos in self.account(account).positions.values():
             spec = self.universe.get(pos.con_id)
             if spec is not None and pos.quantity:
-                out[spec.symbol] = pos.quantity
+                out[spec.local_symbol if spec.sec_type == "OPT" else spec.symbol] = pos.quantity
         return out
 
     def spec(self, symbol: str) -> ContractSpec:
@@ -335,6 +337,20 @@ class SimGateway:
         return round(self.market.price_ticks(spec, self.clock.now()) * spec.min_tick, 10)
 
     # --- clock -------------------------------------------------------------------------------
+
+    def _settled(self, account: str, con_id: int) -> None:
+        self.account_fanout.position_changed(account, con_id)
+        self.saver.mark_dirty()
+
+    def _step_done(self, t: float) -> None:
+        self.settlement.run(t)
+        self.option_listing.run(t)
+        self.account_fanout.step_done(t)
+
+    def _clock_moved(self) -> None:
+        now = self.clock.now()
+        self.settlement.run(now)
+        self.option_listing.run(now)
 
     async def advance(self, seconds: float) -> None:
         """Move the simulated clock forward; every step in between is streamed and matched."""
@@ -440,13 +456,3 @@ def _rhythm(
 
 __all__ = ["SimGateway"]
 
-
-def list_option_chains(universe: Universe, market: Market, start: float) -> None:
-    """Every stock's option chain, as listed on the day the simulator starts."""
-    for spec in list(universe):
-        if spec.sec_type != "STK":
-            continue
-        today = dt.datetime.fromtimestamp(start, ZoneInfo(spec.time_zone)).date()
-        spot = market.price_ticks(spec, start) * spec.min_tick
-        chain = option_chain(spec, spot, today, start, universe.by_con_id)
-        universe.add_options(spec.con_id, chain)

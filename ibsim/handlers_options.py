@@ -6,7 +6,7 @@ from __future__ import annotations
 from . import messages as msg
 from . import requests as rq
 from .broker import NO_SECURITY
-from .handlers import handles
+from .handler_registry import handles
 from .session import ClientSession
 from .state import ServerState
 

@@ -12,6 +12,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from .bulletins import Bulletin
+from .conditions import to_fields
 from .contracts import ContractSpec
 from .framing import fmt_bool, fmt_float
 from .news import Headline
@@ -179,6 +180,16 @@ def _aux_text(order: SimOrder, spec: ContractSpec) -> str:
     return _price(spec, order.aux_price)
 
 
+def _conditions(order: SimOrder) -> Fields:
+    """numConditions, each condition, then conditionsIgnoreRth and conditionsCancelOrder."""
+    if not order.conditions:
+        return ["0"]
+    f: Fields = [str(len(order.conditions))]
+    for cond in order.conditions:
+        f += to_fields(cond)
+    return [*f, fmt_bool(order.conditions_ignore_rth), fmt_bool(order.conditions_cancel_order)]
+
+
 def open_order(
     order: SimOrder,
     spec: ContractSpec,
@@ -224,7 +235,7 @@ def open_order(
     f += [
         "", "", "", "", "",  # commission, min/max commission, currency, warningText
         "0", "0",  # randomizeSize, randomizePrice
-        "0",  # numConditions
+        *_conditions(order),
         "", "", _price(spec, order.trail_stop_price), "", "", "", "", "0",
         "", "", "",  # softDollarTier name, value, displayName
         "", "0", "0", "0", "0",  # cashQty .. usePriceMgmtAlgo
@@ -271,7 +282,7 @@ def completed_order(order: SimOrder, spec: ContractSpec, version: int) -> Fields
         "", "", "0", "0",  # clearingAccount, clearingIntent, notHeld, deltaNeutralContractPresent
         "",  # algoStrategy
         "0", order.status, "0", "0",  # solicited, status, randomizeSize, randomizePrice
-        "0",  # numConditions
+        *_conditions(order),
         _price(spec, order.trail_stop_price), "", "", "0", "0", "",  # .. autoCancelDate
         _qty(order.filled), "0", "0", "", "0", "0", "0",  # filledQuantity .. parentPermId
         dt.datetime.fromtimestamp(order.completed_at, dt.UTC).strftime(

@@ -67,6 +67,8 @@ def _norm_pdf(x):
 def price(right: str, spot, strike: float, t, sigma, rate: float = RATE):
     """Black-Scholes price; scalars or numpy arrays for spot, t and sigma. At or past expiry
     (t <= 0) the intrinsic value."""
+    if not any(isinstance(x, np.ndarray) for x in (spot, t, sigma)):
+        return _price_scalar(right, float(spot), strike, float(t), float(sigma), rate)
     spot_a, t_a, sigma_a = np.asarray(spot, float), np.asarray(t, float), np.asarray(sigma, float)
     payoff = spot_a - strike if right == "C" else strike - spot_a
     intrinsic = np.maximum(payoff, 0.0)
@@ -82,6 +84,22 @@ def price(right: str, spot, strike: float, t, sigma, rate: float = RATE):
         value = disc * _norm_cdf(-d2) - spot_a * _norm_cdf(-d1)
     out = np.where(live, np.maximum(value, 0.0), intrinsic)
     return float(out) if out.ndim == 0 else out
+
+
+def _price_scalar(right: str, spot: float, strike: float, t: float, sigma: float,
+                  rate: float) -> float:  # fmt: skip
+    """The same for plain floats, with math (numpy's per-call cost would dominate)."""
+    if t <= 0:
+        return max(spot - strike, 0.0) if right == "C" else max(strike - spot, 0.0)
+    vol_t = sigma * math.sqrt(t)
+    d1 = (math.log(spot / strike) + (rate + 0.5 * sigma * sigma) * t) / vol_t
+    d2 = d1 - vol_t
+    disc = strike * math.exp(-rate * t)
+    if right == "C":
+        value = spot * _norm_cdf(d1) - disc * _norm_cdf(d2)
+    else:
+        value = disc * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
+    return max(value, 0.0)
 
 
 @dataclass(slots=True, frozen=True)
@@ -102,7 +120,7 @@ def greeks(right: str, spot: float, strike: float, t: float, sigma: float,
     vol_t = sigma * math.sqrt(t)
     d1 = (math.log(spot / strike) + (rate + 0.5 * sigma * sigma) * t) / vol_t
     d2 = d1 - vol_t
-    pdf = float(_norm_pdf(d1))
+    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2.0 * math.pi)
     disc = strike * math.exp(-rate * t)
     gamma = pdf / (spot * vol_t)
     vega = spot * pdf * math.sqrt(t) / 100.0

@@ -10,6 +10,7 @@ SMART, tradingClass the symbol, localSymbol in OCC form (``AAPL  240315C00190000
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zlib
 from collections.abc import Callable, Container, Iterator
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ import numpy as np
 from . import option_pricing as model
 from .contracts import ContractSpec, third_friday
 from .pricepath import STEP, STEPS_PER_DAY, PathSource, Steps
+from .sessions import sessions_between
 
 WEEKLIES = 4
 MONTHLIES = 3
@@ -27,6 +29,7 @@ MULTIPLIER = 100
 SPREAD = 0.02  # bid/ask: 2% of the option's price at listing, at least one tick
 EXPIRY_CLOSE = dt.time(16, 0)
 OPTION_EXCHANGES = "SMART,AMEX,CBOE,PHLX,PSE,ISE,BOX,BATS,NASDAQOM,CBOE2,MIAX,EDGX,IBUSOPT"
+_COARSE = 60  # steps between model prices outside the sessions (5 minutes)
 _VOLUME_SHARE = 0.002  # contracts per step per share of the underlying's step volume
 
 
@@ -70,16 +73,20 @@ def expiry_close(expiry: dt.date, time_zone: str) -> float:
 
 
 def option_chain(
-    under: ContractSpec, spot: float, today: dt.date, now: float, taken: Container[int]
+    under: ContractSpec,
+    spot: float,
+    today: dt.date,
+    now: float,
+    taken: Container[int],
+    only: Container[dt.date] | None = None,
 ) -> list[ContractSpec]:
-    """The chain listed on ``today`` for a stock at ``spot`` (at simulated epoch ``now``);
-    conIds are deterministic and avoid ``taken``."""
+    """The chain listed on ``today`` for a stock at ``spot`` (at simulated epoch ``now``), or
+    its expiries in ``only``; conIds are deterministic and avoid ``taken``."""
     out: list[ContractSpec] = []
     used: set[int] = set()
-    atm = model.sigma_atm(under.daily_vol)
     for expiry in expiries(today):
-        closes = expiry_close(expiry, under.time_zone)
-        years = (closes - now) / model.YEAR
+        if only is not None and expiry not in only:
+            continue
         for strike in strikes(spot):
             for right in ("C", "P"):
                 local = occ_symbol(under.symbol, expiry, right, strike)
@@ -87,22 +94,44 @@ def option_chain(
                 while con_id in taken or con_id in used:
                     con_id += 1
                 used.add(con_id)
-                sigma = model.surface_vol(atm, spot, strike, years)
-                ref = max(0.01, model.price(right, spot, strike, years, sigma))
-                out.append(ContractSpec(
-                    symbol=under.symbol, sec_type="OPT", exchange="SMART", primary_exchange="",
-                    currency=under.currency, con_id=con_id, min_tick=0.01,
-                    long_name=under.long_name, schedule_name=under.schedule_name,
-                    base_price=round(ref, 2), daily_volume=0.0, daily_vol=under.daily_vol,
-                    spread_ticks=max(1, round(SPREAD * ref / 0.01)), local_symbol=local,
-                    trading_class=under.symbol, multiplier=str(MULTIPLIER),
-                    last_trade_date=f"{expiry:%Y%m%d}", contract_month=f"{expiry:%Y%m}",
-                    valid_exchanges=OPTION_EXCHANGES, order_types="LMT,MKT,STP,STP LMT",
-                    industry=under.industry, market_rule_id=32, strike=strike, right=right,
-                    under_con_id=under.con_id, under_symbol=under.symbol,
-                    under_sec_type=under.sec_type, expires_at=closes,
-                ))  # fmt: skip
+                out.append(option_spec(under, expiry, strike, right, con_id, spot, now))
     return out
+
+
+def option_spec(
+    under: ContractSpec,
+    expiry: dt.date,
+    strike: float,
+    right: str,
+    con_id: int,
+    spot: float,
+    now: float,
+) -> ContractSpec:
+    """One option; its spread is set by the model's price at ``spot`` and ``now``."""
+    closes = expiry_close(expiry, under.time_zone)
+    years = (closes - now) / model.YEAR
+    sigma = model.surface_vol(model.sigma_atm(under.daily_vol), spot, strike, years)
+    ref = max(0.01, model.price(right, spot, strike, years, sigma))
+    return ContractSpec(
+        symbol=under.symbol, sec_type="OPT", exchange="SMART", primary_exchange="",
+        currency=under.currency, con_id=con_id, min_tick=0.01, long_name=under.long_name,
+        schedule_name=under.schedule_name, base_price=round(ref, 2), daily_volume=0.0,
+        daily_vol=under.daily_vol, spread_ticks=max(1, round(SPREAD * ref / 0.01)),
+        local_symbol=occ_symbol(under.symbol, expiry, right, strike),
+        trading_class=under.symbol, multiplier=str(MULTIPLIER),
+        last_trade_date=f"{expiry:%Y%m%d}", contract_month=f"{expiry:%Y%m}",
+        valid_exchanges=OPTION_EXCHANGES, order_types="LMT,MKT,STP,STP LMT",
+        industry=under.industry, market_rule_id=32, strike=strike, right=right,
+        under_con_id=under.con_id, under_symbol=under.symbol, under_sec_type=under.sec_type,
+        expires_at=closes,
+    )  # fmt: skip
+
+
+def from_occ(under: ContractSpec, local_symbol: str, con_id: int, now: float) -> ContractSpec:
+    """The option an OCC symbol names (a saved position's, when the chain no longer lists it)."""
+    expiry = dt.datetime.strptime(local_symbol[6:12], "%y%m%d").date()
+    right, strike = local_symbol[12], int(local_symbol[13:]) / 1000
+    return option_spec(under, expiry, strike, right, con_id, strike, now)
 
 
 def years_left(spec: ContractSpec, t: float) -> float:
@@ -155,13 +184,25 @@ class OptionPath(PathSource):
     def chunk(self, day: int) -> Steps:
         u = self._under_chunk(day)
         spec, tick = self.spec, self.under.min_tick
-        t = (day * STEPS_PER_DAY + np.arange(STEPS_PER_DAY)) * float(STEP)
+        t0 = day * 86400.0
+        t = t0 + np.arange(STEPS_PER_DAY) * float(STEP)
         floor = max(1, spec.spread_ticks // 2)
+        # The model runs on every step of a session and every ``_COARSE`` steps outside (nothing
+        # trades or streams there: marks and history read the sessions); others hold the last.
+        index = np.arange(STEPS_PER_DAY)
+        computed = index % _COARSE == 0
+        for s in sessions_between(self.under.schedule, t0, t0 + 86400.0, False):
+            a = max(0, int((s.start - t0) // STEP))
+            computed[a : min(STEPS_PER_DAY, math.ceil((s.end - t0) / STEP))] = True
+        at = np.flatnonzero(computed)
+        held = np.maximum.accumulate(np.where(computed, index, 0))
 
-        def ticks(under_ticks: np.ndarray, at: np.ndarray) -> np.ndarray:
-            spot = np.maximum(under_ticks, 1) * tick
-            value = model_price(spec, spot, at)
-            return np.maximum(np.rint(value / spec.min_tick).astype(np.int64), floor)
+        def ticks(under_ticks: np.ndarray, when: np.ndarray) -> np.ndarray:
+            spot = np.maximum(under_ticks[at], 1) * tick
+            value = np.asarray(model_price(spec, spot, when[at]))
+            full = np.empty(STEPS_PER_DAY, dtype=np.int64)
+            full[at] = np.maximum(np.rint(value / spec.min_tick).astype(np.int64), floor)
+            return full[held]
 
         opens = ticks(u.open, t)
         closes = ticks(u.close, t + STEP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .conditions import OrderCondition
 from .contracts import ContractRef
 
 # Order statuses as IB reports them.
@@ -42,6 +43,9 @@ class OrderTicket:
     outside_rth: bool = False
     trail_stop_price: float | None = None
     trailing_percent: float | None = None
+    conditions: tuple[OrderCondition, ...] = ()
+    conditions_ignore_rth: bool = False
+    conditions_cancel_order: bool = False  # when the conditions are met: cancel, not submit
 
 
 @dataclass(slots=True)
@@ -80,6 +84,10 @@ class SimOrder:
     trail_extreme: float | None = None
     staged: bool = False  # sent with transmit=False and not yet released
     why_held: str = ""
+    conditions: tuple[OrderCondition, ...] = ()
+    conditions_ignore_rth: bool = False
+    conditions_cancel_order: bool = False
+    awaiting_conditions: bool = False  # held (PreSubmitted) until its conditions are met
 
     @property
     def remaining(self) -> float:

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .account import Account, Position
+from .conditions import from_json, to_json
+from .contracts import ContractSpec
+from .options import from_occ
 from .orders import Execution, SimOrder
 
 if TYPE_CHECKING:
@@ -61,12 +64,30 @@ def snapshot(
             for a in accounts.values()
         ],
         # Orders sent with transmit=False never reached IB's servers, so they are not kept.
-        "orders": [dataclasses.asdict(o) for o in broker.orders.values() if not o.staged],
+        "orders": [_order_json(o) for o in broker.orders.values() if not o.staged],
         "executions": [dataclasses.asdict(e) for e in broker.executions],
         "next_perm_id": broker.next_perm_id,
         "next_exec_seq": broker.next_exec_seq,
         "next_order_ids": {str(k): v for k, v in broker.next_order_ids.items()},
+        # Options are listed day by day: the ones held or traded are kept to be listed again.
+        "options": [
+            {"con_id": s.con_id, "under_con_id": s.under_con_id, "local_symbol": s.local_symbol}
+            for s in _options_used(accounts, broker)
+        ],
     }
+
+
+def _options_used(accounts: dict[str, Account], broker: Broker) -> list[ContractSpec]:
+    con_ids = {c for a in accounts.values() for c in a.positions}
+    con_ids |= {o.con_id for o in broker.orders.values()}
+    con_ids |= {e.con_id for e in broker.executions}
+    specs = (broker.universe.get(c) for c in sorted(con_ids))
+    return [s for s in specs if s is not None and s.sec_type == "OPT"]
+
+
+def _order_json(order: SimOrder) -> dict[str, Any]:
+    # asdict() would drop each condition's type; to_json keeps it.
+    return {**dataclasses.asdict(order), "conditions": [to_json(c) for c in order.conditions]}
 
 
 def restore(
@@ -83,6 +104,12 @@ def restore(
 
 
 def _restore(state: dict[str, Any], accounts: dict[str, Account], broker: Broker) -> None:
+    for item in state.get("options", []):
+        under = broker.universe.get(item["under_con_id"])
+        if under is None or item["con_id"] in broker.universe.by_con_id:
+            continue
+        option = from_occ(under, item["local_symbol"], item["con_id"], state["clock"])
+        broker.universe.add_options(under.con_id, [option])
     known = set(broker.universe.by_con_id)
     for item in state.get("accounts", []):
         account = accounts.get(item["name"])
@@ -96,7 +123,8 @@ def _restore(state: dict[str, Any], accounts: dict[str, Account], broker: Broker
         }
     for item in state.get("orders", []):
         if item["con_id"] in known and item["account"] in accounts:
-            order = SimOrder(**item)
+            conditions = tuple(from_json(c) for c in item.get("conditions", ()))
+            order = SimOrder(**{**item, "conditions": conditions})
             broker.orders[order.perm_id] = order
     broker.executions = [Execution(**e) for e in state.get("executions", [])]
     broker.next_perm_id = state.get("next_perm_id", broker.next_perm_id)

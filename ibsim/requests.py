@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .conditions import OrderCondition
 from .contracts import ContractRef
 
 
@@ -188,6 +189,9 @@ class PlaceOrder:
     trail_stop_price: float | None = None
     trailing_percent: float | None = None
     what_if: bool = False
+    conditions: tuple[OrderCondition, ...] = ()
+    conditions_ignore_rth: bool = False
+    conditions_cancel_order: bool = False
 
 
 @dataclass(slots=True)

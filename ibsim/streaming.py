@@ -157,7 +157,9 @@ class MarketStreamer:
 
     def _idle(self) -> bool:
         return (
-            not self.state.clients.market_subscribers() and not self.state.broker.working_con_ids()
+            not self.state.clients.market_subscribers()
+            and not self.state.broker.working_con_ids()
+            and not self.state.broker.has_conditional()
         )
 
     def _process(self, k: int) -> None:
@@ -178,6 +180,7 @@ class MarketStreamer:
                 self._emit(spec, k, _step_bar(spec, k, bar.open, bar.high, bar.low, bar.close,
                                               bar.volume), subs)  # fmt: skip
             state.broker.on_step(spec, k)
+        state.broker.check_conditions(t1)
         self._step_done(t1)
 
     def _emit(self, spec: ContractSpec, k: int, step: RawBar, subs: list[Subscriber]) -> None:

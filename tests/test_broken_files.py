@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from bot.instance_lock import lock_path
-from engine.journal import SCHEMA_VERSION, Journal
+from engine.journal import Journal
+from engine.journal_rows import SCHEMA_VERSION
 from tests.tradebot_script import Result, clean_env, digest, run_tradebot
 
 QUICK = 5.0  # seconds, start-up of the interpreter on a busy machine included

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.domain import Fill, Side
-from engine.journal import MIGRATIONS, SCHEMA_VERSION, event_stmt, fill_stmt
+from engine.journal_rows import MIGRATIONS, SCHEMA_VERSION, event_stmt, fill_stmt
 from tests.tradebot_script import clean_env, digest, run_tradebot
 
 T0 = datetime(2026, 11, 20, 15, 0, 1, tzinfo=UTC)

@@ -17,10 +17,15 @@ import pytest
 
 from engine.domain import Fill, Order, OrderStatus, OrderUpdate, Side, Signal
 from engine.errors import ConfigurationError
-from engine.journal import (
+from engine.journal import Journal
+from engine.journal_maintenance import (
+    ROUTINE_EVENT_KINDS,
+    backup_database,
+    migration_backup_path,
+)
+from engine.journal_rows import (
     MIGRATIONS,
     SCHEMA_VERSION,
-    Journal,
     equity_stmt,
     event_stmt,
     fill_stmt,
@@ -29,11 +34,6 @@ from engine.journal import (
     order_event_stmt,
     signal_stmt,
     state_stmt,
-)
-from engine.journal_maintenance import (
-    ROUTINE_EVENT_KINDS,
-    backup_database,
-    migration_backup_path,
 )
 
 NOW = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)

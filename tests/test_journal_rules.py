@@ -12,10 +12,10 @@ import pytest
 
 from engine.domain import Fill, Order, OrderStatus, OrderType, OrderUpdate, Side, Signal
 from engine.errors import ConfigurationError
-from engine.journal import (
+from engine.journal import Journal
+from engine.journal_rows import (
     MIGRATIONS,
     SCHEMA_VERSION,
-    Journal,
     equity_stmt,
     fill_commission_stmt,
     fill_stmt,

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.journal import MIGRATIONS, SCHEMA_VERSION, event_stmt
+from engine.journal_rows import MIGRATIONS, SCHEMA_VERSION, event_stmt
 
 
 async def test_run_trades_on_the_simulator_and_stops_cleanly(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from bot.download import chunk_seconds, download, parse_request, plan
 from engine.history_pacing import HistoricalPacer
-from engine.journal import MIGRATIONS, Journal, iso
+from engine.journal import Journal
+from engine.journal_rows import MIGRATIONS, iso
 from tests.engine.conftest import make_settings, sim_gateway
 from tests.tradebot_script import clean_env, run_tradebot
 

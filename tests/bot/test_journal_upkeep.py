@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot.journal_upkeep import JournalUpkeep
-from engine.journal import Journal, event_stmt
+from engine.journal import Journal
 from engine.journal_maintenance import PruneResult
+from engine.journal_rows import event_stmt
 
 OLD = datetime.now(UTC) - timedelta(days=31)
 

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from engine.events import FillEvent, RiskEvent
-from engine.journal import event_stmt
+from engine.journal_rows import event_stmt
 from engine.journal_writer import ROUTINE_BATCH, JournalWriter
 from engine.portfolio import Portfolio
 from tests.engine.conftest import make_settings, next_event, running_engine

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.domain import Fill, Order, Side
-from engine.journal import Journal, event_stmt, fill_stmt, insert_order_stmt
+from engine.journal import Journal
+from engine.journal_rows import event_stmt, fill_stmt, insert_order_stmt
 from engine.journal_writer import JournalWriter
 
 

@@ -22,7 +22,8 @@ from engine import control as control_module
 from engine import kill_switch as kill_switch_module
 from engine.domain import ConnectionState, Order, OrderStatus, OrderType, Side
 from engine.events import ConnectionEvent, RiskEvent
-from engine.journal import Journal, insert_order_stmt
+from engine.journal import Journal
+from engine.journal_rows import insert_order_stmt
 from engine.market_data import MarketData
 from engine.reports import NotCancelledReason, NotClosedReason
 from engine.trader import Trader

@@ -17,7 +17,7 @@ from engine.broker import IBBroker
 from engine.clock import BrokerClock
 from engine.domain import ConnectionState, EngineState, Order, OrderStatus, OrderType, Side
 from engine.events import ConnectionEvent, DifferenceKind, FillEvent, ReconcileEvent
-from engine.journal import update_order_stmt
+from engine.journal_rows import update_order_stmt
 from engine.orders import OrderManager
 from engine.portfolio import Portfolio
 from engine.recorder import Recorder

@@ -164,3 +164,28 @@ async def test_updates_for_orders_from_a_previous_connection(gw: SimGateway) -> 
         assert len(trade.fills) == 1
     finally:
         fresh.disconnect()
+
+
+async def test_account_summary_has_the_pnl_and_follows_a_fill(gw: SimGateway, ib: IB) -> None:
+    """ib_async's summary asks for $LEDGER:ALL, which brings the PnL; the subscription's
+    values are sent again after a change (IB: the changed ones, every 3 minutes)."""
+
+    async def summary() -> dict[str, float]:
+        return {
+            v.tag: float(v.value)
+            for v in await ib.accountSummaryAsync("DU1234567")
+            if v.currency == "USD" and v.tag != "Currency"
+        }
+
+    before = await summary()
+    for tag in ("NetLiquidation", "TotalCashValue", "BuyingPower", "InitMarginReq",
+                "MaintMarginReq", "AvailableFunds", "ExcessLiquidity", "RealizedPnL",
+                "UnrealizedPnL", "GrossPositionValue"):  # fmt: skip
+        assert tag in before, tag
+    assert before["InitMarginReq"] == 0
+    buy = ib.placeOrder(await _aapl(ib), MarketOrder("BUY", 100))
+    await settle(ib)
+    cost = buy.orderStatus.avgFillPrice * 100
+    after = await summary()
+    assert after["TotalCashValue"] == pytest.approx(1_000_000 - cost - 1.0)
+    assert after["InitMarginReq"] > 0 and after["GrossPositionValue"] > 0

@@ -13,13 +13,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ibsim"
 LAYERS: list[tuple[str, set[str]]] = [
     ("primitives", {"framing", "sessions", "clock", "fault_state", "rhythm"}),
     ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks",
-                "bulletins", "news", "scanner", "option_pricing", "options"}),
+                "bulletins", "news", "scanner", "conditions", "option_pricing", "options",
+                "margin", "option_listing"}),
     ("wire", {"requests", "decoding", "messages"}),
     ("broker", {"broker", "order_gate", "persistence"}),
     ("connections", {"session", "clients"}),
     ("state", {"state"}),
-    ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "handlers",
-                      "bulletin_fanout", "handlers_options"}),
+    ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "bulletin_fanout",
+                      "handler_registry", "handlers_info", "handlers_account", "handlers_orders",
+                      "handlers_market", "handlers", "handlers_options", "settlement"}),
     ("server", {"control", "gateway"}),
     ("entry points", {"cli", "__init__"}),
 ]

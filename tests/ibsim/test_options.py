@@ -221,3 +221,27 @@ async def test_an_expired_option_has_no_market_data(gw: SimGateway, ib: IB) -> N
     assert await ib.qualifyContractsAsync(weekly) == [None]
     chain = await _chain(ib)
     assert "20240308" not in chain.expirations
+
+
+async def test_delayed_data_carries_the_delayed_computations(gw: SimGateway, ib: IB) -> None:
+    chain = await _chain(ib)
+    (put,) = await ib.qualifyContractsAsync(
+        Option("AAPL", "20240322", chain.strikes[12], "P", "SMART")
+    )
+    ib.reqMarketDataType(3)
+    (t,) = await asyncio.wait_for(ib.reqTickersAsync(put), 5)
+    _plausible(t, "P")  # tick types 80..83 land in the same fields
+
+
+async def test_a_new_week_lists_a_new_weekly(gw: SimGateway, ib: IB) -> None:
+    # To Monday 2024-03-11 10:00 New York: 03-08 has expired, 04-05 is the fourth weekly now.
+    await step(gw, ib, 7 * 86400)
+    chain = await _chain(ib)
+    assert chain.expirations == ["20240315", "20240322", "20240329", "20240405", "20240419",
+                                 "20240517"]  # fmt: skip
+    (new,) = await ib.qualifyContractsAsync(
+        Option("AAPL", "20240405", chain.strikes[15], "C", "SMART")
+    )
+    assert new is not None
+    (t,) = await asyncio.wait_for(ib.reqTickersAsync(new), 5)
+    _plausible(t, "C")

@@ -331,7 +331,8 @@ async def test_market_order_outside_hours_waits_for_the_open(gw: SimGateway, ib:
 async def test_what_if(gw: SimGateway, ib: IB) -> None:
     aapl = await _aapl(ib)
     state = await ib.whatIfOrderAsync(aapl, MarketOrder("BUY", 100))
-    assert float(state.initMarginChange) == pytest.approx(gw.price("AAPL") * 100 * 0.25, rel=1e-3)
+    assert float(state.initMarginChange) == pytest.approx(gw.price("AAPL") * 100 * 0.5, rel=1e-3)
+    assert float(state.maintMarginChange) == pytest.approx(gw.price("AAPL") * 100 * 0.25, rel=1e-3)
     assert gw.orders == []
 
 
