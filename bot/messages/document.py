@@ -26,13 +26,13 @@ class Table:
 
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
-    first_width: int = _CELL_WIDTH  # wider for symbols: an option's is "AAPL 20261218 200C"
+    symbol_column: int | None = None  # this one is as wide as an option's name
 
     def lines(self) -> list[str]:
         cells = [self.header, *self.rows]
         columns = len(self.header)
         clipped = [
-            tuple(clip(str(c), self.first_width if i == 0 else _CELL_WIDTH)
+            tuple(clip(str(c), SYMBOL_WIDTH if i == self.symbol_column else _CELL_WIDTH)
                   for i, c in enumerate(row[:columns]))
             for row in cells
         ]

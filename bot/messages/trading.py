@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import tzinfo
 
-from bot.messages.document import SYMBOL_WIDTH, Block, Doc, Table
+from bot.messages.document import Block, Doc, Table
 from bot.messages.numbers import clock, money, price, qty, stamp
 from engine.domain import Fill, Order
 from engine.reports import PnlReport, PositionsReport, Quote, StatusReport
@@ -26,7 +26,7 @@ def positions_doc(report: PositionsReport) -> Doc:
         for p in report.positions
     )
     blocks: list[Block] = [
-        Table(("sym", "qty", "avg", "last", "uPnL"), rows, first_width=SYMBOL_WIDTH)
+        Table(("sym", "qty", "avg", "last", "uPnL"), rows, symbol_column=0)
     ]
     if any(p.symbol not in report.bot_symbols for p in report.positions):
         blocks.append("* not one of the bot's symbols")
@@ -49,8 +49,7 @@ def orders_doc(orders: Sequence[Order]) -> Doc:
     )
     return Doc(
         f"Open orders: {len(orders)}",
-        (Table(("sym", "side", "qty", "type", "px", "status"), rows,
-               first_width=SYMBOL_WIDTH),),
+        (Table(("sym", "side", "qty", "type", "px", "status"), rows, symbol_column=0),),
     )
 
 
@@ -69,7 +68,8 @@ def trades_doc(fills: Sequence[Fill], tz: tzinfo) -> Doc:
         for f in fills
     )
     return Doc(
-        f"Last {len(fills)} trades", (Table(("time", "", "qty", "sym", "price", "rPnL"), rows),)
+        f"Last {len(fills)} trades",
+        (Table(("time", "", "qty", "sym", "price", "rPnL"), rows, symbol_column=3),),
     )
 
 

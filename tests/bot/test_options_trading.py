@@ -108,6 +108,8 @@ async def test_an_option_from_symbols_is_traded_with_its_multiplier(tmp_path: Pa
             assert sell.realized_pnl == pytest.approx(
                 (sell.price - buy.price) * 2 * 100 - buy.commission - sell.commission, abs=0.01)
             assert name not in engine.portfolio.positions
+            trades = await reply_to(api, "/trades", "Last 2 trades")
+            assert trades.text.count(name) == 2, trades.text  # the whole name, not clipped
 
             await settle(engine)
             await assert_invariants(engine, AtBroker.of(gateway))
