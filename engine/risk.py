@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from engine.domain import EngineState, Side
 from engine.hours import TradingHours
@@ -147,3 +148,12 @@ class RiskManager:
             if not limits.outside_rth and not hours.is_open(now):
                 return RiskDecision(False, f"outside trading hours for {request.symbol}")
         return ALLOWED
+
+
+def option_expiring(symbol: str, expiry: date | None, time_zone: str, now: datetime) -> str | None:
+    """Why an option takes no entry now: from its last trading day on (in its exchange's time
+    zone), exits only. IB settles an option held past expiry without an execution (exercised
+    into the stock, or gone worthless), which the position audit can only pause on."""
+    if expiry is None or now.astimezone(ZoneInfo(time_zone)).date() < expiry:
+        return None
+    return f"{symbol} expires {expiry:%Y-%m-%d}: exits only on its last day"

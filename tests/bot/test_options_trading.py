@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from ib_async import IB, MarketOrder
@@ -23,6 +25,8 @@ from tests.bot.harness import OPERATOR, running_front_end
 from tests.engine.conftest import make_settings, running_engine, sim_gateway
 from tests.engine.test_fault_suite import AtBroker, assert_invariants, settle
 from tests.fakebotapi import FakeBotAPI
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @pytest.fixture(autouse=True)
@@ -167,5 +171,33 @@ async def test_flatten_closes_the_bots_option_and_flatten_all_one_bought_by_hand
             assert everything.flat, everything
             assert [(c.symbol, c.quantity) for c in everything.closed] == [(occ, 2)]
             assert all(not p.quantity for p in gateway.account().positions.values())
+            await settle(engine)
+            await assert_invariants(engine, AtBroker.of(gateway))
+
+
+async def test_on_its_last_day_an_option_takes_exits_only(tmp_path: Path) -> None:
+    """IB settles an option held past its expiry without an execution: on its last day the
+    bot sends no entry for it, while exits still go."""
+    thursday = datetime(2026, 12, 3, 15, 50, tzinfo=NEW_YORK)
+    async with sim_gateway(start=thursday) as gateway:
+        spot = gateway.price("AAPL")
+        chain = gateway.universe.option_chain(gateway.spec("AAPL").con_id)
+        assert min(s.last_trade_date for s in chain) == "20261204"
+        strike = min((s.strike for s in chain), key=lambda k: abs(k - spot))
+        option = Instrument.option("AAPL", "20261204", strike, "C")
+        settings = make_settings(tmp_path, symbols=(option,), outside_rth=True)
+        async with running_engine(gateway, settings) as (engine, _):
+            assert await signal(engine, option.symbol, 2) is not None  # Thursday: an entry
+            friday = datetime(2026, 12, 4, 9, 35, tzinfo=NEW_YORK)
+            await gateway.advance(friday.timestamp() - gateway.clock.now())
+            arrived = asyncio.Event()  # the engine's clock follows the bars: one of Friday's
+            engine.market.on_closed = lambda state, bar, trade: (
+                bar.time >= friday and trade and arrived.set())
+            await asyncio.wait_for(arrived.wait(), 20)
+            assert await signal(engine, option.symbol, 3) is None
+            refusal = engine.trader.recent_refusals[-1]
+            assert refusal.reason == (
+                f"{option.symbol} expires 2026-12-04: exits only on its last day")
+            assert await signal(engine, option.symbol, 0) is not None  # the exit goes
             await settle(engine)
             await assert_invariants(engine, AtBroker.of(gateway))

@@ -295,3 +295,17 @@ def test_a_midpoint_bar_without_volume_is_a_bar_of_no_volume() -> None:
     assert translate.realtime_bar("AAPL 20261218 200C", bar).volume == 0.0
     traded = RealTimeBar(time=NOW, endTime=-1, open_=1, high=1, low=1, close=1, volume=300)
     assert translate.realtime_bar("AAPL", traded).volume == 300
+
+
+def test_an_option_takes_exits_only_from_its_last_day() -> None:
+    from engine.risk import option_expiring
+
+    expiry = date(2026, 12, 4)
+    zone = "America/New_York"
+    thursday_night = datetime(2026, 12, 4, 4, 59, tzinfo=UTC)  # 23:59 in New York
+    assert option_expiring("X", expiry, zone, thursday_night) is None
+    friday = datetime(2026, 12, 4, 5, 0, tzinfo=UTC)
+    assert option_expiring("AAPL 20261204 175C", expiry, zone, friday) == (
+        "AAPL 20261204 175C expires 2026-12-04: exits only on its last day")
+    assert option_expiring("X", expiry, zone, datetime(2026, 12, 7, tzinfo=UTC)) is not None
+    assert option_expiring("X", None, zone, friday) is None
