@@ -8,7 +8,7 @@ from datetime import date
 
 from ib_async import Contract, ContractDetails, Crypto, Forex, Future, Option, Stock
 
-from engine.domain import Instrument
+from engine.domain import Instrument, option_name
 from engine.hours import TradingHours
 from engine.ib_translate import multiplier
 from engine.ports import ContractInfo
@@ -108,8 +108,11 @@ class ContractBook:
             name = f"{contract.symbol}{contract.currency}"
         elif contract.secType in ("STK", "CRYPTO"):
             name = contract.symbol
+        elif contract.secType == "OPT" and contract.strike and contract.right:
+            name = option_name(contract.symbol, contract.lastTradeDateOrContractMonth,
+                               contract.strike, contract.right[0])
         else:
             name = contract.localSymbol or f"{contract.symbol} {contract.secType}"
-        if name in self._contracts:  # the bot's symbol, but another contract (an option, say)
+        if name in self._contracts:  # the bot's symbol, but another contract (an option's class)
             name = f"{name} ({contract.secType} {contract.conId})"
         return name

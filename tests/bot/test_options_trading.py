@@ -156,11 +156,11 @@ async def test_flatten_closes_the_bots_option_and_flatten_all_one_bought_by_hand
                 await filled
             finally:
                 hand.disconnect()
-            occ = contract.localSymbol  # not one of the bot's: named as IB names it
+            hand_put = put.symbol  # not one of the bot's, yet named the bot's way
 
             async def shown() -> None:
                 while {p.symbol for p in await engine.broker.fresh_positions()} != {
-                        option.symbol, occ}:
+                        option.symbol, hand_put}:
                     await engine.wait_positions_settled(1)
 
             await asyncio.wait_for(shown(), 10)
@@ -169,7 +169,7 @@ async def test_flatten_closes_the_bots_option_and_flatten_all_one_bought_by_hand
             assert [(c.symbol, c.quantity) for c in report.closed] == [(option.symbol, 3)]
             everything = await asyncio.wait_for(control.flatten("test", scope="account"), 30)
             assert everything.flat, everything
-            assert [(c.symbol, c.quantity) for c in everything.closed] == [(occ, 2)]
+            assert [(c.symbol, c.quantity) for c in everything.closed] == [(hand_put, 2)]
             assert all(not p.quantity for p in gateway.account().positions.values())
             await settle(engine)
             await assert_invariants(engine, AtBroker.of(gateway))

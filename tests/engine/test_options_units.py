@@ -309,3 +309,19 @@ def test_an_option_takes_exits_only_from_its_last_day() -> None:
         "AAPL 20261204 175C expires 2026-12-04: exits only on its last day")
     assert option_expiring("X", expiry, zone, datetime(2026, 12, 7, tzinfo=UTC)) is not None
     assert option_expiring("X", None, zone, friday) is None
+
+
+def test_an_option_not_the_bots_is_named_the_bots_way() -> None:
+    from engine.ib_contracts import ContractBook
+
+    book = ContractBook()
+    mine = Contract(secType="OPT", conId=77, symbol="AAPL", strike=200.0, right="C",
+                    lastTradeDateOrContractMonth="20261218")
+    book.add("AAPL 20261218 200C", mine)
+    put = Contract(secType="OPT", conId=78, symbol="AAPL", strike=200.0, right="P",
+                   lastTradeDateOrContractMonth="20261218", localSymbol="AAPL  261218P00200000")
+    assert book.symbol(mine) == "AAPL 20261218 200C"
+    assert book.symbol(put) == "AAPL 20261218 200P"
+    twin = Contract(secType="OPT", conId=79, symbol="AAPL", strike=200.0, right="C",
+                    lastTradeDateOrContractMonth="20261218")  # another class, same name
+    assert book.symbol(twin) == "AAPL 20261218 200C (OPT 79)"
