@@ -325,3 +325,18 @@ def test_an_option_not_the_bots_is_named_the_bots_way() -> None:
     twin = Contract(secType="OPT", conId=79, symbol="AAPL", strike=200.0, right="C",
                     lastTradeDateOrContractMonth="20261218")  # another class, same name
     assert book.symbol(twin) == "AAPL 20261218 200C (OPT 79)"
+
+
+async def test_chart_of_an_option_asks_for_it_by_name() -> None:
+    from bot.commands import Commands, Reply
+    from tests.bot.fake_control import FakeControl
+
+    control = FakeControl()
+    commands = Commands(control)
+    try:
+        reply = await commands.execute("/chart aapl 20261218 200 c", "test")
+    finally:
+        await commands.close()
+    assert control.called("chart_data") == [("AAPL 20261218 200C",)]
+    assert isinstance(reply, Reply)
+    assert reply.doc.title == "Unknown symbol AAPL 20261218 200C: not one the bot trades"
