@@ -8,6 +8,7 @@ back as a `Confirm` whose `run` is called only after the user said yes.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
@@ -17,6 +18,7 @@ from bot.messages.account import account_doc
 from bot.messages.document import Doc
 from bot.messages.kill_switch import cancel_doc, flatten_doc
 from bot.messages.news import news_doc, no_news_subscription_doc
+from bot.messages.options import chain_doc, no_such_expiry_doc, option_quote_doc
 from bot.messages.scanner import scan_codes_doc, scan_doc
 from bot.messages.status import (
     error_doc,
@@ -29,7 +31,9 @@ from bot.messages.status import (
     status_doc,
 )
 from bot.messages.trading import orders_doc, pnl_doc, positions_doc, quote_doc, trades_doc
+from engine.config import option_expiry, option_strike
 from engine.control import CommandRefused, ControlAPI
+from engine.domain import Instrument
 from engine.kill_switch import (
     CANCEL_WAIT_SECONDS,
     FLATTEN_WAIT_SECONDS,
@@ -37,6 +41,7 @@ from engine.kill_switch import (
     ProgressCallback,
 )
 from engine.ports import NoNewsSubscription
+from engine.reports import NoSuchExpiry
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +211,13 @@ class Commands:
         return Reply(logs_doc(await self.control.logs(n), self.tz))
 
     async def _quote(self, args: list[str], by: str) -> Result:
+        if len(args) in (3, 4) or (len(args) == 1 and ":OPT:" in args[0].upper()):
+            return await self._option_quote(args)
         if len(args) != 1:
-            raise UsageError("/quote takes one symbol, e.g. /quote AAPL")
+            raise UsageError(
+                "/quote takes one symbol or an option, e.g. /quote AAPL or "
+                "/quote AAPL 20261218 200 C"
+            )
         symbol = args[0].upper()
         try:
             quote = await self.control.quote(symbol)
@@ -250,6 +260,45 @@ class Commands:
         except ConnectionError:
             return Reply(error_doc("No scan now: not connected to the gateway"))
         return Reply(scan_doc(report))
+
+    # --- options ---------------------------------------------------------------------------
+
+    async def _option_quote(self, args: list[str]) -> Result:
+        option = option_from_words(args)
+        try:
+            quote = await self.control.option_quote(option)
+        except KeyError:
+            return Reply(error_doc(
+                f"Unknown option {option.symbol}: IB lists no such expiry or strike "
+                f"(/chain {option.underlying} lists them)"
+            ))
+        except ConnectionError:
+            return Reply(error_doc("No quote now: not connected to the gateway"))
+        return Reply(option_quote_doc(quote))
+
+    async def _chain(self, args: list[str], by: str) -> Result:
+        if not 1 <= len(args) <= 2:
+            raise UsageError(
+                "/chain takes a symbol and, if you like, an expiry: e.g. /chain AAPL 20261218"
+            )
+        underlying = _underlying(args[0], "/chain")
+        expiry = None
+        if len(args) == 2:
+            expiry = args[1]
+            if option_expiry(expiry) is None:
+                raise UsageError(
+                    f"/chain: the expiry {expiry[:20]!r} is not a date as YYYYMMDD: "
+                    f"e.g. /chain {underlying} 20261218"
+                )
+        try:
+            report = await self.control.option_chain(underlying, expiry)
+        except KeyError:
+            return Reply(error_doc(f"Unknown symbol {underlying}: IB lists no options on it"))
+        except NoSuchExpiry as exc:
+            return Reply(no_such_expiry_doc(exc))
+        except ConnectionError:
+            return Reply(error_doc("No option chain now: not connected to the gateway"))
+        return Reply(chain_doc(report))
 
     async def _account(self, args: list[str], by: str) -> Result:
         _no_args(args, "account")
@@ -296,9 +345,12 @@ class Commands:
         return Confirm(action, what, "cancelling", run)
 
     async def _chart(self, args: list[str], by: str) -> Result:
-        if len(args) > 1:
+        if len(args) in (3, 4):  # an option the bot trades: /chart AAPL 20261218 200C
+            symbol: str | None = option_from_words(args).symbol
+        elif len(args) > 1:
             raise UsageError("/chart takes at most one symbol, e.g. /chart AAPL")
-        symbol = args[0].upper() if args else None
+        else:
+            symbol = args[0].upper() if args else None
         try:
             data = await self.control.chart_data(symbol)
         except KeyError:
@@ -332,7 +384,10 @@ _SPECS: tuple[CommandSpec, ...] = (
         "health", "", "connection, data freshness, loop lag, alerts", False, Commands._health
     ),
     CommandSpec("logs", "[n]", "recent warnings and errors (20)", False, Commands._logs),
-    CommandSpec("quote", "SYMBOL", "bid, ask and last", False, Commands._quote),
+    CommandSpec(
+        "quote", "SYMBOL | SYMBOL YYYYMMDD STRIKE C|P",
+        "bid, ask and last; an option's with its greeks", False, Commands._quote,
+    ),
     CommandSpec(
         "news", "SYMBOL [n]", f"the latest n headlines (5, at most {MAX_NEWS})", False,
         Commands._news,
@@ -340,6 +395,11 @@ _SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "scan", "[CODE [n]]", "the market scanner's first n stocks (10); no code: the codes",
         False, Commands._scan,
+    ),
+    CommandSpec(
+        "chain", "SYMBOL [YYYYMMDD]",
+        "options: the next expiries; with one, its strikes near the money", False,
+        Commands._chain,
     ),
     CommandSpec(
         "chart", "[SYMBOL]", "price chart with trades, or the equity curve", False, Commands._chart
@@ -361,3 +421,41 @@ def _how_many(command: str, text: str, maximum: int, example: str) -> int:
             f"not {text[:20]!r}: {example}"
         )
     return int(text)
+
+
+_UNDERLYING = re.compile(r"[A-Z0-9][A-Z0-9.]{0,11}")
+
+
+def _underlying(text: str, command: str) -> str:
+    symbol = text.upper()
+    if not _UNDERLYING.fullmatch(symbol):
+        raise UsageError(f"{command}: {text[:20]!r} is not a stock symbol, e.g. AAPL")
+    return symbol
+
+
+def option_from_words(args: list[str]) -> Instrument:
+    """An option from /quote's words: `AAPL 20261218 200 C`, `AAPL 20261218 200C`, or the
+    SYMBOLS form `AAPL:OPT:20261218:200:C`; a UsageError says what is wrong."""
+    words = [a.upper() for a in args]
+    if len(words) == 1:
+        parts = words[0].split(":")
+        if len(parts) != 5 or parts[1] != "OPT":
+            raise UsageError("/quote: an option is SYMBOL:OPT:YYYYMMDD:STRIKE:C|P, "
+                             "e.g. /quote AAPL:OPT:20261218:200:C")
+        words = [parts[0], *parts[2:]]
+    if len(words) == 3:
+        last = re.fullmatch(r"(.*?)([A-Z])", words[2])
+        words = [*words[:2], last.group(1), last.group(2)] if last else [*words, ""]
+    underlying, expiry, strike_text, right = words
+    example = "e.g. /quote AAPL 20261218 200 C"
+    underlying = _underlying(underlying, "/quote")
+    if option_expiry(expiry) is None:
+        raise UsageError(f"/quote: the expiry {expiry[:20]!r} is not a date as YYYYMMDD: {example}")
+    strike = option_strike(strike_text)
+    if strike is None:
+        raise UsageError(
+            f"/quote: the strike {strike_text[:20]!r} is not a positive number: {example}"
+        )
+    if right not in ("C", "P"):
+        raise UsageError(f"/quote: the right {right[:20]!r} is not C (call) or P (put): {example}")
+    return Instrument.option(underlying, expiry, strike, right)

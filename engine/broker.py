@@ -39,6 +39,8 @@ from engine.domain import (
     Headline,
     Instrument,
     NewsProvider,
+    OptionChain,
+    OptionQuote,
     Order,
     Position,
     ScanRow,
@@ -506,6 +508,16 @@ class IBBroker:
     async def scan(self, code: str, n: int) -> list[ScanRow]:
         return await self.research.scan(code, n)
 
+    # --- options (ib_research.py) -----------------------------------------------------------
+
+    async def option_chain(self, underlying: str) -> tuple[OptionChain, float | None]:
+        return await self.research.option_chain(underlying)
+
+    async def option_quotes(self, options: Sequence[Instrument]) -> list[OptionQuote | None]:
+        return await self.research.option_quotes(options)
+
+    # --- the account (ib_research.py) -------------------------------------------------------
+
     async def account_summary(self) -> AccountSummary:
         return await self.research.account_summary(self.account)
 
@@ -525,8 +537,8 @@ class IBBroker:
             if not details:
                 return False
             contract = details[0].contract
-            if contract.secType == "STK":
-                contract.exchange = "SMART"
+            if contract.secType in ("STK", "OPT"):
+                contract.exchange = "SMART"  # routed, as the bot's own are
             self.contracts.add(symbol, contract)
             return True
         return False

@@ -9,9 +9,10 @@ from __future__ import annotations
 import difflib
 import io
 import ipaddress
+import math
 import os
 import re
-from datetime import time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -45,7 +46,7 @@ BAR_SIZES: dict[str, int] = {
 }
 
 DEFAULT_EXCHANGE = {"STK": "SMART", "CASH": "IDEALPRO", "CRYPTO": "PAXOS"}
-SEC_TYPES = ("STK", "CASH", "CRYPTO", "FUT")
+SEC_TYPES = ("STK", "CASH", "CRYPTO", "FUT", "OPT")
 ALERT_KINDS = (
     "fills",
     "orders",
@@ -129,16 +130,20 @@ class SettingsError(Exception):
         self.lines = lines
 
 
-def parse_symbols(text: str) -> tuple[Instrument, ...]:
+def parse_symbols(text: str, today: date | None = None) -> tuple[Instrument, ...]:
     """Parse `SYMBOL` or `SYMBOL:SECTYPE[:EXCHANGE[:CURRENCY]]` items of a comma list; a
     future may end with its expiry (`ES:FUT:CME:202703`), without which it follows the front
-    month."""
+    month; an option is `SYMBOL:OPT:YYYYMMDD:STRIKE:C|P[:EXCHANGE[:CURRENCY]]`, not expired
+    before `today` (UTC's today by default)."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
         raise ValueError("expected at least one symbol, e.g. AAPL,MSFT or EURUSD:CASH")
     instruments: list[Instrument] = []
     for item in items:
         parts = [part.strip().upper() for part in item.split(":")]
+        if len(parts) > 1 and parts[1] == "OPT":
+            instruments.append(parse_option(item, today or datetime.now(UTC).date()))
+            continue
         expiry = ""
         if len(parts) > 2 and parts[1] == "FUT" and _EXPIRY_RE.match(parts[-1]):
             expiry = parts.pop()
@@ -163,6 +168,51 @@ def parse_symbols(text: str) -> tuple[Instrument, ...]:
     if duplicates:
         raise ValueError(f"{', '.join(duplicates)} listed more than once")
     return tuple(instruments)
+
+
+OPTION_GRAMMAR = (
+    "SYMBOL:OPT:YYYYMMDD:STRIKE:C|P[:EXCHANGE[:CURRENCY]], e.g. AAPL:OPT:20261218:200:C"
+)
+
+
+def parse_option(item: str, today: date) -> Instrument:
+    """One option of SYMBOLS (`AAPL:OPT:20261218:200:C`); a ValueError names what is wrong."""
+    parts = [part.strip().upper() for part in item.split(":")]
+    if not 5 <= len(parts) <= 7 or not _SYMBOL_RE.match(parts[0]):
+        raise ValueError(f"{item!r} is not an option: expected {OPTION_GRAMMAR}")
+    underlying, _, expiry_text, strike_text, right = parts[:5]
+    expiry = option_expiry(expiry_text)
+    if expiry is None:
+        raise ValueError(f"{item!r}: the expiry {expiry_text!r} is not a date as YYYYMMDD")
+    if expiry < today:
+        raise ValueError(f"{item!r}: the option expired on {expiry:%Y-%m-%d}")
+    strike = option_strike(strike_text)
+    if strike is None:
+        raise ValueError(f"{item!r}: the strike {strike_text!r} is not a positive number")
+    if right not in ("C", "P"):
+        raise ValueError(f"{item!r}: the right {right!r} is not C (call) or P (put)")
+    exchange = parts[5] if len(parts) > 5 and parts[5] else "SMART"
+    currency = parts[6] if len(parts) > 6 and parts[6] else "USD"
+    return Instrument.option(underlying, expiry_text, strike, right, exchange, currency)
+
+
+def option_expiry(text: str) -> date | None:
+    """An option's expiry as YYYYMMDD, or None when it is not one."""
+    if not re.fullmatch(r"[0-9]{8}", text):
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def option_strike(text: str) -> float | None:
+    """A strike: a positive finite number no larger than MAX_MONEY, or None."""
+    try:
+        strike = float(text)
+    except ValueError:
+        return None
+    return strike if math.isfinite(strike) and 0 < strike <= MAX_MONEY else None
 
 
 def normalise_base_url(value: str) -> str:

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from engine.domain import EngineState, Fill, Order
+from engine.domain import EngineState, Fill, Instrument, OptionQuote, Order
 from engine.events import CommandEvent, Level, Subscription
 from engine.kill_switch import ProgressCallback
-from engine.ports import NoNewsSubscription
+from engine.ports import BrokerRequestError, NoNewsSubscription
 from engine.reports import (
     AccountReport,
     CancelReport,
+    ChainReport,
+    ChainRow,
     ChartData,
     ChartMarker,
     FlattenReport,
     HealthReport,
     JournalEntry,
     NewsReport,
+    NoSuchExpiry,
     PnlReport,
     PositionsReport,
     Quote,
@@ -37,6 +40,10 @@ log = logging.getLogger(__name__)
 
 # How long /pause waits for its pause to reach the disk before it answers anyway.
 PERSIST_WAIT_SECONDS = 2.0
+# /chain: how many expiries and strikes it shows; how long an expiry's quotes may take.
+CHAIN_EXPIRIES = 8
+CHAIN_STRIKES = 10
+CHAIN_QUOTES_SECONDS = 10.0
 
 
 class CommandRefused(Exception):
@@ -70,6 +77,10 @@ class ControlAPI(Protocol):
     async def scan_codes(self) -> list[str]: ...  # raises ConnectionError
     async def scan(self, code: str, n: int = 10) -> ScanReport:
         """Raises KeyError for a scan code the broker does not know, ConnectionError."""
+    async def option_chain(self, underlying: str, expiry: str | None = None) -> ChainReport:
+        """Raises KeyError for a stock without options, NoSuchExpiry, ConnectionError."""
+    async def option_quote(self, option: Instrument) -> OptionQuote:
+        """Raises KeyError for an option the broker does not know, ConnectionError."""
     async def account(self) -> AccountReport: ...  # raises ConnectionError
     def subscribe(self, maxsize: int = 1000) -> Subscription: ...
 
@@ -222,6 +233,48 @@ class Control:
             raise KeyError(code)
         return ScanReport(code, tuple(await self._engine.broker.scan(code, n)))
 
+    # --- options ---------------------------------------------------------------------------
+
+    async def option_chain(self, underlying: str, expiry: str | None = None) -> ChainReport:
+        engine = self._engine
+        if not engine.broker.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        chain, last = await engine.broker.option_chain(underlying.upper())
+        strikes = near_the_money(chain.strikes, last, CHAIN_STRIKES)
+        report = ChainReport(chain.underlying, last, chain.multiplier, chain.exchange, (),
+                             strikes)
+        if expiry is None:
+            today = engine.clock.now().strftime("%Y%m%d")
+            upcoming = tuple(e for e in chain.expirations if e >= today)
+            return replace(report, expirations=upcoming[:CHAIN_EXPIRIES])
+        if expiry not in chain.expirations:
+            raise NoSuchExpiry(chain.underlying, expiry, nearest_expiries(chain.expirations,
+                                                                            expiry))
+        options = [
+            Instrument.option(chain.underlying, expiry, strike, right)
+            for strike in strikes for right in ("C", "P")
+        ]
+        report = replace(report, expirations=(expiry,), expiry=expiry)
+        try:
+            quotes = await asyncio.wait_for(
+                engine.broker.option_quotes(options), CHAIN_QUOTES_SECONDS
+            )
+        except (TimeoutError, BrokerRequestError) as exc:  # the strikes alone, then
+            log.warning("no quotes for %s %s's chain: %s", chain.underlying, expiry, exc)
+            return report
+        rows = tuple(
+            ChainRow(strike, quotes[2 * i], quotes[2 * i + 1]) for i, strike in enumerate(strikes)
+        )
+        return replace(report, rows=rows)
+
+    async def option_quote(self, option: Instrument) -> OptionQuote:
+        if not self._engine.broker.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        quote = (await self._engine.broker.option_quotes([option]))[0]
+        if quote is None:
+            raise KeyError(option.symbol)
+        return quote
+
     async def account(self) -> AccountReport:
         engine = self._engine
         if not engine.broker.is_connected:
@@ -320,3 +373,25 @@ class Control:
 def _check_scope(scope: str) -> None:
     if scope not in ("bot", "account"):
         raise ValueError(f"scope must be 'bot' or 'account', not {scope!r}")
+
+
+def near_the_money(strikes: tuple[float, ...], price: float | None, n: int) -> tuple[float, ...]:
+    """The `n` strikes nearest `price`, ascending (the middle `n` without a price)."""
+    if len(strikes) <= n:
+        return strikes
+    if price is None:
+        start = (len(strikes) - n) // 2
+        return strikes[start:start + n]
+    nearest = sorted(range(len(strikes)), key=lambda i: (abs(strikes[i] - price), i))[:n]
+    return tuple(strikes[i] for i in sorted(nearest))
+
+
+def nearest_expiries(expirations: tuple[str, ...], expiry: str, n: int = 3) -> tuple[str, ...]:
+    """The `n` expiries (YYYYMMDD) closest to `expiry` (which may be no date at all), by date."""
+    def days(text: str) -> int:
+        try:
+            return datetime.strptime(text, "%Y%m%d").toordinal()
+        except ValueError:
+            return 0
+    target = days(expiry)
+    return tuple(sorted(sorted(expirations, key=lambda e: abs(days(e) - target))[:n]))

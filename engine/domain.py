@@ -36,20 +36,45 @@ class OrderType(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Instrument:
     """A tradable thing as the user configured it in SYMBOLS. A future's `expiry` (YYYYMM or
-    YYYYMMDD) is empty when the bot follows the front month."""
+    YYYYMMDD) is empty when the bot follows the front month. An option (`OPT`) has its
+    `underlying`'s symbol, its expiry (YYYYMMDD), `strike` and `right` ("C" or "P"); its
+    `symbol`, the bot's name for it, is `option_name(...)`: "AAPL 20261218 200C"."""
 
     symbol: str
     sec_type: str = "STK"
     exchange: str = "SMART"
     currency: str = "USD"
     expiry: str = ""
+    strike: float = 0.0  # an option's
+    right: str = ""  # an option's: "C" or "P"
+    underlying: str = ""  # an option's underlying symbol
 
     @property
     def follows_front_month(self) -> bool:
         return self.sec_type == "FUT" and not self.expiry
 
+    @classmethod
+    def option(
+        cls, underlying: str, expiry: str, strike: float, right: str, exchange: str = "SMART",
+        currency: str = "USD",
+    ) -> Instrument:
+        """An option (expiry YYYYMMDD, right "C" or "P"), named by `option_name`."""
+        return cls(option_name(underlying, expiry, strike, right), "OPT", exchange, currency,
+                   expiry, strike, right, underlying)
+
+    @property
+    def ib_symbol(self) -> str:
+        """The symbol IB knows the contract by (an option's is its underlying's)."""
+        return self.underlying or self.symbol
+
     def __str__(self) -> str:
         return self.symbol
+
+
+def option_name(underlying: str, expiry: str, strike: float, right: str) -> str:
+    """The bot's name for an option, in journal, messages and commands: "AAPL 20261218 200C"
+    (the strike as short as it reads: 200, 192.5)."""
+    return f"{underlying} {expiry} {strike:g}{right}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +277,44 @@ class ScanRow:
     last: float | None
     change_pct: float | None  # since the previous close
     volume: float | None  # today's, in shares (contracts)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionChain:
+    """What options an underlying has: every expiry (YYYYMMDD, ascending) and every strike
+    (ascending) listed on `exchange`, with the contracts' multiplier."""
+
+    underlying: str
+    exchange: str
+    multiplier: float
+    expirations: tuple[str, ...]
+    strikes: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Greeks:
+    """One of IB's option computations; None where IB sent none."""
+
+    implied_vol: float | None = None  # a fraction: 0.25 is 25 %
+    delta: float | None = None
+    gamma: float | None = None
+    theta: float | None = None  # per day
+    vega: float | None = None  # per volatility point
+    underlying_price: float | None = None
+    option_price: float | None = None  # the model's price
+
+
+@dataclass(frozen=True, slots=True)
+class OptionQuote:
+    """An option's market: prices, and greeks from IB's model ticks (bid or ask greeks when
+    IB sent no model ones)."""
+
+    symbol: str  # option_name(...)
+    bid: float | None
+    ask: float | None
+    last: float | None
+    greeks: Greeks
+    multiplier: float = 100.0
 
 
 @dataclass(frozen=True, slots=True)

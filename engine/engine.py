@@ -56,7 +56,7 @@ from engine.position_audit import PositionAudit
 from engine.reconciliation import NO_TRACE_GRACE_SECONDS, Reconciler
 from engine.recorder import Recorder
 from engine.reports import Refusal
-from engine.risk import RiskLimits, RiskManager
+from engine.risk import RiskLimits, RiskManager, option_expiring
 from engine.tasks import TaskOwner
 from engine.trader import Trader
 from engine.trading_state import TradingState
@@ -124,7 +124,7 @@ class Engine:
         self.trader = Trader(settings, broker, self.orders, self.risk, self.portfolio,
                              self.fills, self.accounting, self.recorder, self.clock, self.tasks,
                              may_trade=self._why_not_trading,
-                             entry_refused=self.front_months.entry_refused)
+                             entry_refused=self._entry_refused)
         self.market.on_closed = self.trader.on_bar
         self.position_audit = PositionAudit(journal, broker, self.orders, self.risk,
                                             self.trading_state, self.recorder, self.clock,
@@ -223,6 +223,15 @@ class Engine:
     def _spawn_audit(self, shown: tuple[Fill, ...]) -> None:
         self.tasks.spawn(self.position_audit.check(), "position audit")
         self.tasks.spawn(self.position_audit.missing_executions(shown), "execution audit")
+
+    def _entry_refused(self, symbol: str) -> str | None:
+        """Why no entry may be sent for `symbol`: a front-month roll held back, or an option
+        on its last day."""
+        held_back = self.front_months.entry_refused(symbol)
+        info = self.broker.contract(symbol)
+        if held_back is not None or info is None or info.instrument.sec_type != "OPT":
+            return held_back
+        return option_expiring(symbol, info.expiry, info.time_zone, self.clock.now())
 
     def _why_not_trading(self) -> str | None:
         """Why the trader may send nothing now, or None."""

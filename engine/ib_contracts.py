@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from ib_async import Contract, ContractDetails, Crypto, Forex, Future, Stock
+from ib_async import Contract, ContractDetails, Crypto, Forex, Future, Option, Stock
 
-from engine.domain import Instrument
+from engine.domain import Instrument, option_name
 from engine.hours import TradingHours
+from engine.ib_translate import multiplier
 from engine.ports import ContractInfo
 
 
@@ -22,6 +23,9 @@ def make_contract(instrument: Instrument) -> Contract:
         # Without an expiry IB lists every month (the chain); the engine picks the front.
         return Future(instrument.symbol, instrument.expiry, exchange=instrument.exchange,
                       currency=instrument.currency)
+    if instrument.sec_type == "OPT":
+        return Option(instrument.ib_symbol, instrument.expiry, instrument.strike,
+                      instrument.right, instrument.exchange, currency=instrument.currency)
     return Stock(instrument.symbol, instrument.exchange, instrument.currency)
 
 
@@ -37,11 +41,13 @@ def contract_info(instrument: Instrument, details: ContractDetails) -> ContractI
         long_name=details.longName,
         local_symbol=details.contract.localSymbol,
         expiry=_expiry(details.contract.lastTradeDateOrContractMonth),
+        multiplier=multiplier(details.contract.multiplier),
     )
 
 
 def _expiry(text: str) -> date | None:
-    """A future's last trading day from IB's YYYYMMDD (a bare YYYYMM month says too little)."""
+    """A future's or an option's last trading day from IB's YYYYMMDD (a bare YYYYMM month
+    says too little)."""
     try:
         return date(int(text[:4]), int(text[4:6]), int(text[6:8])) if len(text) >= 8 else None
     except ValueError:
@@ -102,8 +108,11 @@ class ContractBook:
             name = f"{contract.symbol}{contract.currency}"
         elif contract.secType in ("STK", "CRYPTO"):
             name = contract.symbol
+        elif contract.secType == "OPT" and contract.strike and contract.right:
+            name = option_name(contract.symbol, contract.lastTradeDateOrContractMonth,
+                               contract.strike, contract.right[0])
         else:
             name = contract.localSymbol or f"{contract.symbol} {contract.secType}"
-        if name in self._contracts:  # the bot's symbol, but another contract (an option, say)
+        if name in self._contracts:  # the bot's symbol, but another contract (an option's class)
             name = f"{name} ({contract.secType} {contract.conId})"
         return name

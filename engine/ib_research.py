@@ -1,5 +1,5 @@
 """What a trader looks up at IB besides trading: quotes, news headlines, the market scanner,
-the account summary.
+option chains and option quotes with their greeks, the account summary.
 
 Request and answer, in domain types; nothing here changes an order or a position. `IBBroker`
 owns the connection and hands its `IB` and contract book in.
@@ -11,11 +11,19 @@ import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from ib_async import IB, RequestError, ScannerSubscription
+from ib_async import IB, Contract, RequestError, ScannerSubscription, Stock
 
 from engine import ib_translate as translate
-from engine.domain import AccountSummary, Headline, NewsProvider, ScanRow
-from engine.ib_contracts import ContractBook
+from engine.domain import (
+    AccountSummary,
+    Headline,
+    Instrument,
+    NewsProvider,
+    OptionChain,
+    OptionQuote,
+    ScanRow,
+)
+from engine.ib_contracts import ContractBook, make_contract
 from engine.ports import BrokerRequestError, NoNewsSubscription
 
 SCAN_LOCATION = "STK.US.MAJOR"  # the scanner ranks US stocks
@@ -99,6 +107,66 @@ class IBResearch:
             translate.scan_row(i + 1, c.symbol, by_con_id.get(c.conId))
             for i, c in enumerate(contracts)
         ]
+
+    # --- options -------------------------------------------------------------------------
+
+    async def option_chain(self, underlying: str) -> tuple[OptionChain, float | None]:
+        """The underlying stock's option chain and its last price (a snapshot; None without
+        one). Raises KeyError when IB knows no such stock or lists no options for it."""
+        stock = await self._qualified(Stock(underlying, "SMART", "USD"))
+        if stock is None:
+            raise KeyError(underlying)
+        try:
+            rows = await asyncio.wait_for(
+                self._ib.reqSecDefOptParamsAsync(stock.symbol, "", "STK", stock.conId),
+                self._timeout,
+            )
+            tickers = await asyncio.wait_for(self._ib.reqTickersAsync(stock), self._timeout)
+        except RequestError as exc:
+            raise BrokerRequestError(exc.code, exc.message) from None
+        chain = translate.option_chain(underlying, rows or [])
+        if chain is None:
+            raise KeyError(underlying)
+        ticker = tickers[0] if tickers else None
+        last = None
+        if ticker is not None:
+            last = translate.price(ticker.last) or translate.price(ticker.close)
+        return chain, last
+
+    async def option_quotes(self, options: Sequence[Instrument]) -> list[OptionQuote | None]:
+        """A snapshot of each option, greeks included; None for one IB does not know."""
+        contracts = await asyncio.gather(
+            *(self._qualified(make_contract(option)) for option in options)
+        )
+        known = [c for c in contracts if c is not None]
+        try:
+            tickers = await asyncio.wait_for(
+                self._ib.reqTickersAsync(*known), self._timeout
+            ) if known else []
+        except RequestError as exc:
+            raise BrokerRequestError(exc.code, exc.message) from None
+        by_con_id = {t.contract.conId: t for t in tickers if t.contract is not None}
+        return [
+            translate.option_quote(option.symbol, by_con_id[contract.conId])
+            if contract is not None and contract.conId in by_con_id else None
+            for option, contract in zip(options, contracts, strict=True)
+        ]
+
+    async def _qualified(self, contract: Contract) -> Contract | None:
+        """The one contract IB has for `contract` (None for none, or for several)."""
+        try:
+            details = await asyncio.wait_for(
+                self._ib.reqContractDetailsAsync(contract), self._timeout
+            )
+        except RequestError as exc:
+            if exc.code == 200:  # no security definition: IB does not know it
+                return None
+            raise BrokerRequestError(exc.code, exc.message) from None
+        if len(details) != 1:
+            return None
+        found = details[0].contract
+        found.exchange = contract.exchange or found.exchange  # SMART, for the snapshot
+        return found
 
     # --- the account -------------------------------------------------------------------------
 

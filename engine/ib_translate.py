@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ib_async import Contract, HistoricalNews, NewsBulletin, Ticker, Trade
+from ib_async import Contract, HistoricalNews, NewsBulletin, OptionComputation, Ticker, Trade
 from ib_async import Fill as IBFill
+from ib_async import OptionChain as IBOptionChain
 from ib_async import Order as IBOrder
 from ib_async import Position as IBPosition
 from ib_async.objects import AccountValue, BarData, CommissionReport, PortfolioItem, RealTimeBar
@@ -23,7 +24,10 @@ from engine.domain import (
     Bulletin,
     BulletinKind,
     Fill,
+    Greeks,
     Headline,
+    OptionChain,
+    OptionQuote,
     Order,
     OrderStatus,
     OrderUpdate,
@@ -108,7 +112,10 @@ def history_duration(bars_needed: int, bar_seconds: int) -> str:
 
 
 def what_to_show(contract: Contract) -> str:
-    return "MIDPOINT" if contract.secType == "CASH" else "TRADES"
+    """Bars of trades, except where trades are not what moves the price: currencies have none
+    at IB, and an option trades too seldom for steady bars (IB serves OPT both TRADES and
+    MIDPOINT bars, historical and real-time; the midpoint of the quote is there all day)."""
+    return "MIDPOINT" if contract.secType in ("CASH", "OPT") else "TRADES"
 
 
 # --- from ib_async ----------------------------------------------------------------------
@@ -123,8 +130,11 @@ def historical_bar(symbol: str, bar: BarData) -> Bar:
 
 
 def realtime_bar(symbol: str, bar: RealTimeBar) -> Bar:
+    """IB's MIDPOINT (and BID, ASK) bars have no volume: it sends -1, here 0, as for
+    historical bars (a currency's, an option's)."""
+    volume = 0.0 if bar.volume == -1 else bar.volume
     return Bar(symbol, bar.time.astimezone(UTC), bar.open_, bar.high, bar.low, bar.close,
-               bar.volume)
+               volume)
 
 
 def broker_order(trade: Trade, symbol: str) -> BrokerOrder:
@@ -191,15 +201,17 @@ def position(ib_position: IBPosition, symbol: str, item: PortfolioItem | None = 
         unrealized_pnl=price(item.unrealizedPNL) if item else None,
         realized_pnl=price(item.realizedPNL) if item else None,
         sec_type=ib_position.contract.secType,
-        multiplier=_multiplier(ib_position.contract.multiplier),
+        multiplier=multiplier(ib_position.contract.multiplier),
     )
 
 
-def _multiplier(text: str) -> float:
+def multiplier(text: str | None) -> float:
+    """IB's multiplier (text on a contract: "100"; empty for a stock) as a number."""
     try:
-        return float(text) if text else 1.0
+        value = float(text) if text else 1.0
     except ValueError:
         return 1.0
+    return value if math.isfinite(value) and value > 0 else 1.0
 
 
 def account_number(value: str, currency: str) -> float | None:
@@ -277,3 +289,60 @@ def scan_row(rank: int, symbol: str, ticker: Ticker | None) -> ScanRow:
     change = (last / close - 1) * 100 if last is not None and close else None
     volume = ticker.volume if ticker.volume == ticker.volume and ticker.volume >= 0 else None
     return ScanRow(rank, symbol, last, change, volume)
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+def option_chain(underlying: str, chains: list[IBOptionChain]) -> OptionChain | None:
+    """IB's chains of an underlying (one row per exchange) as one: SMART's row, where IB
+    routes an option order, else the exchanges' expiries and strikes together."""
+    if not chains:
+        return None
+    smart = [c for c in chains if c.exchange == "SMART"]
+    rows = smart or chains
+    return OptionChain(
+        underlying=underlying,
+        exchange=rows[0].exchange if smart else "SMART",
+        multiplier=multiplier(rows[0].multiplier),
+        expirations=tuple(sorted({e for row in rows for e in row.expirations})),
+        strikes=tuple(sorted({float(k) for row in rows for k in row.strikes})),
+    )
+
+
+def _number(value: float | None) -> float | None:
+    """A greek (which may be negative), or None for IB's marks of "not computed"."""
+    if value is None or not math.isfinite(value) or value == UNSET_DOUBLE or abs(value) >= 1e300:
+        return None
+    return float(value)
+
+
+def greeks(ticker: Ticker) -> Greeks:
+    """IB's model greeks; the bid's, the ask's or the last trade's where IB sent no model."""
+    found: OptionComputation | None = next(
+        (g for g in (ticker.modelGreeks, ticker.bidGreeks, ticker.askGreeks, ticker.lastGreeks)
+         if g is not None),
+        None,
+    )
+    if found is None:
+        return Greeks()
+    return Greeks(
+        implied_vol=_number(found.impliedVol),
+        delta=_number(found.delta),
+        gamma=_number(found.gamma),
+        theta=_number(found.theta),
+        vega=_number(found.vega),
+        underlying_price=price(found.undPrice),
+        option_price=price(found.optPrice),
+    )
+
+
+def option_quote(symbol: str, ticker: Ticker) -> OptionQuote:
+    return OptionQuote(
+        symbol=symbol,
+        bid=price(ticker.bid),
+        ask=price(ticker.ask),
+        last=price(ticker.last),
+        greeks=greeks(ticker),
+        multiplier=multiplier(ticker.contract.multiplier if ticker.contract else ""),
+    )

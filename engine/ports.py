@@ -21,6 +21,8 @@ from engine.domain import (
     Headline,
     Instrument,
     NewsProvider,
+    OptionChain,
+    OptionQuote,
     Order,
     OrderStatus,
     OrderUpdate,
@@ -75,7 +77,8 @@ class ContractInfo:
     trading_hours: TradingHours
     long_name: str = ""
     local_symbol: str = ""  # IB's name of this very contract: ESH7 for ES March 2027
-    expiry: date | None = None  # a future's last trading day
+    expiry: date | None = None  # a future's or an option's last trading day
+    multiplier: float = 1.0  # IB's: 100 for a US stock option, 50 for ES; prices are per unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,15 @@ class BrokerPort(Protocol):
         """The scan codes the broker's scanner knows."""
     async def scan(self, code: str, n: int) -> list[ScanRow]:
         """The first `n` US stocks of scan `code`, with last price, change and volume."""
+
+    # --- options ---
+    async def option_chain(self, underlying: str) -> tuple[OptionChain, float | None]:
+        """The stock `underlying`'s options (expiries, strikes, multiplier) and the stock's
+        last price, None without one. Raises KeyError when the broker knows no such stock or
+        no options on it."""
+    async def option_quotes(self, options: Sequence[Instrument]) -> list[OptionQuote | None]:
+        """A snapshot of each option (OPT instruments), with its greeks; None for an option
+        the broker does not know (no such expiry or strike)."""
 
     # --- the account ---
     async def account_summary(self) -> AccountSummary:

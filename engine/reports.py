@@ -12,6 +12,7 @@ from engine.domain import (
     EngineState,
     Headline,
     NewsProvider,
+    OptionQuote,
     Order,
     OrderStatus,
     OrderType,
@@ -119,6 +120,38 @@ class NewsReport:
 class ScanReport:
     code: str
     rows: tuple[ScanRow, ...]  # best first
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """One strike of an expiry: its call's and its put's quotes (None without a snapshot)."""
+
+    strike: float
+    call: OptionQuote | None
+    put: OptionQuote | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """An underlying's options: without `expiry`, the next expiries and the strikes near the
+    money; with one, that expiry's strikes near the money, quoted when the snapshot came."""
+
+    underlying: str
+    underlying_price: float | None
+    multiplier: float
+    exchange: str
+    expirations: tuple[str, ...]  # YYYYMMDD: the next ones, or the one asked for
+    strikes: tuple[float, ...]  # ascending, near the money
+    expiry: str | None = None
+    rows: tuple[ChainRow, ...] = ()  # with an expiry and its snapshot: one per strike
+
+
+class NoSuchExpiry(Exception):
+    """No options of `underlying` expire on `expiry`; `nearest` are the closest that do."""
+
+    def __init__(self, underlying: str, expiry: str, nearest: tuple[str, ...]) -> None:
+        super().__init__(f"no {underlying} options expire on {expiry}")
+        self.underlying, self.expiry, self.nearest = underlying, expiry, nearest
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from engine.domain import EngineState, Side
 from engine.hours import TradingHours
@@ -36,6 +37,7 @@ class OrderRequest:
     reference_price: float | None  # the last price
     position: float  # the broker's position before this order
     limit_price: float | None = None
+    multiplier: float = 1.0  # the contract's: an option's price is per share, 100 a contract
 
     @property
     def is_exit(self) -> bool:
@@ -120,7 +122,7 @@ class RiskManager:
             if not exit_only:
                 return RiskDecision(False, f"no price yet for {request.symbol}")
         else:
-            notional = price * request.quantity
+            notional = price * request.quantity * request.multiplier
             if not exit_only and notional > limits.max_notional:
                 return RiskDecision(
                     False,
@@ -146,3 +148,12 @@ class RiskManager:
             if not limits.outside_rth and not hours.is_open(now):
                 return RiskDecision(False, f"outside trading hours for {request.symbol}")
         return ALLOWED
+
+
+def option_expiring(symbol: str, expiry: date | None, time_zone: str, now: datetime) -> str | None:
+    """Why an option takes no entry now: from its last trading day on (in its exchange's time
+    zone), exits only. IB settles an option held past expiry without an execution (exercised
+    into the stock, or gone worthless), which the position audit can only pause on."""
+    if expiry is None or now.astimezone(ZoneInfo(time_zone)).date() < expiry:
+        return None
+    return f"{symbol} expires {expiry:%Y-%m-%d}: exits only on its last day"

@@ -92,13 +92,16 @@ class Trader:
         entry_refused = self._entry_refused(symbol)
         if entry_refused is not None and signal.target * position < 0:
             signal = dataclasses.replace(signal, target=0.0)  # a reversal: only its exit half
-        request = order_request(signal, position, self._portfolio.last_price.get(symbol))
+        info = self._broker.contract(symbol)
+        request = order_request(
+            signal, position, self._portfolio.last_price.get(symbol),
+            info.multiplier if info else 1.0,
+        )
         if request is None:
             return None
         if entry_refused is not None and not request.is_exit:
             self._refuse(symbol, entry_refused)
             return None
-        info = self._broker.contract(symbol)
         now = self._clock.now()
         decision = self._risk.check(
             request, now, state.last_bar.time if state.last_bar else None,
@@ -188,7 +191,7 @@ def round_tick(price: float, tick: float) -> float:
 
 
 def order_request(
-    signal: Signal, position: float, last_price: float | None
+    signal: Signal, position: float, last_price: float | None, multiplier: float = 1.0
 ) -> OrderRequest | None:
     """The one order that takes `position` to the signal's target, or None when it is there.
     (Live and in backtests: the delta is target − position, sent as one order.)"""
@@ -196,7 +199,9 @@ def order_request(
     if abs(delta) < 1e-9:
         return None
     side = Side.BUY if delta > 0 else Side.SELL
-    return OrderRequest(signal.symbol, side, abs(delta), last_price, position)
+    return OrderRequest(
+        signal.symbol, side, abs(delta), last_price, position, multiplier=multiplier
+    )
 
 
 def wants_bracket(

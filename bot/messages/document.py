@@ -17,6 +17,7 @@ from engine.logs import redact
 TELEGRAM_LIMIT = 4096
 TITLE_LIMIT = 200  # a longer title (a long error) continues in the body, where it can split
 _CELL_WIDTH = 10  # a phone shows ~35 monospace characters: keep columns short
+SYMBOL_WIDTH = 18  # a symbol column's: an option's name is 18 ("AAPL 20261218 200C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +26,16 @@ class Table:
 
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    symbol_column: int | None = None  # this one is as wide as an option's name
 
     def lines(self) -> list[str]:
         cells = [self.header, *self.rows]
         columns = len(self.header)
-        clipped = [tuple(clip(str(c), _CELL_WIDTH) for c in row[:columns]) for row in cells]
+        clipped = [
+            tuple(clip(str(c), SYMBOL_WIDTH if i == self.symbol_column else _CELL_WIDTH)
+                  for i, c in enumerate(row[:columns]))
+            for row in cells
+        ]
         widths = [
             max(len(row[i]) if i < len(row) else 0 for row in clipped) for i in range(columns)
         ]

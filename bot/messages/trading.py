@@ -19,13 +19,15 @@ def positions_doc(report: PositionsReport) -> Doc:
         (
             p.symbol + ("" if p.symbol in report.bot_symbols else "*"),
             qty(p.quantity),
-            price(p.avg_cost / p.multiplier),  # a future's avg_cost is per contract
+            price(p.avg_cost / p.multiplier),  # a future's or option's avg_cost: per contract
             price(p.market_price),
             money(p.unrealized_pnl),
         )
         for p in report.positions
     )
-    blocks: list[Block] = [Table(("sym", "qty", "avg", "last", "uPnL"), rows)]
+    blocks: list[Block] = [
+        Table(("sym", "qty", "avg", "last", "uPnL"), rows, symbol_column=0)
+    ]
     if any(p.symbol not in report.bot_symbols for p in report.positions):
         blocks.append("* not one of the bot's symbols")
     return Doc(f"Positions: {len(report.positions)}", tuple(blocks))
@@ -47,7 +49,7 @@ def orders_doc(orders: Sequence[Order]) -> Doc:
     )
     return Doc(
         f"Open orders: {len(orders)}",
-        (Table(("sym", "side", "qty", "type", "px", "status"), rows),),
+        (Table(("sym", "side", "qty", "type", "px", "status"), rows, symbol_column=0),),
     )
 
 
@@ -66,7 +68,8 @@ def trades_doc(fills: Sequence[Fill], tz: tzinfo) -> Doc:
         for f in fills
     )
     return Doc(
-        f"Last {len(fills)} trades", (Table(("time", "", "qty", "sym", "price", "rPnL"), rows),)
+        f"Last {len(fills)} trades",
+        (Table(("time", "", "qty", "sym", "price", "rPnL"), rows, symbol_column=3),),
     )
 
 
