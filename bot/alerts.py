@@ -29,6 +29,7 @@ from bot.messages.events import (
     fill_doc,
     front_month_doc,
     lifecycle_doc,
+    option_settled_doc,
     order_event_doc,
     reconcile_doc,
     risk_event_doc,
@@ -47,6 +48,7 @@ from engine.events import (
     FrontMonthEvent,
     Level,
     LifecycleEvent,
+    OptionSettledEvent,
     OrderEvent,
     ReconcileEvent,
     RiskEvent,
@@ -111,6 +113,8 @@ def classify(event: object, tz: ZoneInfo) -> tuple[str, Doc] | None:
             return "risk", data_event_doc(event, tz)
         case FrontMonthEvent():
             return "risk", front_month_doc(event, tz)
+        case OptionSettledEvent():
+            return "risk", option_settled_doc(event, tz)
         case BulletinEvent():
             return "bulletins", bulletin_doc(event, tz)
         case ReconcileEvent() if event.differences or event.adopted:

@@ -129,7 +129,9 @@ class Engine:
         self.position_audit = PositionAudit(journal, broker, self.orders, self.risk,
                                             self.trading_state, self.recorder, self.clock,
                                             self.market.symbols,
-                                            self.fills.awaiting_position)
+                                            self.fills.awaiting_position,
+                                            instruments={i.symbol: i for i in settings.symbols},
+                                            multiplier=self._multiplier)
         self.reconciler.after = self._spawn_audit
         self.reconciler.on_unexplained = lambda fills: self.tasks.spawn(
             self.position_audit.unexplained_executions(fills), "unexplained executions")
@@ -334,6 +336,10 @@ class Engine:
 
     async def reconcile(self) -> list[Difference]:
         return await self.reconciler.reconcile()
+
+    def _multiplier(self, symbol: str) -> float:
+        info = self.broker.contract(symbol)
+        return info.multiplier if info is not None else 1.0
 
     @property
     def symbols(self) -> dict[str, SymbolState]:

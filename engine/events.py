@@ -129,6 +129,19 @@ class FrontMonthEvent:
     held: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class OptionSettledEvent:
+    """An option held at its expiry, settled by the broker with no execution: `quantity` held
+    before (signed); `delivered` the shares of `underlying` an exercise or assignment moved (0:
+    expired worthless, or into an underlying the bot does not trade)."""
+
+    option: str
+    quantity: float
+    underlying: str
+    delivered: float
+    time: datetime
+
+
 class DifferenceKind(enum.StrEnum):
     DONE_WHILE_AWAY = "done_while_away"  # completed at the broker: `status`
     FILLED_WHILE_AWAY = "filled_while_away"  # not listed, but its executions fill it

@@ -26,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from engine.clock import BrokerClock
-from engine.domain import EngineState, Fill
-from engine.events import Level, RiskEvent, RiskKind
+from engine.domain import EngineState, Fill, Instrument
+from engine.events import Level, OptionSettledEvent, RiskEvent, RiskKind
 from engine.journal import Journal
 from engine.journal_rows import state_stmt
+from engine.option_expiry import Settlement, settle_expired
 from engine.orders import OrderManager
 from engine.ports import BrokerPort
 from engine.recorder import Recorder
@@ -78,6 +79,8 @@ class PositionAudit:
         traded: Collection[str],
         awaiting_position: Callable[[str], bool],
         recheck_seconds: float = AUDIT_RECHECK_SECONDS,
+        instruments: Mapping[str, Instrument] | None = None,
+        multiplier: Callable[[str], float] = lambda symbol: 1.0,
     ) -> None:
         self._journal = journal
         self._broker = broker
@@ -89,6 +92,8 @@ class PositionAudit:
         self._traded = traded
         self._awaiting_position = awaiting_position  # a fill the positions may not show yet
         self._recheck_seconds = recheck_seconds
+        self._instruments = instruments or {}  # by symbol: an option's expiry and underlying
+        self._multiplier = multiplier  # a symbol's contract multiplier
         self._lock = asyncio.Lock()
 
     async def check(self) -> list[PositionDifference]:
@@ -109,6 +114,11 @@ class PositionAudit:
                 return []
             await asyncio.sleep(self._recheck_seconds)  # a fill racing the snapshot lands
             differences = await self._differences(baseline)
+            settlements, differences = settle_expired(
+                differences, self._instruments, self._clock.now(), self._multiplier
+            )
+            if settlements:
+                await self._settle(baseline, settlements)
             if differences:
                 await self._fail_closed(differences)
             return differences
@@ -157,6 +167,32 @@ class PositionAudit:
                                                         f.side.value, f.quantity]
                                                        for f in missing]})
             return missing
+
+    async def _settle(self, baseline: Baseline, settlements: list[Settlement]) -> None:
+        """Options the broker settled at expiry: the baseline takes them out (and what an
+        exercise or assignment delivered in), told once each."""
+        positions = dict(baseline.positions)
+        for settled in settlements:
+            positions[settled.option] = positions.get(settled.option, 0.0) - settled.quantity
+            if settled.delivered:
+                positions[settled.underlying] = (positions.get(settled.underlying, 0.0)
+                                                 + settled.delivered)
+        await self._recorder.write_durable(state_stmt(BASELINE_KEY, json.dumps({
+            "positions": {s: q for s, q in positions.items() if abs(q) > 1e-9},
+            "fill_mark": baseline.fill_mark,
+        })))
+        for settled in settlements:
+            outcome = (f"exercised or assigned: {settled.underlying} {settled.delivered:+g}"
+                       if settled.delivered else "no change in a position the bot watches")
+            message = (f"{settled.option}: settled at expiry, held {settled.quantity:g}; "
+                       f"{outcome}")
+            self._recorder.record(
+                Level.WARNING, "option_settled", message,
+                {"option": settled.option, "quantity": settled.quantity,
+                 "underlying": settled.underlying, "delivered": settled.delivered},
+                event=OptionSettledEvent(settled.option, settled.quantity, settled.underlying,
+                                         settled.delivered, self._clock.now()),
+            )
 
     def paused_by_audit(self) -> bool:
         return self._risk.pause_reason.startswith(PAUSE_PREFIX)

@@ -17,6 +17,7 @@ from engine.events import (
     FillEvent,
     FrontMonthEvent,
     LifecycleEvent,
+    OptionSettledEvent,
     OrderEvent,
     ReconcileEvent,
     RiskEvent,
@@ -84,6 +85,21 @@ def risk_event_doc(event: RiskEvent, tz: tzinfo) -> Doc:
         f"Risk {event.kind}{symbol}",
         (event.message, *state, f"at {clock(event.time, tz)}"),
         icon="🛡",
+    )
+
+
+def option_settled_doc(event: OptionSettledEvent, tz: tzinfo) -> Doc:
+    held = f"held {compact_qty(event.quantity)}"
+    if event.delivered:
+        outcome = (f"exercised or assigned: {event.underlying} "
+                   f"{'+' if event.delivered > 0 else '−'}{compact_qty(abs(event.delivered))}")
+    else:
+        outcome = "expired; no change in a position the bot trades"
+    return Doc(
+        f"{event.option}: settled at expiry",
+        (f"{held}, {outcome}", "settled by the broker, without a fill",
+         f"at {clock(event.time, tz)}"),
+        icon="📅",
     )
 
 

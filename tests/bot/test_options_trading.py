@@ -15,14 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from ib_async import IB, MarketOrder
 
-from engine.domain import Instrument, OrderStatus, Side, Signal
+from engine.domain import EngineState, Instrument, OrderStatus, Side, Signal
 from engine.engine import Engine
+from engine.events import OptionSettledEvent
 from engine.ib_contracts import make_contract
 from engine.trader import Trader
 from ibsim import SimGateway
 from tests.bot.engine_rig import reply_to
 from tests.bot.harness import OPERATOR, running_front_end
-from tests.engine.conftest import make_settings, running_engine, sim_gateway
+from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
 from tests.engine.test_fault_suite import AtBroker, assert_invariants, settle
 from tests.fakebotapi import FakeBotAPI
 
@@ -201,3 +202,43 @@ async def test_on_its_last_day_an_option_takes_exits_only(tmp_path: Path) -> Non
             assert await signal(engine, option.symbol, 0) is not None  # the exit goes
             await settle(engine)
             await assert_invariants(engine, AtBroker.of(gateway))
+
+
+async def test_an_option_held_at_expiry_is_settled_not_a_difference(tmp_path: Path) -> None:
+    """IB settles an option held at its expiry without an execution: the call gone and 100
+    shares a contract of the underlying in its place. The position audit explains both (the
+    bot trades the underlying too), tells it once, and trading goes on. (An underlying change
+    no settlement adds up to still pauses: tests/engine/test_option_expiry.py.)"""
+    thursday = datetime(2026, 12, 3, 15, 50, tzinfo=NEW_YORK)
+    async with sim_gateway(start=thursday) as gateway:
+        spot = gateway.price("AAPL")
+        chain = gateway.universe.option_chain(gateway.spec("AAPL").con_id)
+        spec = max((s for s in chain if s.last_trade_date == "20261204" and s.right == "C"
+                    and s.strike <= spot - 15), key=lambda s: s.strike)
+        option = Instrument.option("AAPL", "20261204", spec.strike, "C")
+        settings = make_settings(tmp_path, symbols=(Instrument("AAPL"), option),
+                                 outside_rth=True)
+        async with running_engine(gateway, settings) as (engine, control):
+            assert await signal(engine, option.symbol, 2) is not None
+            events = control.subscribe()
+            after_close = datetime(2026, 12, 4, 16, 5, tzinfo=NEW_YORK)
+            await gateway.advance(after_close.timestamp() - gateway.clock.now())
+            assert gateway.positions() == {"AAPL": 200.0}, "exercised at the close"
+
+            async def shown() -> None:
+                while {p.symbol: p.quantity for p in await engine.broker.fresh_positions()
+                       if p.quantity} != {"AAPL": 200.0}:
+                    await engine.wait_positions_settled(1)
+
+            await asyncio.wait_for(shown(), 10)
+            engine.clock.sync(await engine.broker.current_time())
+            await engine.reconcile()
+            settled = await next_event(events, OptionSettledEvent, timeout=15)
+            assert (settled.option, settled.quantity, settled.underlying, settled.delivered) == (
+                option.symbol, 2.0, "AAPL", 200.0)
+            assert await engine.position_audit.check() == []
+            assert engine.risk.state is EngineState.RUNNING
+            await engine.recorder.writer.flush()
+            rows = [r for r in await engine.journal.recent_events(100)
+                    if r.kind == "option_settled"]
+            assert len(rows) == 1, rows
