@@ -52,7 +52,8 @@ from engine.ib_connect import (
     IBConnector,
     OneOffListener,
 )
-from engine.ib_contracts import ContractBook, contract_info, make_contract
+from engine.ib_contracts import ContractBook
+from engine.ib_lookup import ContractLookup
 from engine.ib_memory import DoneTrades
 from engine.ib_research import IBResearch
 from engine.ports import (
@@ -103,6 +104,7 @@ class IBBroker:
         self._positions_lock = asyncio.Lock()
         self.connected_once = False
         self._bulletins_told: OrderedDict[tuple[int, str], None] = OrderedDict()
+        self.lookup = ContractLookup(self.ib, self.contracts, request_timeout)
         self.research = IBResearch(self.ib, self.contracts, request_timeout)
         self._wire()
 
@@ -252,36 +254,8 @@ class IBBroker:
     # --- contracts and market data -------------------------------------------------------
 
     async def qualify(self, instruments: tuple[Instrument, ...]) -> list[str]:
-        """Look every instrument up (one contract-details request each, all at once);
-        return the symbols IB does not know or finds ambiguous."""
-        found = await asyncio.gather(
-            *(
-                asyncio.wait_for(
-                    self.ib.reqContractDetailsAsync(make_contract(i)), self._request_timeout
-                )
-                for i in instruments
-            ),
-            return_exceptions=True,
-        )
-        unknown = []
-        for instrument, details in zip(instruments, found, strict=True):
-            if isinstance(details, ConnectionError | TimeoutError):
-                raise details
-            if isinstance(details, BaseException) or not details:
-                unknown.append(instrument.symbol)
-                continue
-            if instrument.follows_front_month:
-                self.contracts.set_chain(instrument.symbol, [
-                    (d.contract, contract_info(instrument, d)) for d in details
-                ])
-                continue
-            if len(details) != 1:
-                unknown.append(instrument.symbol)
-                continue
-            self.contracts.add(
-                instrument.symbol, details[0].contract, contract_info(instrument, details[0])
-            )
-        return unknown
+        """Look every instrument up; return the symbols IB does not know or finds ambiguous."""
+        return await self.lookup.qualify(instruments)
 
     def contract(self, symbol: str) -> ContractInfo | None:
         return self.contracts.info(symbol)
@@ -527,20 +501,8 @@ class IBBroker:
         if symbol in self.contracts:
             return True
         for position in self.ib.positions(self.account):
-            if self._symbol(position.contract) != symbol:
-                continue
-            # Position contracts carry no routing exchange: ask IB for the full contract.
-            details = await asyncio.wait_for(
-                self.ib.reqContractDetailsAsync(Contract(conId=position.contract.conId)),
-                self._request_timeout,
-            )
-            if not details:
-                return False
-            contract = details[0].contract
-            if contract.secType in ("STK", "OPT"):
-                contract.exchange = "SMART"  # routed, as the bot's own are
-            self.contracts.add(symbol, contract)
-            return True
+            if self._symbol(position.contract) == symbol:
+                return await self.lookup.position_contract(symbol, position)
         return False
 
     # --- events, in domain types --------------------------------------------------------

@@ -179,7 +179,7 @@ async def test_flatten_closes_the_bots_option_and_flatten_all_one_bought_by_hand
 async def test_on_its_last_day_an_option_takes_exits_only(tmp_path: Path) -> None:
     """IB settles an option held past its expiry without an execution: on its last day the
     bot sends no entry for it, while exits still go."""
-    thursday = datetime(2026, 12, 3, 15, 50, tzinfo=NEW_YORK)
+    thursday = datetime(2026, 12, 3, 11, 0, tzinfo=NEW_YORK)  # hours before the close
     async with sim_gateway(start=thursday) as gateway:
         spot = gateway.price("AAPL")
         chain = gateway.universe.option_chain(gateway.spec("AAPL").con_id)
@@ -209,7 +209,7 @@ async def test_an_option_held_at_expiry_is_settled_not_a_difference(tmp_path: Pa
     shares a contract of the underlying in its place. The position audit explains both (the
     bot trades the underlying too), tells it once, and trading goes on. (An underlying change
     no settlement adds up to still pauses: tests/engine/test_option_expiry.py.)"""
-    thursday = datetime(2026, 12, 3, 15, 50, tzinfo=NEW_YORK)
+    thursday = datetime(2026, 12, 3, 11, 0, tzinfo=NEW_YORK)  # hours before the close
     async with sim_gateway(start=thursday) as gateway:
         spot = gateway.price("AAPL")
         chain = gateway.universe.option_chain(gateway.spec("AAPL").con_id)
