@@ -134,7 +134,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
                 simulator = SimGateway(
                     seed=settings.sim_seed,
                     speed=settings.sim_speed,
-                    symbols=[instrument.symbol for instrument in settings.symbols],
+                    symbols=list(dict.fromkeys(i.ib_symbol for i in settings.symbols)),
                     state_file=sim_state_path(settings),
                 )
             except StateFileError as exc:

@@ -104,3 +104,40 @@ def test_sigterm_during_start_up_exits_0(tmp_path: Path) -> None:
             process.wait()
     assert process.returncode == 0, output.decode()
     assert "Traceback" not in output.decode()
+
+
+async def test_run_with_an_option_only_starts_the_simulator_with_its_underlying(
+    tmp_path: Path,
+) -> None:
+    """SYMBOLS naming only an option: the built-in gateway lists its underlying (and so its
+    chain), and the bot trades the option, not a made-up stock of the option's name."""
+    from ibsim import SimGateway
+
+    async with SimGateway(seed=1, symbols=["MSFT"]) as gateway:
+        chain = gateway.universe.option_chain(gateway.spec("MSFT").con_id)
+        spec = chain[len(chain) // 2]
+    option = f"MSFT:OPT:{spec.last_trade_date}:{spec.strike:g}:{spec.right}"
+    env = {**os.environ, "SYMBOLS": option, "DB_PATH": str(tmp_path / "journal.sqlite3"),
+           "LOG_DIR": ""}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run",
+        cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    seen: list[str] = []
+
+    async def read_until(marker: str) -> None:
+        assert process.stdout is not None
+        while marker not in (line := (await process.stdout.readline()).decode()):
+            assert line, "tradebot exited early:\n" + "".join(seen)
+            seen.append(line)
+
+    try:
+        await asyncio.wait_for(read_until("Started"), 30)
+        await asyncio.wait_for(read_until("symbols:"), 5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(process.communicate(), 10)
+    output = "".join(seen) + rest.decode()
+    assert await process.wait() == 0, output
+    assert "does not know" not in output and "Traceback" not in output, output
