@@ -1,5 +1,5 @@
-"""The simulated broker: order validation, the order book, matching against the market,
-brackets, OCA groups, and fills booked into the accounts.
+"""The simulated broker: order validation, the order book, working orders against the market
+(the prices are `matching`'s), brackets, OCA groups, and fills booked into the accounts.
 
 The broker speaks domain types only: it takes an ``OrderTicket`` and keeps ``SimOrder``s.
 Everything the clients must be told goes out through a ``BrokerListener`` (the order fan-out,
@@ -16,7 +16,8 @@ from .account import Account, commission_for
 from .clock import SimClock
 from .conditions import ConditionError, all_met, check_supported
 from .contracts import ContractSpec, Universe
-from .market import Market, Quote
+from .market import Market, Quote, StepBar
+from .matching import bar_price, quote_price
 from .orders import (
     CANCELLED,
     FILLED,
@@ -427,82 +428,14 @@ class Broker:
         t = self.clock.now() if t is None else t
         if order.status != SUBMITTED or not self.market.is_open(spec, t):
             return
-        p = self.market.price_ticks(spec, t)
-        below = spec.spread_ticks // 2
-        bid, ask = p - below, p - below + spec.spread_ticks
-        tick = spec.min_tick
-        if not self._check_trigger(order, spec, p * tick):
-            return
-        kind = self._effective_type(order)
-        if kind == "MKT":
-            price_ticks = ask if order.is_buy else bid
-        else:
-            limit = order.lmt_price / tick
-            if order.is_buy and ask <= limit + _EPS:
-                price_ticks = ask
-            elif not order.is_buy and bid >= limit - _EPS:
-                price_ticks = bid
-            else:
-                return
-        self._fill_upto(order, spec, int(t // STEP), price_ticks * tick, t)
+        price = quote_price(order, spec, self.market.price_ticks(spec, t))
+        if price is not None:
+            self._fill_upto(order, spec, int(t // STEP), price, t)
 
-    def _work_bar(self, order: SimOrder, spec, bar, k: int) -> None:
-        tick = spec.min_tick
-        below = spec.spread_ticks // 2
-        ask_off, bid_off = spec.spread_ticks - below, -below
-        high, low, open_ = bar.high * tick, bar.low * tick, bar.open * tick
-        if not order.triggered and order.order_type in ("STP", "STP LMT", "TRAIL"):
-            trigger = self._stop_level(order, spec)
-            hit = high >= trigger - _EPS if order.is_buy else low <= trigger + _EPS
-            if order.order_type == "TRAIL":
-                # The extreme moves with the bar only after the trigger check (conservative).
-                ext = order.trail_extreme or open_
-                order.trail_extreme = max(ext, high) if not order.is_buy else min(ext, low)
-            if not hit:
-                return
-            order.triggered = True
-            at = max(trigger, open_) if order.is_buy else min(trigger, open_)
-            if order.order_type in ("STP", "TRAIL"):
-                price = at + (ask_off if order.is_buy else bid_off) * tick
-                self._fill_upto(order, spec, k, spec.round_price(price), (k + 1) * STEP)
-                return
-        if self._effective_type(order) != "LMT" or order.lmt_price is None:
-            return
-        limit = order.lmt_price
-        if (order.is_buy and low + ask_off * tick <= limit + _EPS) or (
-            not order.is_buy and high + bid_off * tick >= limit - _EPS
-        ):
-            self._fill_upto(order, spec, k, limit, (k + 1) * STEP)
-
-    def _effective_type(self, order: SimOrder) -> str:
-        if order.order_type in ("MKT", "STP", "TRAIL"):
-            return "MKT"
-        return "LMT"
-
-    def _stop_level(self, order: SimOrder, spec: ContractSpec) -> float:
-        if order.order_type != "TRAIL":
-            assert order.aux_price is not None
-            return order.aux_price
-        ext = order.trail_extreme or 0.0
-        if order.trailing_percent is not None:
-            amount = ext * order.trailing_percent / 100.0
-        else:
-            amount = order.aux_price or 0.0
-        level = ext + amount if order.is_buy else ext - amount
-        return spec.round_price(level)
-
-    def _check_trigger(self, order: SimOrder, spec: ContractSpec, last: float) -> bool:
-        """Whether the order may trade now (stops must be triggered first)."""
-        if order.order_type not in ("STP", "STP LMT", "TRAIL") or order.triggered:
-            return True
-        if order.order_type == "TRAIL":
-            ext = order.trail_extreme if order.trail_extreme is not None else last
-            order.trail_extreme = min(ext, last) if order.is_buy else max(ext, last)
-        level = self._stop_level(order, spec)
-        if (order.is_buy and last >= level - _EPS) or (not order.is_buy and last <= level + _EPS):
-            order.triggered = True
-            return True
-        return False
+    def _work_bar(self, order: SimOrder, spec: ContractSpec, bar: StepBar, k: int) -> None:
+        price = bar_price(order, spec, bar)
+        if price is not None:
+            self._fill_upto(order, spec, k, price, (k + 1) * STEP)
 
     def _fill_upto(self, order: SimOrder, spec: ContractSpec, k: int, price: float, t: float):
         qty = min(order.remaining, self.market.available(spec, k))

@@ -14,7 +14,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("primitives", {"framing", "sessions", "clock", "fault_state", "rhythm"}),
     ("domain", {"contracts", "orders", "account", "pricepath", "bars", "market", "hooks",
                 "bulletins", "news", "scanner", "conditions", "option_pricing", "options",
-                "margin", "option_listing"}),
+                "margin", "option_listing", "matching"}),
     ("wire", {"requests", "decoding", "messages"}),
     ("broker", {"broker", "order_gate", "persistence"}),
     ("connections", {"session", "clients"}),
