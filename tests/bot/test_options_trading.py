@@ -15,15 +15,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from ib_async import IB, MarketOrder
 
-from engine.domain import EngineState, Instrument, OrderStatus, Side, Signal
-from engine.engine import Engine
+from engine.domain import EngineState, Instrument, Side
 from engine.events import OptionSettledEvent
 from engine.ib_contracts import make_contract
 from engine.trader import Trader
 from ibsim import SimGateway
 from tests.bot.engine_rig import reply_to
 from tests.bot.harness import OPERATOR, running_front_end
-from tests.engine.conftest import make_settings, next_event, running_engine, sim_gateway
+from tests.engine.conftest import (
+    make_settings,
+    next_event,
+    running_engine,
+    signal,
+    sim_gateway,
+)
 from tests.engine.test_fault_suite import AtBroker, assert_invariants, settle
 from tests.fakebotapi import FakeBotAPI
 
@@ -46,21 +51,6 @@ def in_the_money_call(gateway: SimGateway) -> tuple[Instrument, str]:
              and s.strike <= spot - 15]
     spec = max(calls, key=lambda s: s.strike)
     return Instrument.option("AAPL", expiry, spec.strike, "C"), spec.local_symbol
-
-
-async def signal(engine: Engine, symbol: str, target: float) -> str | None:
-    """The strategy's signal, decided and sent as the trader does; the filled order's ref, or
-    None when refused."""
-    state = engine.market.symbols[symbol]
-    prepared = engine.trader.decide(state, Signal(symbol, engine.clock.now(), target, "test"))
-    if prepared is None:
-        return None
-    order, request = prepared
-    engine.trader.send(order, request)
-    assert await engine.orders.wait_done([order.order_ref], 10), order
-    assert order.status is OrderStatus.FILLED, order
-    await engine.wait_positions_settled(5)
-    return order.order_ref
 
 
 async def test_an_option_from_symbols_is_traded_with_its_multiplier(tmp_path: Path) -> None:

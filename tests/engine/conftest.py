@@ -14,7 +14,7 @@ from engine.broker import IBBroker
 from engine.clock import BrokerClock
 from engine.config import Settings, load_settings
 from engine.control import Control
-from engine.domain import ConnectionState, OrderStatus, Side
+from engine.domain import ConnectionState, OrderStatus, Side, Signal
 from engine.engine import Engine
 from engine.events import ConnectionEvent, EventBus, Subscription
 from engine.journal import Journal
@@ -145,3 +145,18 @@ async def writer(journal: Journal) -> AsyncIterator[JournalWriter]:
 @pytest.fixture
 def recorder(writer: JournalWriter) -> Recorder:
     return Recorder(writer, EventBus(), BrokerClock())
+
+
+async def signal(engine: Engine, symbol: str, target: float) -> str | None:
+    """The strategy's signal for `symbol` (a target position), decided and sent as the trader
+    does; the filled order's ref, or None when refused."""
+    state = engine.market.symbols[symbol]
+    prepared = engine.trader.decide(state, Signal(symbol, engine.clock.now(), target, "test"))
+    if prepared is None:
+        return None
+    order, request = prepared
+    engine.trader.send(order, request)
+    assert await engine.orders.wait_done([order.order_ref], 10), order
+    assert order.status is OrderStatus.FILLED, order
+    await engine.wait_positions_settled(5)
+    return order.order_ref

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.messages.events import front_month_doc
-from engine.domain import Instrument, OrderStatus, Side, Signal
+from engine.domain import Instrument, Side
 from engine.engine import Engine
 from engine.events import FrontMonthEvent, RiskEvent, RiskKind, Subscription
 from engine.front_month import front
@@ -28,6 +28,7 @@ from tests.engine.conftest import (
     open_positions,
     record_orders,
     running_engine,
+    signal,
     sim_gateway,
 )
 
@@ -65,20 +66,6 @@ async def roll(gateway: SimGateway) -> None:
     await gateway.advance(JUST_BEFORE_ROLL.timestamp() - gateway.clock.now())
 
 
-async def signal(engine: Engine, target: float) -> str | None:
-    """The strategy's signal for ES, decided and sent as the trader does; the order's ref."""
-    state = engine.market.symbols["ES"]
-    prepared = engine.trader.decide(state, Signal("ES", engine.clock.now(), target, "test"))
-    if prepared is None:
-        return None
-    order, request = prepared
-    engine.trader.send(order, request)
-    assert await engine.orders.wait_done([order.order_ref], 10), order
-    assert order.status is OrderStatus.FILLED, order
-    await engine.wait_positions_settled(5)
-    return order.order_ref
-
-
 async def next_bar(engine: Engine) -> None:
     """The next bar closed while trading (the strategy is silent: nothing else listens)."""
     closed = asyncio.Event()
@@ -109,7 +96,7 @@ async def test_flat_it_follows_the_new_front_month(tmp_path: Path) -> None:
         # The market data starts over on June: warmed up, a bar, then an entry goes there.
         await asyncio.wait_for(engine.front_months.restarts["ES"], 10)
         await next_bar(engine)
-        assert await signal(engine, 2) is not None, engine.trader.recent_refusals
+        assert await signal(engine, "ES", 2) is not None, engine.trader.recent_refusals
         assert months_held(gateway) == {"ESM7": 2}
         assert engine.portfolio.position("ES") == 2
         assert front_month_events(events) == []  # told once
@@ -129,10 +116,10 @@ async def test_holding_the_old_month_it_sends_nothing_for_the_new_one(tmp_path: 
         assert "hold ESH7 5, new front ESM7: close or roll by hand" in doc.blocks
 
         sent = record_orders(gateway)
-        assert await signal(engine, 8) is None  # an entry: refused
+        assert await signal(engine, "ES", 8) is None  # an entry: refused
         refused = await next_event(events, RiskEvent, lambda e: e.kind is RiskKind.REFUSED)
         assert "ESM7" in refused.message and "exits only" in refused.message
-        assert await signal(engine, -5) is not None  # a reversal: only its exit half goes
+        assert await signal(engine, "ES", -5) is not None  # a reversal: only its exit half goes
         assert months_held(gateway) == {}
         assert len(sent) == 1
         assert engine.broker.contract("ES").local_symbol in ("ESH7", "ESM7")
@@ -141,7 +128,7 @@ async def test_holding_the_old_month_it_sends_nothing_for_the_new_one(tmp_path: 
         assert (switched.old, switched.new, switched.switched) == ("ESH7", "ESM7", True)
         await asyncio.wait_for(engine.front_months.restarts["ES"], 10)
         await next_bar(engine)
-        assert await signal(engine, 3) is not None, engine.trader.recent_refusals
+        assert await signal(engine, "ES", 3) is not None, engine.trader.recent_refusals
         assert months_held(gateway) == {"ESM7": 3}
         assert front_month_events(events) == []  # each told once
 
@@ -189,8 +176,8 @@ async def test_a_restart_holding_the_old_month_keeps_it_until_closed(tmp_path: P
             assert engine.portfolio.position("ES") == 4
             assert engine.risk.state.value == "RUNNING"  # the audit found nothing to explain
             sent = record_orders(gateway)
-            assert await signal(engine, 5) is None
-            assert await signal(engine, 0) is not None
+            assert await signal(engine, "ES", 5) is None
+            assert await signal(engine, "ES", 0) is not None
             assert months_held(gateway) == {} and len(sent) == 1
             switched = await next_event(events, FrontMonthEvent, timeout=10)
             assert switched.switched and switched.new == "ESM7"
