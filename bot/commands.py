@@ -306,6 +306,9 @@ class Commands:
             report = await self.control.account()
         except ConnectionError:
             return Reply(error_doc("No account summary now: not connected to the gateway"))
+        except TimeoutError:
+            return Reply(error_doc("No account summary now: IB has not answered; try again "
+                                   "in a minute"))
         return Reply(account_doc(report, self.tz))
 
     async def _pause(self, args: list[str], by: str) -> Result:

@@ -245,6 +245,7 @@ class IBBroker:
         self._trades.clear()
         self.done_trades.clear()
         self._bar_subscriptions.clear()
+        self.research.connection_lost()
         self._listener.on_disconnected("connection to the gateway lost")
 
     async def current_time(self) -> datetime:

@@ -41,6 +41,7 @@ class IBResearch:
         # One account-summary subscription: IB allows two at once, ib_async opens one per call
         # until the first answer is in.
         self._summary_lock = asyncio.Lock()
+        self._summary_unanswered = False  # a summary request timed out on this connection
 
     async def quote(self, symbol: str) -> tuple[float | None, float | None, float | None]:
         """Bid, ask and last from a market-data snapshot."""
@@ -174,7 +175,19 @@ class IBResearch:
         """The first call subscribes to IB's account summary (ib_async keeps the values, and IB
         sends the changed ones every 3 minutes); later calls read what ib_async holds."""
         async with self._summary_lock:
-            values = await asyncio.wait_for(
-                self._ib.accountSummaryAsync(account), self._timeout
-            )
+            if self._summary_unanswered and not self._ib.wrapper.acctSummary:
+                raise TimeoutError("IB has not answered the account summary request yet")
+            try:
+                values = await asyncio.wait_for(
+                    self._ib.accountSummaryAsync(account), self._timeout
+                )
+            except TimeoutError:
+                # Its subscription stays open at IB, which allows two: asked again only after
+                # a reconnect (a late answer still fills ib_async's values meanwhile).
+                self._summary_unanswered = True
+                raise
         return translate.account_summary(values)
+
+    def connection_lost(self) -> None:
+        """Subscriptions die with the connection: the next account summary asks afresh."""
+        self._summary_unanswered = False

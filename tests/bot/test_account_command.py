@@ -11,8 +11,10 @@ from pathlib import Path
 from engine.control import Control
 from engine.domain import ConnectionState, OrderStatus, Side
 from engine.events import ConnectionEvent
+from ibsim import requests as rq
 from ibsim.account_fanout import account_value_rows
 from ibsim.gateway import SimGateway
+from ibsim.handlers import HANDLERS
 from tests.bot.engine_rig import engine_rig, engine_rig_parts, reply_to
 from tests.bot.harness import OPERATOR, STRANGER
 from tests.engine.conftest import next_event
@@ -113,3 +115,19 @@ async def test_a_stranger_gets_no_account(tmp_path: Path) -> None:
         to_stranger = api.calls("sendMessage", lambda r: r.int("chat_id") == STRANGER)
         assert [r.text for r in to_stranger] == ["not authorized"]
         assert not api.calls("sendMessage", lambda r: "net liquidation" in r.text)
+
+
+async def test_an_unanswered_summary_is_not_asked_again_until_a_reconnect(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """IB allows two account summary subscriptions (error 322 past them), and one that timed
+    out stays open: /account asks once per connection, and says IB has not answered."""
+    asked: list[int] = []
+    monkeypatch.setitem(HANDLERS, rq.ReqAccountSummary,
+                        lambda state, session, req: asked.append(req.req_id))
+    async with engine_rig_parts(tmp_path) as (api, _, engine):
+        engine.broker.research._timeout = 0.5
+        for _ in range(3):
+            reply = await reply_to(api, "/account", "No account summary")
+            assert "IB has not answered; try again in a minute" in reply.text
+        assert len(asked) == 1
