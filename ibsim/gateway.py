@@ -34,6 +34,7 @@ from .order_gate import OrderGate
 from .orders import Execution, SimOrder
 from .pricepath import ReplayPath
 from .rhythm import GATEWAY_TZ, Downtime, time_of_day, weekly_time
+from .scanner_fanout import refresh_scanners
 from .session import ClientSession
 from .sessions import next_session
 from .settlement import Settlement
@@ -346,6 +347,7 @@ class SimGateway:
         self.settlement.run(t)
         self.option_listing.run(t)
         self.account_fanout.step_done(t)
+        refresh_scanners(self.state, t)
 
     def _clock_moved(self) -> None:
         now = self.clock.now()

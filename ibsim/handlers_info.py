@@ -7,8 +7,9 @@ from . import requests as rq
 from .bars import BarRequestError, parse_end_time
 from .handler_registry import HMDS, handles
 from .news import NoSuchArticle
-from .scanner import ScanError, parameters_xml, rank
-from .session import ClientSession
+from .scanner import ScanError, parameters_xml
+from .scanner_fanout import SCANNER_REFRESH_SECONDS, ranking
+from .session import ClientSession, ScannerSub
 from .state import ServerState
 
 
@@ -90,20 +91,20 @@ def _scanner_parameters(state: ServerState, s: ClientSession, req: rq.ReqScanner
 
 @handles(rq.ReqScannerSubscription)
 def _scanner(state: ServerState, s: ClientSession, req: rq.ReqScannerSubscription) -> None:
-    """One answer, ranked now (IB refreshes a subscription every 30 s or so; ibsim does not)."""
+    """Ranked now, and again every SCANNER_REFRESH_SECONDS until cancelled, as IB does."""
+    now = state.clock.now()
+    sub = ScannerSub(req.scan_code, req.instrument, req.location, req.rows, req.above_price,
+                     req.below_price, now + SCANNER_REFRESH_SECONDS)
     try:
-        specs = rank(
-            state.market, state.universe, req.scan_code, req.instrument, req.location, req.rows,
-            state.clock.now(), req.above_price, req.below_price,
-        )  # fmt: skip
+        s.write(ranking(state, req.req_id, sub, now))
     except ScanError as exc:
         s.send_error(req.req_id, 162, f"{HMDS}{exc}")
         return
-    s.write(msg.scanner_data(req.req_id, specs))
+    s.subs.scanner[req.req_id] = sub
 
 
 @handles(rq.CancelScannerSubscription)
 def _cancel_scanner(
     state: ServerState, s: ClientSession, req: rq.CancelScannerSubscription
 ) -> None:
-    """Nothing to stop: ibsim answers a subscription once."""
+    s.subs.scanner.pop(req.req_id, None)

@@ -59,6 +59,20 @@ class KeepUpSub:
 
 
 @dataclass(slots=True)
+class ScannerSub:
+    """A reqScannerSubscription kept until cancelled: what it ranks, and when it is ranked
+    again (simulated time)."""
+
+    scan_code: str
+    instrument: str
+    location: str
+    rows: int
+    above_price: float | None
+    below_price: float | None
+    next_at: float
+
+
+@dataclass(slots=True)
 class Subscriptions:
     mkt_data: dict[int, MktDataSub] = field(default_factory=dict)
     realtime: dict[int, RealTimeSub] = field(default_factory=dict)
@@ -70,6 +84,7 @@ class Subscriptions:
     pnl: dict[int, str] = field(default_factory=dict)
     pnl_single: dict[int, tuple[str, int]] = field(default_factory=dict)
     bulletins: bool = False
+    scanner: dict[int, ScannerSub] = field(default_factory=dict)
 
     def con_ids(self) -> set[int]:
         out = {s.spec.con_id for s in self.mkt_data.values()}

@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("state", {"state"}),
     ("on the state", {"account_fanout", "order_fanout", "streaming", "faults", "bulletin_fanout",
                       "handler_registry", "handlers_info", "handlers_account", "handlers_orders",
-                      "handlers_market", "handlers", "handlers_options", "settlement"}),
+                      "handlers_market", "handlers", "handlers_options", "settlement",
+                      "scanner_fanout"}),
     ("server", {"control", "gateway"}),
     ("entry points", {"cli", "__init__"}),
 ]

@@ -58,3 +58,18 @@ async def test_an_unknown_scan_code_is_refused(gw: SimGateway, ib: IB) -> None:
     with pytest.raises(RequestError) as refused:
         await ib.reqScannerDataAsync(_sub("NO_SUCH_SCAN"))
     assert refused.value.code == 162 and "NO_SUCH_SCAN" in refused.value.message
+
+
+async def test_a_subscription_is_ranked_again_until_cancelled(gw: SimGateway, ib: IB) -> None:
+    """IB sends a scanner subscription's ranking again about every 30 s; ibsim too, in
+    simulated time, and stops once it is cancelled."""
+    rankings: list[int] = []
+    data = ib.reqScannerSubscription(_sub("MOST_ACTIVE", 3))
+    data.updateEvent += lambda rows: rankings.append(len(rows))
+    await step(gw, ib, 95)
+    assert len(rankings) == 4, rankings  # at once, then at 30, 60 and 90 s
+    assert all(n == 3 for n in rankings)
+    ib.cancelScannerSubscription(data)
+    await step(gw, ib, 0)  # the cancel is in
+    await step(gw, ib, 65)
+    assert len(rankings) == 4, "cancelled: nothing more"
