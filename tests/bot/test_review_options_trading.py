@@ -71,3 +71,32 @@ async def test_an_option_sold_by_hand_on_its_last_day_is_not_a_settlement(
             assert differences or engine.risk.state is EngineState.PAUSED, (
                 "the close by hand was taken for a settlement: "
                 f"{engine.risk.state}, {engine.risk.pause_reason!r}, {settled}")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "review: /chain SYMBOL EXPIRY sends ~43 requests (20 contract details, 20 snapshots, the "
+    "stock's) through ib_async's one FIFO throttle (45 a second) shared with orders; commands "
+    "run concurrently (block=False) and /chain has no limit, so a few /chain queue the kill "
+    "switch's reqPositions and placeOrder seconds behind them (and ask IB for up to 20 "
+    "snapshot lines each, beside the 100-line limit)"))
+async def test_a_burst_of_chains_does_not_delay_the_kill_switch(tmp_path: Path) -> None:
+    import time
+
+    from tests.engine.conftest import open_positions
+
+    async with sim_gateway() as gateway:
+        settings = make_settings(tmp_path, outside_rth=True)
+        async with running_engine(gateway, settings) as (engine, control):
+            await open_positions(engine)
+            expiry = (await control.option_chain("AAPL")).expirations[-1]
+            chains = [asyncio.ensure_future(control.option_chain("AAPL", expiry))
+                      for _ in range(10)]  # ten /chain AAPL EXPIRY from the chat
+            await asyncio.sleep(0.3)  # their contract-details requests are queued
+            started = time.monotonic()
+            placed = asyncio.ensure_future(gateway.hooks.order_received.wait(timeout=30))
+            flatten = asyncio.ensure_future(control.flatten("test"))
+            await placed
+            delay = time.monotonic() - started
+            await asyncio.wait_for(flatten, 30)
+            await asyncio.gather(*chains, return_exceptions=True)
+            assert delay < 1.0, f"the kill switch's first close reached IB after {delay:.1f} s"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 from ib_async import Contract, ContractDetails
@@ -129,7 +129,3 @@ def test_writing_options_is_capped_by_the_underlying_not_the_premium() -> None:
     decision = risk.check(request, now, now, ALWAYS_OPEN)
     assert not decision.allowed
 
-
-def test_today_is_what_the_review_assumed() -> None:
-    """The fixed dates above are in the future of the test's clock-free logic."""
-    assert date(2026, 12, 18).weekday() == 4  # a Friday: the third of December 2026
