@@ -1,0 +1,102 @@
+"""Review of the options merge, end to end on ibsim: the expiry settlement explains a close
+by hand on the option's last day (xfail strict: it fails today)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from ib_async import IB, MarketOrder
+
+from engine.domain import EngineState, Instrument
+from engine.ib_contracts import make_contract
+from engine.trader import Trader
+from tests.engine.conftest import make_settings, running_engine, signal, sim_gateway
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(autouse=True)
+def silent_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Trader, "on_bar", lambda self, state, bar, trade: None)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "review: the position audit runs only at a reconciliation (a connect, IB's servers back); "
+    "an option of the bot's sold by hand on its last day, before the close, is first judged "
+    "after 16:00 and taken for a settlement at expiry (alerted as a warning, trading goes "
+    "on) although IB settled nothing: a trade no journaled fill explains is hidden"))
+async def test_an_option_sold_by_hand_on_its_last_day_is_not_a_settlement(
+    tmp_path: Path,
+) -> None:
+    thursday = datetime(2026, 12, 3, 11, 0, tzinfo=NEW_YORK)
+    async with sim_gateway(start=thursday) as gateway:
+        spot = gateway.price("AAPL")
+        chain = gateway.universe.option_chain(gateway.spec("AAPL").con_id)
+        strike = min((s.strike for s in chain if s.last_trade_date == "20261204"),
+                     key=lambda k: abs(k - spot))
+        option = Instrument.option("AAPL", "20261204", strike, "C")
+        settings = make_settings(tmp_path, symbols=(option,), outside_rth=True)
+        async with running_engine(gateway, settings) as (engine, _):
+            assert await signal(engine, option.symbol, 2) is not None
+            friday = datetime(2026, 12, 4, 11, 0, tzinfo=NEW_YORK)
+            await gateway.advance(friday.timestamp() - gateway.clock.now())
+            hand = IB()
+            await hand.connectAsync("127.0.0.1", gateway.port, clientId=77, timeout=10)
+            try:
+                (contract,) = await hand.qualifyContractsAsync(make_contract(option))
+                filled = asyncio.ensure_future(gateway.hooks.fill.wait(
+                    lambda record: record.execution.client_id == 77, timeout=10))
+                hand.placeOrder(contract, MarketOrder("SELL", 2))  # closed by hand, 11:00
+                await filled
+            finally:
+                hand.disconnect()
+            after_close = datetime(2026, 12, 4, 16, 5, tzinfo=NEW_YORK)
+            await gateway.advance(after_close.timestamp() - gateway.clock.now())
+
+            async def flat() -> None:
+                while any(p.quantity for p in await engine.broker.fresh_positions()):
+                    await engine.wait_positions_settled(1)
+
+            await asyncio.wait_for(flat(), 10)
+            engine.clock.sync(await engine.broker.current_time())
+            await engine.reconcile()  # the nightly reconnect's reconciliation
+            differences = await engine.position_audit.check()
+            await engine.recorder.writer.flush()
+            settled = [r.message for r in await engine.journal.recent_events(100)
+                       if r.kind == "option_settled"]
+            assert differences or engine.risk.state is EngineState.PAUSED, (
+                "the close by hand was taken for a settlement: "
+                f"{engine.risk.state}, {engine.risk.pause_reason!r}, {settled}")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "review: /chain SYMBOL EXPIRY sends ~43 requests (20 contract details, 20 snapshots, the "
+    "stock's) through ib_async's one FIFO throttle (45 a second) shared with orders; commands "
+    "run concurrently (block=False) and /chain has no limit, so a few /chain queue the kill "
+    "switch's reqPositions and placeOrder seconds behind them (and ask IB for up to 20 "
+    "snapshot lines each, beside the 100-line limit)"))
+async def test_a_burst_of_chains_does_not_delay_the_kill_switch(tmp_path: Path) -> None:
+    import time
+
+    from tests.engine.conftest import open_positions
+
+    async with sim_gateway() as gateway:
+        settings = make_settings(tmp_path, outside_rth=True)
+        async with running_engine(gateway, settings) as (engine, control):
+            await open_positions(engine)
+            expiry = (await control.option_chain("AAPL")).expirations[-1]
+            chains = [asyncio.ensure_future(control.option_chain("AAPL", expiry))
+                      for _ in range(10)]  # ten /chain AAPL EXPIRY from the chat
+            await asyncio.sleep(0.3)  # their contract-details requests are queued
+            started = time.monotonic()
+            placed = asyncio.ensure_future(gateway.hooks.order_received.wait(timeout=30))
+            flatten = asyncio.ensure_future(control.flatten("test"))
+            await placed
+            delay = time.monotonic() - started
+            await asyncio.wait_for(flatten, 30)
+            await asyncio.gather(*chains, return_exceptions=True)
+            assert delay < 1.0, f"the kill switch's first close reached IB after {delay:.1f} s"
