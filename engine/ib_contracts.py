@@ -64,6 +64,8 @@ class ContractBook:
         self._contracts: dict[str, Contract] = {}
         self._info: dict[str, ContractInfo] = {}
         self._symbol_by_con_id: dict[int, str] = {}
+        self._other_names: dict[int, str] = {}  # conId -> the name given to a contract not ours
+        self._other_con_ids: dict[str, int] = {}  # and back: one contract a name
         self._chains: dict[str, dict[int, tuple[Contract, ContractInfo]]] = {}
 
     def add(self, symbol: str, contract: Contract, info: ContractInfo | None = None) -> None:
@@ -100,8 +102,10 @@ class ContractBook:
 
     def symbol(self, contract: Contract) -> str:
         """The engine's name for a contract: the configured symbol for the bot's contracts;
-        for others a name that cannot be mistaken for one of them."""
-        known = self._symbol_by_con_id.get(contract.conId)
+        for others a name that cannot be mistaken for one of them, nor for another contract
+        (SPX and SPXW options of one expiry, strike and right go by their trading class)."""
+        known = self._symbol_by_con_id.get(contract.conId) or self._other_names.get(
+            contract.conId)
         if known:
             return known
         if contract.secType == "CASH":
@@ -109,10 +113,16 @@ class ContractBook:
         elif contract.secType in ("STK", "CRYPTO"):
             name = contract.symbol
         elif contract.secType == "OPT" and contract.strike and contract.right:
-            name = option_name(contract.symbol, contract.lastTradeDateOrContractMonth,
-                               contract.strike, contract.right[0])
+            name = option_name(contract.tradingClass or contract.symbol,
+                               contract.lastTradeDateOrContractMonth, contract.strike,
+                               contract.right[0])
         else:
             name = contract.localSymbol or f"{contract.symbol} {contract.secType}"
-        if name in self._contracts:  # the bot's symbol, but another contract (an option's class)
+        if name in self._contracts or self._other_con_ids.get(name, contract.conId) != (
+            contract.conId
+        ):  # the bot's symbol, or another's name, but another contract
             name = f"{name} ({contract.secType} {contract.conId})"
+        if contract.conId:
+            self._other_names[contract.conId] = name
+            self._other_con_ids[name] = contract.conId
         return name

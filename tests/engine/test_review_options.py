@@ -49,20 +49,12 @@ def _broker_holding(*held: tuple[Contract, float]) -> IBBroker:
     return broker
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: two options held by hand with the same symbol/expiry/strike/right but another "
-    "class (SPX and SPXW) get one name; the positions list carries two rows named alike, "
-    "portfolio dicts keyed by name keep one"))
 def test_two_option_classes_held_by_hand_get_two_names() -> None:
     broker = _broker_holding((_spx(101, "SPX"), 1.0), (_spx(102, "SPXW"), 2.0))
     names = [p.symbol for p in broker.positions()]
     assert len(set(names)) == 2, names
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: /flatten all asks ensure_contract by name for each position; the second option "
-    "of the same name finds the first's contract filed, so both closes go to conId 101 "
-    "(sell 1+2 of it: short 2) and conId 102 stays open"))
 async def test_flatten_all_closes_each_option_held_by_hand_in_its_own_contract() -> None:
     broker = _broker_holding((_spx(101, "SPX"), 1.0), (_spx(102, "SPXW"), 2.0))
     routed = []
