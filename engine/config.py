@@ -12,7 +12,7 @@ import ipaddress
 import math
 import os
 import re
-from datetime import UTC, date, datetime, time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -130,11 +130,12 @@ class SettingsError(Exception):
         self.lines = lines
 
 
-def parse_symbols(text: str, today: date | None = None) -> tuple[Instrument, ...]:
+def parse_symbols(text: str) -> tuple[Instrument, ...]:
     """Parse `SYMBOL` or `SYMBOL:SECTYPE[:EXCHANGE[:CURRENCY]]` items of a comma list; a
     future may end with its expiry (`ES:FUT:CME:202703`), without which it follows the front
-    month; an option is `SYMBOL:OPT:YYYYMMDD:STRIKE:C|P[:EXCHANGE[:CURRENCY]]`, not expired
-    before `today` (UTC's today by default)."""
+    month; an option is `SYMBOL:OPT:YYYYMMDD:STRIKE:C|P[:EXCHANGE[:CURRENCY]]` (one already
+    expired is not refused here: the engine drops it at start with an alert, so a restart
+    after an expiry never stops the bot)."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
         raise ValueError("expected at least one symbol, e.g. AAPL,MSFT or EURUSD:CASH")
@@ -142,7 +143,7 @@ def parse_symbols(text: str, today: date | None = None) -> tuple[Instrument, ...
     for item in items:
         parts = [part.strip().upper() for part in item.split(":")]
         if len(parts) > 1 and parts[1] == "OPT":
-            instruments.append(parse_option(item, today or datetime.now(UTC).date()))
+            instruments.append(parse_option(item))
             continue
         expiry = ""
         if len(parts) > 2 and parts[1] == "FUT" and _EXPIRY_RE.match(parts[-1]):
@@ -175,7 +176,7 @@ OPTION_GRAMMAR = (
 )
 
 
-def parse_option(item: str, today: date) -> Instrument:
+def parse_option(item: str) -> Instrument:
     """One option of SYMBOLS (`AAPL:OPT:20261218:200:C`); a ValueError names what is wrong."""
     parts = [part.strip().upper() for part in item.split(":")]
     if not 5 <= len(parts) <= 7 or not _SYMBOL_RE.match(parts[0]):
@@ -184,8 +185,6 @@ def parse_option(item: str, today: date) -> Instrument:
     expiry = option_expiry(expiry_text)
     if expiry is None:
         raise ValueError(f"{item!r}: the expiry {expiry_text!r} is not a date as YYYYMMDD")
-    if expiry < today:
-        raise ValueError(f"{item!r}: the option expired on {expiry:%Y-%m-%d}")
     strike = option_strike(strike_text)
     if strike is None:
         raise ValueError(f"{item!r}: the strike {strike_text!r} is not a positive number")

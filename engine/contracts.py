@@ -16,9 +16,11 @@ from datetime import datetime, timedelta
 from engine.accounting import Accounting
 from engine.clock import BrokerClock
 from engine.config import Settings
+from engine.domain import Instrument
 from engine.events import BrokerErrorEvent, Level
 from engine.ib_errors import classify
 from engine.market_data import MarketData
+from engine.option_expiry import expires_at
 from engine.ports import BrokerPort
 from engine.recorder import Recorder
 from engine.tasks import TaskOwner
@@ -57,8 +59,10 @@ class ContractDetails:
         TimeoutError when the broker cannot answer)."""
         market = self._market
         traded = tuple(i for i in self._settings.symbols if i.symbol in market.symbols)
-        unknown = await self._broker.qualify(traded)
         first = self.asked == 0
+        if first:
+            traded = await self._drop_expired(traded)
+        unknown = await self._broker.qualify(traded)
         self.asked += 1
         self._day = self._accounting.trading_day()
         self._asked_at = self._clock.now()
@@ -67,19 +71,38 @@ class ContractDetails:
                 log.warning("%s: contract details not refreshed; keeping the last known", symbol)
             return
         for symbol in unknown:
-            message = f"{symbol}: the gateway does not know this contract (error 200); not traded"
-            await self._recorder.record_durable(
-                Level.ERROR, "config", message,
-                event=BrokerErrorEvent(200, message, classify(200).meaning, Level.ERROR,
-                                       self._clock.now()),
-            )
-            market.forget(symbol)
+            await self._not_traded(
+                symbol, f"{symbol}: the gateway does not know this contract (error 200); "
+                "not traded")
         if market.symbols:
             symbol = next(iter(market.symbols))
             # A front-month future follows no month yet: any month tells the time zone.
             info = self._broker.contract(symbol) or next(iter(self._broker.chain(symbol)), None)
             if info is not None:
                 self._accounting.exchange_tz = info.time_zone
+
+    async def _drop_expired(self, traded: tuple[Instrument, ...]) -> tuple[Instrument, ...]:
+        """Options of SYMBOLS already past their expiry: told once, not traded (IB knows them
+        no more). Not a settings error: a restart after an expiry must not stop the bot."""
+        now = self._clock.now()
+        kept = []
+        for instrument in traded:
+            ends = expires_at(instrument)
+            if ends is not None and now >= ends:
+                await self._not_traded(
+                    instrument.symbol, f"{instrument.symbol}: expired on {ends:%Y-%m-%d}; not "
+                    "traded (remove it from SYMBOLS)")
+            else:
+                kept.append(instrument)
+        return tuple(kept)
+
+    async def _not_traded(self, symbol: str, message: str) -> None:
+        await self._recorder.record_durable(
+            Level.ERROR, "config", message,
+            event=BrokerErrorEvent(200, message, classify(200).meaning, Level.ERROR,
+                                   self._clock.now()),
+        )
+        self._market.forget(symbol)
 
     def refresh_when_due(self) -> None:
         """At a new trading day, or when the hours known end within a day, ask again (beside

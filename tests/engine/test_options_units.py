@@ -30,7 +30,6 @@ from engine.reports import ChainReport, ChainRow, NoSuchExpiry, PositionsReport
 from engine.risk import OrderRequest, RiskLimits, RiskManager
 from engine.trader import order_request
 
-TODAY = date(2026, 12, 2)
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
 
@@ -39,7 +38,7 @@ NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
 def test_an_option_in_symbols_is_named_by_underlying_expiry_strike_and_right() -> None:
     call, put, stock = parse_symbols(
-        "aapl:opt:20261218:200:c, SPY:OPT:20270115:592.5:P:CBOE, AAPL", today=TODAY
+        "aapl:opt:20261218:200:c, SPY:OPT:20270115:592.5:P:CBOE, AAPL"
     )
     assert call == Instrument("AAPL 20261218 200C", "OPT", "SMART", "USD", "20261218", 200.0,
                               "C", "AAPL")
@@ -47,7 +46,9 @@ def test_an_option_in_symbols_is_named_by_underlying_expiry_strike_and_right() -
     assert (put.symbol, put.exchange, put.strike, put.right) == (
         "SPY 20270115 592.5P", "CBOE", 592.5, "P")
     assert stock == Instrument("AAPL")  # the stock and its option side by side
-    assert parse_symbols("AAPL:OPT:20261202:200:C", today=TODAY)[0].expiry == "20261202"
+    assert parse_symbols("AAPL:OPT:20261202:200:C")[0].expiry == "20261202"
+    # One already expired is the engine's to drop at start (tests/engine/test_review_options).
+    assert parse_symbols("AAPL:OPT:20201218:200:C")[0].expiry == "20201218"
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,6 @@ def test_an_option_in_symbols_is_named_by_underlying_expiry_strike_and_right() -
     [
         ("AAPL:OPT:20261318:200:C", "the expiry '20261318' is not a date as YYYYMMDD"),
         ("AAPL:OPT:202612:200:C", "is not a date as YYYYMMDD"),
-        ("AAPL:OPT:20261201:200:C", "expired on 2026-12-01"),
         ("AAPL:OPT:20261218:-5:C", "the strike '-5' is not a positive number"),
         ("AAPL:OPT:20261218:0:C", "is not a positive number"),
         ("AAPL:OPT:20261218:inf:C", "is not a positive number"),
@@ -69,20 +69,20 @@ def test_an_option_in_symbols_is_named_by_underlying_expiry_strike_and_right() -
 )
 def test_a_malformed_option_says_what_is_wrong(text: str, says: str) -> None:
     with pytest.raises(ValueError) as caught:
-        parse_symbols(text, today=TODAY)
+        parse_symbols(text)
     assert says in str(caught.value)
 
 
 def test_a_bad_option_in_the_settings_is_one_line_naming_symbols(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "journal"],
-        env={**os.environ, "SYMBOLS": "AAPL:OPT:20201218:200:C"},
+        env={**os.environ, "SYMBOLS": "AAPL:OPT:20261218:200:X"},
         capture_output=True, text=True, timeout=30, cwd=tmp_path,
     )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tradebot: SYMBOLS: ")
-    assert "expired on 2020-12-18" in lines[0]
+    assert "the right 'X' is not C (call) or P (put)" in lines[0]
 
 
 # --- the contract ----------------------------------------------------------------------------

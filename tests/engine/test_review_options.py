@@ -16,6 +16,7 @@ from engine.hours import ALWAYS_OPEN
 from engine.option_expiry import settle_expired
 from engine.position_audit import PositionDifference as Difference
 from engine.risk import OrderRequest, RiskLimits, RiskManager
+from tests.engine.conftest import make_settings, running_engine
 
 ACCOUNT = "DU1234567"
 
@@ -88,20 +89,10 @@ def test_an_out_of_the_money_put_does_not_explain_a_sale_of_the_underlying() -> 
 # --- an option in SYMBOLS on its expiry evening stops the whole bot from starting ----------
 
 
-class _EveningOfExpiry(datetime):
-    """19:30 in New York on Friday 2026-12-18 is 00:30 UTC on the 19th."""
-
-    @classmethod
-    def now(cls, tz=None):  # type: ignore[override]
-        return datetime(2026, 12, 19, 0, 30, tzinfo=UTC).astimezone(tz)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "review: parse_symbols judges 'expired' by UTC's date; from 19:00/20:00 New York on the "
-    "expiry day (the option may still be held, IB settles it overnight) a restart of the bot "
-    "refuses SYMBOLS and exits 2: no kill switch, no watch of the other symbols"))
-def test_an_option_expiring_today_in_new_york_still_starts_in_the_evening(monkeypatch) -> None:
-    monkeypatch.setattr(config, "datetime", _EveningOfExpiry)
+def test_an_option_expiring_today_in_new_york_still_starts_in_the_evening() -> None:
+    """Settings do not judge an option's expiry by any clock (UTC's date turned at 19:00 New
+    York on the expiry day, while the option may still be held): the engine drops one past
+    its expiry's close at start, with an alert (the test below)."""
     instruments = config.parse_symbols("AAPL,AAPL:OPT:20261218:200:C")
     assert [i.symbol for i in instruments] == ["AAPL", "AAPL 20261218 200C"]
 
@@ -121,3 +112,18 @@ def test_writing_options_is_capped_by_the_underlying_not_the_premium() -> None:
     decision = risk.check(request, now, now, ALWAYS_OPEN)
     assert not decision.allowed
 
+
+
+async def test_an_expired_option_in_symbols_is_dropped_at_start_and_the_rest_trades(
+    gateway, tmp_path,
+) -> None:
+    """A restart after an option in SYMBOLS expired does not stop the bot: it says so once,
+    trades the rest, and the kill switch stays in reach."""
+    expired = Instrument.option("AAPL", "20201218", 200.0, "C")
+    settings = make_settings(tmp_path, symbols=(Instrument("AAPL"), expired))
+    async with running_engine(gateway, settings) as (engine, _):
+        assert list(engine.market.symbols) == ["AAPL"]
+        await engine.recorder.writer.flush()
+        said = [r.message for r in await engine.journal.recent_events(50) if r.kind == "config"]
+        assert said == ["AAPL 20201218 200C: expired on 2020-12-18; not traded "
+                        "(remove it from SYMBOLS)"]
