@@ -131,7 +131,8 @@ class Engine:
                                             self.market.symbols,
                                             self.fills.awaiting_position,
                                             instruments={i.symbol: i for i in settings.symbols},
-                                            multiplier=self._multiplier)
+                                            multiplier=self._multiplier,
+                                            price=self.portfolio.last_price.get)
         self.reconciler.after = self._spawn_audit
         self.reconciler.on_unexplained = lambda fills: self.tasks.spawn(
             self.position_audit.unexplained_executions(fills), "unexplained executions")
@@ -289,6 +290,12 @@ class Engine:
 
     def on_position(self, position: Position) -> None:
         self.fills.on_position(position)
+        if self.position_audit.is_option(position.symbol):  # an expiry settles it flat
+            if position.quantity:
+                self.position_audit.option_held(position.symbol)
+            else:
+                self.tasks.spawn(self.position_audit.option_went_flat(position.symbol),
+                                 "option went flat")
 
     def on_account_value(self, tag: str, value: float) -> None:
         self.portfolio.account_values[tag] = value

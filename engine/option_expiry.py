@@ -5,10 +5,12 @@ assigned (a short one), or expires worthless. IB sends no execution for any of t
 option's position goes to zero, and an exercise or assignment moves the underlying by the
 multiplier per contract at the strike. The position audit would take both for positions the
 journal cannot explain. This module tells which differences a settlement explains: an option
-past its expiry that the broker no longer holds, and, when the bot also trades the underlying,
-the underlying's difference if it equals the delivery of some of the options settled (a long
-call or a short put brings shares, a long put or a short call takes them away). Anything else
-stays a difference and fails closed.
+past its expiry that the broker no longer holds, and was seen going flat at or after that
+close (one closed earlier, by hand, is a trade no journaled fill explains); and, when the bot
+also trades the underlying, the underlying's difference if it equals the delivery of some of
+the options settled that could have been exercised at the underlying's last price (a long call
+or a short put brings shares, a long put or a short call takes them away). Anything else stays
+a difference and fails closed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ EXPIRY_CLOSE = time(16, 0)
 EXPIRY_ZONE = ZoneInfo("America/New_York")
 _TOLERANCE = 1e-9
 MAX_OPTIONS_SETTLED = 12  # on one underlying at one expiry; more: left to the operator
+# An option this close to the money (a share of its strike) at the underlying's last price may
+# have been exercised or not: IB's official close can differ from the last bar the bot saw.
+NEAR_THE_MONEY = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,23 +80,31 @@ def settle_expired(
     instruments: Mapping[str, Instrument],
     now: datetime,
     multiplier: Callable[[str], float],
+    price: Callable[[str], float | None],
+    flat_at: Mapping[str, datetime],
 ) -> tuple[list[Settlement], list[D]]:
-    """Split the audit's differences into settlements at expiry and what stays unexplained."""
+    """Split the audit's differences into settlements at expiry and what stays unexplained.
+    `price` is a symbol's last price (None unknown); `flat_at` when each option was seen
+    going flat at the broker."""
     settled: list[tuple[D, Instrument]] = []
     rest: list[D] = []
     for difference in differences:
         instrument = instruments.get(difference.symbol)
         at = expires_at(instrument) if instrument is not None else None
+        went_flat = flat_at.get(difference.symbol)
         if (instrument is not None and at is not None and now >= at
-                and abs(difference.broker) < _TOLERANCE):
+                and abs(difference.broker) < _TOLERANCE
+                and went_flat is not None and went_flat >= at):
             settled.append((difference, instrument))
         else:
             rest.append(difference)
     deliveries: dict[str, float] = {}  # option -> shares its exercise is taken to have moved
     unexplained: list[D] = []
     for difference in rest:
+        last = price(difference.symbol)
         options = [(d.symbol, delivery(i, d.journal, multiplier(d.symbol)))
-                   for d, i in settled if i.underlying == difference.symbol]
+                   for d, i in settled
+                   if i.underlying == difference.symbol and _may_be_exercised(i, last)]
         moved = _subset_summing_to(options, difference.broker - difference.journal)
         if moved is None:
             unexplained.append(difference)
@@ -102,6 +115,15 @@ def settle_expired(
         for d, i in settled
     ]
     return settlements, unexplained
+
+
+def _may_be_exercised(option: Instrument, underlying: float | None) -> bool:
+    """In the money, or near enough to it, at the underlying's last price (unknown: no)."""
+    if underlying is None:
+        return False
+    if option.right == "C":
+        return underlying >= option.strike * (1 - NEAR_THE_MONEY)
+    return underlying <= option.strike * (1 + NEAR_THE_MONEY)
 
 
 def _subset_summing_to(

@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from engine.clock import BrokerClock
 from engine.domain import EngineState, Fill, Instrument
@@ -81,6 +82,7 @@ class PositionAudit:
         recheck_seconds: float = AUDIT_RECHECK_SECONDS,
         instruments: Mapping[str, Instrument] | None = None,
         multiplier: Callable[[str], float] = lambda symbol: 1.0,
+        price: Callable[[str], float | None] = lambda symbol: None,
     ) -> None:
         self._journal = journal
         self._broker = broker
@@ -94,6 +96,8 @@ class PositionAudit:
         self._recheck_seconds = recheck_seconds
         self._instruments = instruments or {}  # by symbol: an option's expiry and underlying
         self._multiplier = multiplier  # a symbol's contract multiplier
+        self._price = price  # a symbol's last price
+        self.flat_at: dict[str, datetime] = {}  # an option seen going flat at the broker: when
         self._lock = asyncio.Lock()
 
     async def check(self) -> list[PositionDifference]:
@@ -115,7 +119,8 @@ class PositionAudit:
             await asyncio.sleep(self._recheck_seconds)  # a fill racing the snapshot lands
             differences = await self._differences(baseline)
             settlements, differences = settle_expired(
-                differences, self._instruments, self._clock.now(), self._multiplier
+                differences, self._instruments, self._clock.now(), self._multiplier,
+                self._price, self.flat_at,
             )
             if settlements:
                 await self._settle(baseline, settlements)
@@ -167,6 +172,23 @@ class PositionAudit:
                                                         f.side.value, f.quantity]
                                                        for f in missing]})
             return missing
+
+    def is_option(self, symbol: str) -> bool:
+        instrument = self._instruments.get(symbol)
+        return instrument is not None and instrument.sec_type == "OPT"
+
+    def option_held(self, symbol: str) -> None:
+        self.flat_at.pop(symbol, None)
+
+    async def option_went_flat(self, symbol: str) -> None:
+        """An option of the bot's went flat at the broker: when, by the broker's clock (an
+        expiry settles at the close; a close by hand earlier is no settlement). The first
+        time counts until it is held again: a later report of the same flat changes nothing."""
+        try:
+            at = await self._broker.current_time()
+        except (ConnectionError, TimeoutError):
+            at = self._clock.now()
+        self.flat_at.setdefault(symbol, at)
 
     async def _settle(self, baseline: Baseline, settlements: list[Settlement]) -> None:
         """Options the broker settled at expiry: the baseline takes them out (and what an

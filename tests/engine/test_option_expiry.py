@@ -24,8 +24,13 @@ BEFORE_CLOSE = datetime(2026, 12, 18, 20, 59, tzinfo=UTC)  # 15:59 New York
 AFTER_CLOSE = datetime(2026, 12, 18, 21, 0, tzinfo=UTC)  # 16:00 New York
 
 
-def _settle(differences, now=AFTER_CLOSE):
-    return settle_expired(differences, INSTRUMENTS, now, lambda symbol: 100.0)
+SETTLED_AT_THE_CLOSE = {i.symbol: AFTER_CLOSE for i in (CALL, PUT, LATER)}
+
+
+def _settle(differences, now=AFTER_CLOSE, aapl=None, flat_at=SETTLED_AT_THE_CLOSE):
+    """`aapl`: the underlying's last price (None: unknown)."""
+    return settle_expired(differences, INSTRUMENTS, now, lambda symbol: 100.0,
+                          {"AAPL": aapl}.get, flat_at)
 
 
 def test_an_option_expires_at_the_close_of_its_day_in_new_york() -> None:
@@ -53,26 +58,44 @@ def test_an_option_not_yet_expired_is_a_difference() -> None:
     assert _settle([difference]) == ([], [difference])
 
 
+def test_an_option_that_went_flat_before_the_close_is_a_difference() -> None:
+    """Closed by hand on its last day (or lost): IB settled nothing."""
+    difference = Difference(CALL.symbol, 0.0, 2.0)
+    closed_at_eleven = {CALL.symbol: datetime(2026, 12, 18, 16, 0, tzinfo=UTC)}
+    assert _settle([difference], flat_at=closed_at_eleven) == ([], [difference])
+    assert _settle([difference], flat_at={}) == ([], [difference]), "not seen going flat"
+
+
 @pytest.mark.parametrize(
-    ("option", "held", "shares"),
-    [(CALL, 2.0, 200.0), (CALL, -1.0, -100.0), (PUT, 3.0, -300.0), (PUT, -2.0, 200.0)],
-    ids=["long call", "short call", "long put", "short put"],
+    ("option", "held", "shares", "aapl"),
+    [(CALL, 2.0, 200.0, 210.0), (CALL, -1.0, -100.0, 210.0), (PUT, 3.0, -300.0, 180.0),
+     (PUT, -2.0, 200.0, 180.0), (CALL, 1.0, 100.0, 199.5)],
+    ids=["long call", "short call", "long put", "short put", "call at the money"],
 )
-def test_an_exercise_or_assignment_explains_the_underlying(option, held, shares) -> None:
+def test_an_exercise_or_assignment_explains_the_underlying(option, held, shares, aapl) -> None:
     settled, rest = _settle([Difference(option.symbol, 0.0, held),
-                             Difference("AAPL", 50.0 + shares, 50.0)])
+                             Difference("AAPL", 50.0 + shares, 50.0)], aapl=aapl)
     assert settled == [Settlement(option.symbol, held, "AAPL", shares)] and rest == []
 
 
 def test_an_underlying_change_no_settlement_adds_up_to_is_a_difference() -> None:
     stock = Difference("AAPL", 150.0, 0.0)
-    settled, rest = _settle([Difference(CALL.symbol, 0.0, 2.0), stock])
+    settled, rest = _settle([Difference(CALL.symbol, 0.0, 2.0), stock], aapl=210.0)
     assert settled == [Settlement(CALL.symbol, 2.0, "AAPL", 0.0)] and rest == [stock]
+
+
+@pytest.mark.parametrize("aapl", [210.0, None], ids=["out of the money", "price unknown"])
+def test_an_option_that_cannot_have_been_exercised_explains_nothing(aapl) -> None:
+    """A long 190 put with the underlying at 210 expired worthless: 100 shares gone are a
+    sale by hand or a lost fill, not its exercise; so without the underlying's price."""
+    stock = Difference("AAPL", -100.0, 0.0)
+    settled, rest = _settle([Difference(PUT.symbol, 0.0, 1.0), stock], aapl=aapl)
+    assert settled == [Settlement(PUT.symbol, 1.0, "AAPL", 0.0)] and rest == [stock]
 
 
 def test_of_two_options_the_one_in_the_money_is_the_one_delivered() -> None:
     settled, rest = _settle([Difference(CALL.symbol, 0.0, 1.0), Difference(PUT.symbol, 0.0, 1.0),
-                             Difference("AAPL", -100.0, 0.0)])
+                             Difference("AAPL", -100.0, 0.0)], aapl=185.0)
     assert rest == []
     assert settled == [Settlement(CALL.symbol, 1.0, "AAPL", 0.0),
                        Settlement(PUT.symbol, 1.0, "AAPL", -100.0)]

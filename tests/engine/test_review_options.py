@@ -72,16 +72,12 @@ STOCK = Instrument("AAPL")
 AFTER_CLOSE = datetime(2026, 12, 18, 21, 30, tzinfo=UTC)  # 16:30 New York
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: a long put that expired out of the money delivers nothing, yet settle_expired "
-    "takes any -100 shares of the underlying (a sale by hand, a lost fill) for its exercise "
-    "without looking at the underlying's price against the strike (the bot trades AAPL, so "
-    "it knows it): the unexplained change is hidden and trading goes on"))
 def test_an_out_of_the_money_put_does_not_explain_a_sale_of_the_underlying() -> None:
     stock = Difference("AAPL", 0.0, 100.0)  # 100 shares sold by hand; the put was OTM
     settled, rest = settle_expired([Difference(PUT.symbol, 0.0, 1.0), stock],
                                    {i.symbol: i for i in (PUT, STOCK)}, AFTER_CLOSE,
-                                   lambda symbol: 100.0)
+                                   lambda symbol: 100.0, {"AAPL": 210.0}.get,
+                                   {PUT.symbol: AFTER_CLOSE})
     # The underlying closed at 210 (put 190 worthless): the stock's difference is unexplained.
     assert rest == [stock], (settled, rest)
 
