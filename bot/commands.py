@@ -41,7 +41,7 @@ from engine.kill_switch import (
     ProgressCallback,
 )
 from engine.ports import NoNewsSubscription
-from engine.reports import NoSuchExpiry
+from engine.reports import ChainBusy, NoSuchExpiry
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,8 @@ class Commands:
             return Reply(error_doc(f"Unknown symbol {underlying}: IB lists no options on it"))
         except NoSuchExpiry as exc:
             return Reply(no_such_expiry_doc(exc))
+        except ChainBusy:
+            return Reply(error_doc("Busy with another expiry's chain; try again in a few seconds"))
         except ConnectionError:
             return Reply(error_doc("No option chain now: not connected to the gateway"))
         return Reply(chain_doc(report))

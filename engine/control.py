@@ -15,6 +15,7 @@ from engine.ports import BrokerRequestError, NoNewsSubscription
 from engine.reports import (
     AccountReport,
     CancelReport,
+    ChainBusy,
     ChainReport,
     ChainRow,
     ChartData,
@@ -78,7 +79,8 @@ class ControlAPI(Protocol):
     async def scan(self, code: str, n: int = 10) -> ScanReport:
         """Raises KeyError for a scan code the broker does not know, ConnectionError."""
     async def option_chain(self, underlying: str, expiry: str | None = None) -> ChainReport:
-        """Raises KeyError for a stock without options, NoSuchExpiry, ConnectionError."""
+        """Raises KeyError for a stock without options, NoSuchExpiry, ConnectionError, and
+        ChainBusy when asked for an expiry while another expiry's chain is being fetched."""
     async def option_quote(self, option: Instrument) -> OptionQuote:
         """Raises KeyError for an option the broker does not know, ConnectionError."""
     async def account(self) -> AccountReport: ...  # raises ConnectionError
@@ -91,6 +93,7 @@ class Control:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.last_alert_delivered: datetime | None = None
+        self._expiry_chain = asyncio.Lock()  # one expiry's chain (~25 requests) at a time
 
     @property
     def mode(self) -> str:
@@ -236,6 +239,14 @@ class Control:
     # --- options ---------------------------------------------------------------------------
 
     async def option_chain(self, underlying: str, expiry: str | None = None) -> ChainReport:
+        if expiry is None:
+            return await self._option_chain(underlying, None)
+        if self._expiry_chain.locked():
+            raise ChainBusy()
+        async with self._expiry_chain:
+            return await self._option_chain(underlying, expiry)
+
+    async def _option_chain(self, underlying: str, expiry: str | None) -> ChainReport:
         engine = self._engine
         if not engine.broker.is_connected:
             raise ConnectionError("not connected to the gateway")

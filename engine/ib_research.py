@@ -11,7 +11,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from ib_async import IB, Contract, RequestError, ScannerSubscription, Stock
+from ib_async import IB, Contract, Option, RequestError, ScannerSubscription, Stock
 
 from engine import ib_translate as translate
 from engine.domain import (
@@ -135,10 +135,23 @@ class IBResearch:
         return chain, last
 
     async def option_quotes(self, options: Sequence[Instrument]) -> list[OptionQuote | None]:
-        """A snapshot of each option, greeks included; None for one IB does not know."""
-        contracts = await asyncio.gather(
-            *(self._qualified(make_contract(option)) for option in options)
-        )
+        """A snapshot of each option, greeks included; None for one IB does not know.
+
+        Options of one expiry are qualified by one contract-details request for the whole
+        expiry: a chain's twenty would otherwise be twenty requests in ib_async's one throttle
+        (45 a second), which orders share."""
+        contracts: list[Contract | None] = [None] * len(options)
+        by_expiry: dict[tuple[str, str, str, str], list[int]] = {}
+        for i, option in enumerate(options):
+            key = (option.ib_symbol, option.expiry, option.exchange, option.currency)
+            by_expiry.setdefault(key, []).append(i)
+        for indices in by_expiry.values():
+            if len(indices) == 1:
+                contracts[indices[0]] = await self._qualified(make_contract(options[indices[0]]))
+                continue
+            listed = await self._expiry_options(options[indices[0]])
+            for i in indices:
+                contracts[i] = listed.get(_option_key(options[i].strike, options[i].right))
         known = [c for c in contracts if c is not None]
         try:
             tickers = await asyncio.wait_for(
@@ -152,6 +165,33 @@ class IBResearch:
             if contract is not None and contract.conId in by_con_id else None
             for option, contract in zip(options, contracts, strict=True)
         ]
+
+    async def _expiry_options(self, option: Instrument) -> dict[tuple[float, str], Contract]:
+        """Every option of `option`'s underlying and expiry, by (strike, right): one request
+        with the strike and right left open. A (strike, right) listed twice (two trading
+        classes) is left out, as `_qualified` leaves out an ambiguous contract."""
+        query = Option(option.ib_symbol, option.expiry, exchange=option.exchange,
+                       currency=option.currency)
+        try:
+            details = await asyncio.wait_for(
+                self._ib.reqContractDetailsAsync(query), self._timeout
+            )
+        except RequestError as exc:
+            if exc.code == 200:  # no security definition: IB lists no such expiry
+                return {}
+            raise BrokerRequestError(exc.code, exc.message) from None
+        found: dict[tuple[float, str], Contract] = {}
+        ambiguous: set[tuple[float, str]] = set()
+        for d in details:
+            contract = d.contract
+            if contract is None:
+                continue
+            key = _option_key(contract.strike, contract.right)
+            if key in found:
+                ambiguous.add(key)
+            contract.exchange = option.exchange or contract.exchange  # SMART, for the snapshot
+            found[key] = contract
+        return {key: c for key, c in found.items() if key not in ambiguous}
 
     async def _qualified(self, contract: Contract) -> Contract | None:
         """The one contract IB has for `contract` (None for none, or for several)."""
@@ -191,3 +231,9 @@ class IBResearch:
     def connection_lost(self) -> None:
         """Subscriptions die with the connection: the next account summary asks afresh."""
         self._summary_unanswered = False
+
+
+def _option_key(strike: float, right: str) -> tuple[float, str]:
+    """(strike, "C" or "P"): IB may spell the right CALL or PUT."""
+    right = right.upper()
+    return round(strike, 4), {"CALL": "C", "PUT": "P"}.get(right, right)

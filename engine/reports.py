@@ -154,6 +154,11 @@ class NoSuchExpiry(Exception):
         self.underlying, self.expiry, self.nearest = underlying, expiry, nearest
 
 
+class ChainBusy(Exception):
+    """Another expiry's chain is being fetched: one at a time, so that its snapshot requests
+    do not queue the orders' behind them in the broker's request throttle."""
+
+
 @dataclass(frozen=True, slots=True)
 class AccountReport:
     account: str

@@ -38,6 +38,16 @@ class OrderRequest:
     position: float  # the broker's position before this order
     limit_price: float | None = None
     multiplier: float = 1.0  # the contract's: an option's price is per share, 100 a contract
+    strike: float | None = None  # an option's: what a written option is counted at
+
+    @property
+    def written(self) -> float:
+        """The option contracts this order sells short (opens or adds to a short position):
+        their exposure is the underlying's, not the premium's."""
+        if self.strike is None or self.side is not Side.SELL:
+            return 0.0
+        after = self.position - self.quantity
+        return max(0.0, min(self.quantity, -after))
 
     @property
     def is_exit(self) -> bool:
@@ -122,12 +132,9 @@ class RiskManager:
             if not exit_only:
                 return RiskDecision(False, f"no price yet for {request.symbol}")
         else:
-            notional = price * request.quantity * request.multiplier
-            if not exit_only and notional > limits.max_notional:
-                return RiskDecision(
-                    False,
-                    f"notional cap: {notional:,.2f} over {limits.max_notional:,.2f}",
-                )
+            refused = None if exit_only else notional_refusal(request, price, limits.max_notional)
+            if refused is not None:
+                return RiskDecision(False, refused)
             if (
                 request.limit_price is not None
                 and request.reference_price
@@ -148,6 +155,24 @@ class RiskManager:
             if not limits.outside_rth and not hours.is_open(now):
                 return RiskDecision(False, f"outside trading hours for {request.symbol}")
         return ALLOWED
+
+
+def notional_refusal(request: OrderRequest, price: float, max_notional: float) -> str | None:
+    """Why an entry is over MAX_NOTIONAL, or None. A written option is counted as the
+    underlying it may have to deliver or take (its strike stands in for the underlying's
+    price); a bought one as its premium, which is all it can lose."""
+    written, strike = request.written, request.strike
+    if written and strike is not None:
+        notional = written * request.multiplier * strike
+        if notional > max_notional:
+            return (f"notional cap: {notional:,.2f} over {max_notional:,.2f} (the underlying "
+                    f"of {written:g} written × {request.multiplier:g} at the strike {strike:g})")
+        return None
+    notional = price * request.quantity * request.multiplier
+    if notional > max_notional:
+        return f"notional cap: {notional:,.2f} over {max_notional:,.2f}" + (
+            " (the premium)" if request.strike is not None else "")
+    return None
 
 
 def option_expiring(symbol: str, expiry: date | None, time_zone: str, now: datetime) -> str | None:

@@ -96,6 +96,7 @@ class Trader:
         request = order_request(
             signal, position, self._portfolio.last_price.get(symbol),
             info.multiplier if info else 1.0,
+            info.instrument.strike if info and info.instrument.sec_type == "OPT" else None,
         )
         if request is None:
             return None
@@ -191,7 +192,8 @@ def round_tick(price: float, tick: float) -> float:
 
 
 def order_request(
-    signal: Signal, position: float, last_price: float | None, multiplier: float = 1.0
+    signal: Signal, position: float, last_price: float | None, multiplier: float = 1.0,
+    strike: float | None = None,
 ) -> OrderRequest | None:
     """The one order that takes `position` to the signal's target, or None when it is there.
     (Live and in backtests: the delta is target − position, sent as one order.)"""
@@ -200,7 +202,8 @@ def order_request(
         return None
     side = Side.BUY if delta > 0 else Side.SELL
     return OrderRequest(
-        signal.symbol, side, abs(delta), last_price, position, multiplier=multiplier
+        signal.symbol, side, abs(delta), last_price, position, multiplier=multiplier,
+        strike=strike,
     )
 
 

@@ -74,12 +74,6 @@ async def test_an_option_sold_by_hand_on_its_last_day_is_not_a_settlement(
                 f"{engine.risk.state}, {engine.risk.pause_reason!r}, {settled}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: /chain SYMBOL EXPIRY sends ~43 requests (20 contract details, 20 snapshots, the "
-    "stock's) through ib_async's one FIFO throttle (45 a second) shared with orders; commands "
-    "run concurrently (block=False) and /chain has no limit, so a few /chain queue the kill "
-    "switch's reqPositions and placeOrder seconds behind them (and ask IB for up to 20 "
-    "snapshot lines each, beside the 100-line limit)"))
 async def test_a_burst_of_chains_does_not_delay_the_kill_switch(tmp_path: Path) -> None:
     import time
 
@@ -101,3 +95,20 @@ async def test_a_burst_of_chains_does_not_delay_the_kill_switch(tmp_path: Path) 
             await asyncio.wait_for(flatten, 30)
             await asyncio.gather(*chains, return_exceptions=True)
             assert delay < 1.0, f"the kill switch's first close reached IB after {delay:.1f} s"
+
+
+async def test_one_expirys_chain_at_a_time_and_its_quotes_still_come(tmp_path: Path) -> None:
+    from engine.reports import ChainBusy, ChainReport
+
+    async with sim_gateway() as gateway:
+        settings = make_settings(tmp_path, outside_rth=True)
+        async with running_engine(gateway, settings) as (_engine, control):
+            expiry = (await control.option_chain("AAPL")).expirations[-1]
+            first, second = await asyncio.gather(
+                control.option_chain("AAPL", expiry), control.option_chain("AAPL", expiry),
+                return_exceptions=True)
+            assert isinstance(first, ChainReport) and isinstance(second, ChainBusy)
+            assert len(first.rows) == len(first.strikes) == 10
+            assert all(row.call is not None and row.put is not None for row in first.rows)
+            again = await control.option_chain("AAPL", expiry)  # free once the first is done
+            assert len(again.rows) == 10

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from ib_async import Contract, ContractDetails
 from ib_async import Position as IBPosition
 
@@ -96,18 +95,34 @@ def test_an_option_expiring_today_in_new_york_still_starts_in_the_evening() -> N
 # --- a written option under the notional cap ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review (design): the notional cap counts an option's premium; selling 50 calls short "
-    "from flat (allow_short) at 0.50 is 2,500 'notional' under MAX_NOTIONAL 50,000 while it "
-    "is 50 x 100 x 200 = 1,000,000 of the underlying, with unlimited risk"))
 def test_writing_options_is_capped_by_the_underlying_not_the_premium() -> None:
     risk = RiskManager(RiskLimits(max_position=100, max_notional=50_000, max_daily_loss=1_000,
                                   max_orders_per_minute=10, bar_seconds=60))
     now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
-    request = OrderRequest("AAPL 20261218 200C", Side.SELL, 50, 0.50, 0.0, multiplier=100.0)
+    request = OrderRequest("AAPL 20261218 200C", Side.SELL, 50, 0.50, 0.0, multiplier=100.0,
+                           strike=200.0)
     decision = risk.check(request, now, now, ALWAYS_OPEN)
     assert not decision.allowed
+    assert decision.reason.startswith("notional cap: 1,000,000.00 over 50,000.00")
 
+
+
+def test_buying_options_and_covering_a_short_keep_the_premium_notional() -> None:
+    risk = RiskManager(RiskLimits(max_position=100, max_notional=50_000, max_daily_loss=1_000,
+                                  max_orders_per_minute=10, bar_seconds=60))
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    bought = OrderRequest("AAPL 20261218 200C", Side.BUY, 50, 0.50, 0.0, multiplier=100.0,
+                          strike=200.0)
+    assert risk.check(bought, now, now, ALWAYS_OPEN).allowed  # 2,500 of premium
+    # selling 50 of 60 held writes nothing; selling 70 of 60 held writes 10: 200,000
+    trimmed = OrderRequest("AAPL 20261218 200C", Side.SELL, 50, 0.50, 60.0, multiplier=100.0,
+                           strike=200.0)
+    assert trimmed.written == 0 and risk.check(trimmed, now, now, ALWAYS_OPEN).allowed
+    flipped = OrderRequest("AAPL 20261218 200C", Side.SELL, 70, 0.50, 60.0, multiplier=100.0,
+                           strike=200.0)
+    assert flipped.written == 10
+    assert risk.check(flipped, now, now, ALWAYS_OPEN).reason.startswith(
+        "notional cap: 200,000.00 over 50,000.00")
 
 
 async def test_an_expired_option_in_symbols_is_dropped_at_start_and_the_rest_trades(
