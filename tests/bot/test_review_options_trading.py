@@ -1,5 +1,6 @@
-"""Review of the options merge, end to end on ibsim: the expiry settlement explains a close
-by hand on the option's last day (xfail strict: it fails today)."""
+"""Review of the options merge, end to end on ibsim: a close by hand on an option's last day is
+no settlement at expiry, and a burst of /chain does not hold up the kill switch (each failed
+before its fix)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Review of the options merge: defects found, each shown by a test that fails today
-(marked xfail strict, so the branch stays green and a fix turns them into passes)."""
+"""Review of the options merge: the defects it found, each shown by a test that failed before
+its fix (two option classes under one name, the settlement explaining too much, an expired
+option stopping the start, a written option under the premium's notional)."""
 
 from __future__ import annotations
 
