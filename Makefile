@@ -29,7 +29,7 @@ run: $(VENV)/.installed-run
 # suite stays under five minutes on two cores (about 3.5; one worker takes about 6).
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
