@@ -41,7 +41,7 @@ from engine.kill_switch import (
     ProgressCallback,
 )
 from engine.ports import NoNewsSubscription
-from engine.reports import ChainBusy, NoSuchExpiry
+from engine.reports import ChainBusy, NoSuchExpiry, ScanBusy
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,8 @@ class Commands:
             report = await self.control.scan(code, n)
         except KeyError:
             return Reply(error_doc(f"Unknown scan code {code}: /scan alone lists them"))
+        except ScanBusy:
+            return Reply(error_doc("Busy with another scan; try again in a few seconds"))
         except ConnectionError:
             return Reply(error_doc("No scan now: not connected to the gateway"))
         return Reply(scan_doc(report))

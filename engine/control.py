@@ -29,6 +29,7 @@ from engine.reports import (
     PositionsReport,
     Quote,
     RiskReport,
+    ScanBusy,
     ScanReport,
     StatusReport,
     SymbolHealth,
@@ -77,7 +78,8 @@ class ControlAPI(Protocol):
     async def chart_data(self, symbol: str | None) -> ChartData: ...
     async def scan_codes(self) -> list[str]: ...  # raises ConnectionError
     async def scan(self, code: str, n: int = 10) -> ScanReport:
-        """Raises KeyError for a scan code the broker does not know, ConnectionError."""
+        """Raises KeyError for a scan code the broker does not know, ConnectionError, and
+        ScanBusy while another scan is being taken."""
     async def option_chain(self, underlying: str, expiry: str | None = None) -> ChainReport:
         """Raises KeyError for a stock without options, NoSuchExpiry, ConnectionError, and
         ChainBusy when asked for an expiry while another expiry's chain is being fetched."""
@@ -94,6 +96,7 @@ class Control:
         self._engine = engine
         self.last_alert_delivered: datetime | None = None
         self._expiry_chain = asyncio.Lock()  # one expiry's chain (~25 requests) at a time
+        self._scan = asyncio.Lock()  # one scan (up to 51 requests) at a time
 
     @property
     def mode(self) -> str:
@@ -234,7 +237,10 @@ class Control:
         code = code.upper()
         if code not in await self.scan_codes():
             raise KeyError(code)
-        return ScanReport(code, tuple(await self._engine.broker.scan(code, n)))
+        if self._scan.locked():
+            raise ScanBusy()
+        async with self._scan:
+            return ScanReport(code, tuple(await self._engine.broker.scan(code, n)))
 
     # --- options ---------------------------------------------------------------------------
 

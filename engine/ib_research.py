@@ -38,6 +38,7 @@ class IBResearch:
         self._contracts = contracts
         self._timeout = request_timeout
         self._scan_codes: list[str] | None = None
+        self._scan_codes_lock = asyncio.Lock()
         # One account-summary subscription: IB allows two at once, ib_async opens one per call
         # until the first answer is in.
         self._summary_lock = asyncio.Lock()
@@ -77,14 +78,18 @@ class IBResearch:
     # --- market scanner ----------------------------------------------------------------------
 
     async def scan_codes(self) -> list[str]:
-        """Asked once: IB's scanner parameters are a megabyte or two of XML, and fixed."""
-        if self._scan_codes is None:
-            xml = await asyncio.wait_for(self._ib.reqScannerParametersAsync(), self._timeout)
-            try:
-                codes = [e.text for e in ET.fromstring(xml).iter("scanCode") if e.text]
-            except ET.ParseError as exc:
-                raise BrokerRequestError(0, f"the scanner parameters are not XML: {exc}") from None
-            self._scan_codes = list(dict.fromkeys(codes))  # IB lists some under several groups
+        """Asked once: IB's scanner parameters are a megabyte or two of XML, and fixed. Two
+        asking at once share the one request (ib_async keeps one pending: a second would
+        leave the first waiting for ever)."""
+        async with self._scan_codes_lock:
+            if self._scan_codes is None:
+                xml = await asyncio.wait_for(self._ib.reqScannerParametersAsync(), self._timeout)
+                try:
+                    codes = [e.text for e in ET.fromstring(xml).iter("scanCode") if e.text]
+                except ET.ParseError as exc:
+                    raise BrokerRequestError(
+                        0, f"the scanner parameters are not XML: {exc}") from None
+                self._scan_codes = list(dict.fromkeys(codes))  # some are under several groups
         return list(self._scan_codes)
 
     async def scan(self, code: str, n: int) -> list[ScanRow]:

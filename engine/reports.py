@@ -159,6 +159,11 @@ class ChainBusy(Exception):
     do not queue the orders' behind them in the broker's request throttle."""
 
 
+class ScanBusy(Exception):
+    """Another scan is being taken: one at a time, for the same reason (a scan of 50 rows is
+    a snapshot request each)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AccountReport:
     account: str

@@ -3,12 +3,16 @@ engine ↔ ib_async ↔ ibsim's scanner ranking its simulated market; bad input.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
 
+from engine.reports import ScanBusy, ScanReport
 from tests.bot.engine_rig import engine_rig, reply_to
+from tests.bot.harness import OPERATOR
+from tests.engine.conftest import make_settings, running_engine, sim_gateway
 
 
 async def test_scan_alone_lists_the_codes(tmp_path: Path) -> None:
@@ -48,3 +52,24 @@ async def test_bad_input_gets_a_short_answer_naming_it(
 ) -> None:
     async with engine_rig(tmp_path) as api:
         await reply_to(api, command, needle)
+
+
+async def test_one_scan_at_a_time(tmp_path: Path) -> None:
+    """A scan is a snapshot request per row, through the broker's one request throttle that
+    orders share: a second scan while one is taken is answered busy, not queued."""
+    async with (
+        sim_gateway() as gateway,
+        running_engine(gateway, make_settings(tmp_path)) as (_engine, control),
+    ):
+        first, second = await asyncio.gather(
+            control.scan("MOST_ACTIVE", 5), control.scan("MOST_ACTIVE", 5),
+            return_exceptions=True)
+        assert isinstance(first, ScanReport) and isinstance(second, ScanBusy), (first, second)
+        assert len((await control.scan("MOST_ACTIVE", 3)).rows) == 3  # free again
+
+
+async def test_a_busy_scan_is_a_short_answer(tmp_path: Path) -> None:
+    async with engine_rig(tmp_path) as api:
+        api.inject_command("/scan MOST_ACTIVE 50", chat_id=OPERATOR)
+        await reply_to(api, "/scan TOP_PERC_GAIN 50", "Busy with another scan; try again")
+        await api.wait_for("sendMessage", lambda r: "Scan MOST_ACTIVE" in r.text, timeout=10)
