@@ -102,6 +102,7 @@ class IBBroker:
         self._disconnected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._positions_lock = asyncio.Lock()
+        self._time_lock = asyncio.Lock()
         self.connected_once = False
         self._bulletins_told: OrderedDict[tuple[int, str], None] = OrderedDict()
         self.lookup = ContractLookup(self.ib, self.contracts, request_timeout)
@@ -249,7 +250,10 @@ class IBBroker:
         self._listener.on_disconnected("connection to the gateway lost")
 
     async def current_time(self) -> datetime:
-        now = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self._request_timeout)
+        """IB's clock. One request at a time: ib_async keeps one pending (a second replaces
+        the first's, which would then wait out its timeout)."""
+        async with self._time_lock:
+            now = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self._request_timeout)
         return now.astimezone(UTC)
 
     # --- contracts and market data -------------------------------------------------------

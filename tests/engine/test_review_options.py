@@ -4,6 +4,7 @@ option stopping the start, a written option under the premium's notional)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from ib_async import Contract, ContractDetails
@@ -139,3 +140,13 @@ async def test_an_expired_option_in_symbols_is_dropped_at_start_and_the_rest_tra
         said = [r.message for r in await engine.journal.recent_events(50) if r.kind == "config"]
         assert said == ["AAPL 20201218 200C: expired on 2020-12-18; not traded "
                         "(remove it from SYMBOLS)"]
+
+
+async def test_two_asking_the_brokers_time_at_once_both_get_it(gateway, tmp_path) -> None:
+    """ib_async keeps one pending reqCurrentTime: two at once (the set-up's clock sync and an
+    option going flat, say) left the first waiting out its timeout."""
+    async with running_engine(gateway, make_settings(tmp_path)) as (engine, _):
+        engine.broker._request_timeout = 2.0
+        first, second = await asyncio.gather(engine.broker.current_time(),
+                                             engine.broker.current_time())
+        assert abs((second - first).total_seconds()) < 600
