@@ -39,6 +39,7 @@ class IBResearch:
         self._timeout = request_timeout
         self._scan_codes: list[str] | None = None
         self._scan_codes_lock = asyncio.Lock()
+        self._providers_lock = asyncio.Lock()
         # One account-summary subscription: IB allows two at once, ib_async opens one per call
         # until the first answer is in.
         self._summary_lock = asyncio.Lock()
@@ -55,7 +56,10 @@ class IBResearch:
     # --- news ------------------------------------------------------------------------------
 
     async def news_providers(self) -> list[NewsProvider]:
-        providers = await asyncio.wait_for(self._ib.reqNewsProvidersAsync(), self._timeout)
+        """One request at a time: ib_async keeps one pending (a second /news at once would
+        leave the first waiting out its timeout)."""
+        async with self._providers_lock:
+            providers = await asyncio.wait_for(self._ib.reqNewsProvidersAsync(), self._timeout)
         return [NewsProvider(p.code, p.name) for p in providers]
 
     async def headlines(self, symbol: str, n: int, providers: Sequence[str]) -> list[Headline]:

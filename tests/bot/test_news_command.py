@@ -3,12 +3,14 @@ engine ↔ ib_async ↔ ibsim's made-up headlines; no news subscription; bad inp
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.bot.engine_rig import engine_rig, reply_to
+from tests.engine.conftest import make_settings, running_engine, sim_gateway
 
 
 async def test_news_lists_the_latest_headlines_with_time_and_provider(tmp_path: Path) -> None:
@@ -47,3 +49,15 @@ async def test_bad_input_gets_a_short_answer_naming_it(
 ) -> None:
     async with engine_rig(tmp_path) as api:
         await reply_to(api, command, needle)
+
+
+async def test_two_news_at_once_both_answer(tmp_path: Path) -> None:
+    """ib_async keeps one pending news-providers request: two /news at once left the first
+    waiting out its timeout."""
+    async with (
+        sim_gateway() as gateway,
+        running_engine(gateway, make_settings(tmp_path)) as (engine, control),
+    ):
+        engine.broker.research._timeout = 2.0
+        first, second = await asyncio.gather(control.news("AAPL", 2), control.news("MSFT", 2))
+        assert first.symbol == "AAPL" and second.symbol == "MSFT"
