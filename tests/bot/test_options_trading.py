@@ -35,6 +35,22 @@ from tests.fakebotapi import FakeBotAPI
 NEW_YORK = ZoneInfo("America/New_York")
 
 
+async def trade_by_hand(gateway: SimGateway, instrument: Instrument, action: str,
+                        quantity: float) -> None:
+    """A market order from another program (client 77), as a trader placing one by hand in
+    TWS would; returns once it is filled."""
+    hand = IB()
+    await hand.connectAsync("127.0.0.1", gateway.port, clientId=77, timeout=10)
+    try:
+        (contract,) = await hand.qualifyContractsAsync(make_contract(instrument))
+        filled = asyncio.ensure_future(gateway.hooks.fill.wait(
+            lambda record: record.execution.client_id == 77, timeout=10))
+        hand.placeOrder(contract, MarketOrder(action, quantity))
+        await filled
+    finally:
+        hand.disconnect()
+
+
 @pytest.fixture(autouse=True)
 def silent_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
     """The strategy says nothing: the test sends the signals."""
@@ -137,16 +153,7 @@ async def test_flatten_closes_the_bots_option_and_flatten_all_one_bought_by_hand
         settings = make_settings(tmp_path, symbols=(option,), outside_rth=True)
         async with running_engine(gateway, settings) as (engine, control):
             assert await signal(engine, option.symbol, 3) is not None
-            hand = IB()
-            await hand.connectAsync("127.0.0.1", gateway.port, clientId=77, timeout=10)
-            try:
-                (contract,) = await hand.qualifyContractsAsync(make_contract(put))
-                filled = asyncio.ensure_future(gateway.hooks.fill.wait(
-                    lambda record: record.execution.client_id == 77, timeout=10))
-                hand.placeOrder(contract, MarketOrder("BUY", 2))
-                await filled
-            finally:
-                hand.disconnect()
+            await trade_by_hand(gateway, put, "BUY", 2)
             hand_put = put.symbol  # not one of the bot's, yet named the bot's way
 
             async def shown() -> None:

@@ -10,11 +10,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from ib_async import IB, MarketOrder
 
 from engine.domain import EngineState, Instrument
-from engine.ib_contracts import make_contract
 from engine.trader import Trader
+from tests.bot.test_options_trading import trade_by_hand
 from tests.engine.conftest import make_settings, running_engine, signal, sim_gateway
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -40,16 +39,7 @@ async def test_an_option_sold_by_hand_on_its_last_day_is_not_a_settlement(
             assert await signal(engine, option.symbol, 2) is not None
             friday = datetime(2026, 12, 4, 11, 0, tzinfo=NEW_YORK)
             await gateway.advance(friday.timestamp() - gateway.clock.now())
-            hand = IB()
-            await hand.connectAsync("127.0.0.1", gateway.port, clientId=77, timeout=10)
-            try:
-                (contract,) = await hand.qualifyContractsAsync(make_contract(option))
-                filled = asyncio.ensure_future(gateway.hooks.fill.wait(
-                    lambda record: record.execution.client_id == 77, timeout=10))
-                hand.placeOrder(contract, MarketOrder("SELL", 2))  # closed by hand, 11:00
-                await filled
-            finally:
-                hand.disconnect()
+            await trade_by_hand(gateway, option, "SELL", 2)  # closed by hand, 11:00
 
             async def seen_flat() -> None:  # hours pass before the close: the bot sees it
                 while option.symbol not in engine.position_audit.flat_at:  # noqa: ASYNC110

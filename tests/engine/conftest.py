@@ -149,7 +149,8 @@ def recorder(writer: JournalWriter) -> Recorder:
 
 async def signal(engine: Engine, symbol: str, target: float) -> str | None:
     """The strategy's signal for `symbol` (a target position), decided and sent as the trader
-    does; the filled order's ref, or None when refused."""
+    does, once the symbol has a fresh price; the filled order's ref, or None when refused."""
+    await asyncio.wait_for(_fresh_price(engine, symbol), 20)
     state = engine.market.symbols[symbol]
     prepared = engine.trader.decide(state, Signal(symbol, engine.clock.now(), target, "test"))
     if prepared is None:
@@ -160,3 +161,11 @@ async def signal(engine: Engine, symbol: str, target: float) -> str | None:
     assert order.status is OrderStatus.FILLED, order
     await engine.wait_positions_settled(5)
     return order.order_ref
+
+
+async def _fresh_price(engine: Engine, symbol: str) -> None:
+    """Until a bar has given `symbol` a price, and not a stale one: on a loaded machine the
+    first bars can come after the engine is ready."""
+    while (engine.portfolio.last_price.get(symbol) is None  # noqa: ASYNC110
+           or engine.is_stale(symbol)):
+        await asyncio.sleep(0.05)
