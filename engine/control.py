@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from engine.domain import EngineState, Fill, Instrument, OptionQuote, Order
 from engine.events import CommandEvent, Level, Subscription
 from engine.kill_switch import ProgressCallback
-from engine.ports import BrokerRequestError, NoNewsSubscription
+from engine.ports import BrokerPort, BrokerRequestError, NoNewsSubscription
 from engine.reports import (
     AccountReport,
     CancelReport,
@@ -198,6 +198,13 @@ class Control:
             last_alert_delivered=self.last_alert_delivered,
         )
 
+    def _connected(self) -> BrokerPort:
+        """The broker, for a request that needs the gateway; ConnectionError without it."""
+        broker = self._engine.broker
+        if not broker.is_connected:
+            raise ConnectionError("not connected to the gateway")
+        return broker
+
     async def logs(self, n: int = 20) -> list[JournalEntry]:
         rows = await self._engine.journal.recent_events(limit=n, levels=("warning", "error"))
         return [JournalEntry(row.at, row.level, row.kind, row.message) for row in rows]
@@ -220,8 +227,7 @@ class Control:
         symbol = symbol.upper()
         if not broker.knows(symbol):
             raise KeyError(symbol)
-        if not broker.is_connected:
-            raise ConnectionError("not connected to the gateway")
+        self._connected()
         providers = tuple(await broker.news_providers())
         if not providers:
             raise NoNewsSubscription()
@@ -229,9 +235,7 @@ class Control:
         return NewsReport(symbol, tuple(headlines), providers)
 
     async def scan_codes(self) -> list[str]:
-        if not self._engine.broker.is_connected:
-            raise ConnectionError("not connected to the gateway")
-        return await self._engine.broker.scan_codes()
+        return await self._connected().scan_codes()
 
     async def scan(self, code: str, n: int = 10) -> ScanReport:
         code = code.upper()
@@ -254,9 +258,7 @@ class Control:
 
     async def _option_chain(self, underlying: str, expiry: str | None) -> ChainReport:
         engine = self._engine
-        if not engine.broker.is_connected:
-            raise ConnectionError("not connected to the gateway")
-        chain, last = await engine.broker.option_chain(underlying.upper())
+        chain, last = await self._connected().option_chain(underlying.upper())
         strikes = near_the_money(chain.strikes, last, CHAIN_STRIKES)
         report = ChainReport(chain.underlying, last, chain.multiplier, chain.exchange, (),
                              strikes)
@@ -285,19 +287,14 @@ class Control:
         return replace(report, rows=rows)
 
     async def option_quote(self, option: Instrument) -> OptionQuote:
-        if not self._engine.broker.is_connected:
-            raise ConnectionError("not connected to the gateway")
-        quote = (await self._engine.broker.option_quotes([option]))[0]
+        quote = (await self._connected().option_quotes([option]))[0]
         if quote is None:
             raise KeyError(option.symbol)
         return quote
 
     async def account(self) -> AccountReport:
-        engine = self._engine
-        if not engine.broker.is_connected:
-            raise ConnectionError("not connected to the gateway")
-        summary = await engine.broker.account_summary()
-        return AccountReport(engine.account, summary, engine.clock.now())
+        summary = await self._connected().account_summary()
+        return AccountReport(self._engine.account, summary, self._engine.clock.now())
 
     async def chart_data(self, symbol: str | None) -> ChartData:
         engine = self._engine

@@ -184,6 +184,8 @@ class PositionAudit:
         """An option of the bot's went flat at the broker: when, by the broker's clock (an
         expiry settles at the close; a close by hand earlier is no settlement). The first
         time counts until it is held again: a later report of the same flat changes nothing."""
+        if symbol in self.flat_at:
+            return  # known: no request for a time that would not count
         try:
             at = await self._broker.current_time()
         except (ConnectionError, TimeoutError):
@@ -199,10 +201,8 @@ class PositionAudit:
             if settled.delivered:
                 positions[settled.underlying] = (positions.get(settled.underlying, 0.0)
                                                  + settled.delivered)
-        await self._recorder.write_durable(state_stmt(BASELINE_KEY, json.dumps({
-            "positions": {s: q for s, q in positions.items() if abs(q) > 1e-9},
-            "fill_mark": baseline.fill_mark,
-        })))
+        await self._write_baseline(
+            Baseline({s: q for s, q in positions.items() if abs(q) > 1e-9}, baseline.fill_mark))
         for settled in settlements:
             outcome = (f"exercised or assigned: {settled.underlying} {settled.delivered:+g}"
                        if settled.delivered else "no change in a position the bot watches")
@@ -261,6 +261,10 @@ class PositionAudit:
         return Baseline({str(k): float(v) for k, v in saved["positions"].items()},
                         int(saved["fill_mark"]))
 
+    async def _write_baseline(self, baseline: Baseline) -> None:
+        await self._recorder.write_durable(state_stmt(BASELINE_KEY, json.dumps(
+            {"positions": baseline.positions, "fill_mark": baseline.fill_mark})))
+
     async def _set_baseline(self, settled: bool = True) -> None:
         """The positions and the fill mark of one moment: no fill journaled in between, and
         (`settled`) no order working and no fill the positions do not show yet. None such
@@ -273,9 +277,7 @@ class PositionAudit:
                     if p.symbol in self._traded and p.quantity}
             await self._recorder.writer.flush()
             if quiet and await self._journal.last_fill_mark() == mark:
-                await self._recorder.write_durable(state_stmt(
-                    BASELINE_KEY, json.dumps({"positions": held, "fill_mark": mark})
-                ))
+                await self._write_baseline(Baseline(held, mark))
                 log.info("position baseline: %s (fills after %d)", held or "flat", mark)
                 return
             await asyncio.sleep(BASELINE_RETRY_SECONDS)
