@@ -11,7 +11,16 @@ import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from ib_async import IB, Contract, Option, RequestError, ScannerSubscription, Stock
+from ib_async import (
+    IB,
+    Contract,
+    ContractDetails,
+    Option,
+    RequestError,
+    ScannerSubscription,
+    Stock,
+    Ticker,
+)
 
 from engine import ib_translate as translate
 from engine.domain import (
@@ -104,15 +113,12 @@ class IBResearch:
             found = await asyncio.wait_for(
                 self._ib.reqScannerDataAsync(subscription), self._timeout
             )
-            contracts = [d.contractDetails.contract for d in found]
-            for contract in contracts:
-                contract.exchange = contract.exchange or "SMART"  # for the snapshot
-            tickers = await asyncio.wait_for(
-                self._ib.reqTickersAsync(*contracts), self._timeout
-            ) if contracts else []
         except RequestError as exc:
             raise BrokerRequestError(exc.code, exc.message) from None
-        by_con_id = {t.contract.conId: t for t in tickers if t.contract is not None}
+        contracts = [d.contractDetails.contract for d in found]
+        for contract in contracts:
+            contract.exchange = contract.exchange or "SMART"  # for the snapshot
+        by_con_id = await self._snapshots(contracts)
         return [
             translate.scan_row(i + 1, c.symbol, by_con_id.get(c.conId))
             for i, c in enumerate(contracts)
@@ -131,13 +137,12 @@ class IBResearch:
                 self._ib.reqSecDefOptParamsAsync(stock.symbol, "", "STK", stock.conId),
                 self._timeout,
             )
-            tickers = await asyncio.wait_for(self._ib.reqTickersAsync(stock), self._timeout)
         except RequestError as exc:
             raise BrokerRequestError(exc.code, exc.message) from None
+        ticker = (await self._snapshots([stock])).get(stock.conId)
         chain = translate.option_chain(underlying, rows or [])
         if chain is None:
             raise KeyError(underlying)
-        ticker = tickers[0] if tickers else None
         last = None
         if ticker is not None:
             last = translate.price(ticker.last) or translate.price(ticker.close)
@@ -161,14 +166,7 @@ class IBResearch:
             listed = await self._expiry_options(options[indices[0]])
             for i in indices:
                 contracts[i] = listed.get(_option_key(options[i].strike, options[i].right))
-        known = [c for c in contracts if c is not None]
-        try:
-            tickers = await asyncio.wait_for(
-                self._ib.reqTickersAsync(*known), self._timeout
-            ) if known else []
-        except RequestError as exc:
-            raise BrokerRequestError(exc.code, exc.message) from None
-        by_con_id = {t.contract.conId: t for t in tickers if t.contract is not None}
+        by_con_id = await self._snapshots([c for c in contracts if c is not None])
         return [
             translate.option_quote(option.symbol, by_con_id[contract.conId])
             if contract is not None and contract.conId in by_con_id else None
@@ -179,16 +177,8 @@ class IBResearch:
         """Every option of `option`'s underlying and expiry, by (strike, right): one request
         with the strike and right left open. A (strike, right) listed twice (two trading
         classes) is left out, as `_qualified` leaves out an ambiguous contract."""
-        query = Option(option.ib_symbol, option.expiry, exchange=option.exchange,
-                       currency=option.currency)
-        try:
-            details = await asyncio.wait_for(
-                self._ib.reqContractDetailsAsync(query), self._timeout
-            )
-        except RequestError as exc:
-            if exc.code == 200:  # no security definition: IB lists no such expiry
-                return {}
-            raise BrokerRequestError(exc.code, exc.message) from None
+        details = await self._details(Option(option.ib_symbol, option.expiry,
+                                             exchange=option.exchange, currency=option.currency))
         found: dict[tuple[float, str], Contract] = {}
         ambiguous: set[tuple[float, str]] = set()
         for d in details:
@@ -204,19 +194,34 @@ class IBResearch:
 
     async def _qualified(self, contract: Contract) -> Contract | None:
         """The one contract IB has for `contract` (None for none, or for several)."""
-        try:
-            details = await asyncio.wait_for(
-                self._ib.reqContractDetailsAsync(contract), self._timeout
-            )
-        except RequestError as exc:
-            if exc.code == 200:  # no security definition: IB does not know it
-                return None
-            raise BrokerRequestError(exc.code, exc.message) from None
+        details = await self._details(contract)
         if len(details) != 1:
             return None
         found = details[0].contract
         found.exchange = contract.exchange or found.exchange  # SMART, for the snapshot
         return found
+
+    async def _details(self, query: Contract) -> list[ContractDetails]:
+        """IB's contract details for `query`; none for what IB does not define (error 200)."""
+        try:
+            return await asyncio.wait_for(self._ib.reqContractDetailsAsync(query), self._timeout)
+        except RequestError as exc:
+            if exc.code == 200:  # no security definition
+                return []
+            raise BrokerRequestError(exc.code, exc.message) from None
+
+    async def _snapshots(self, contracts: Sequence[Contract]) -> dict[int, Ticker]:
+        """A market-data snapshot of each contract, by conId (one IB did not answer for is
+        left out)."""
+        if not contracts:
+            return {}
+        try:
+            tickers = await asyncio.wait_for(
+                self._ib.reqTickersAsync(*contracts), self._timeout
+            )
+        except RequestError as exc:
+            raise BrokerRequestError(exc.code, exc.message) from None
+        return {t.contract.conId: t for t in tickers if t.contract is not None}
 
     # --- the account -------------------------------------------------------------------------
 
