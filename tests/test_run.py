@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.journal_rows import MIGRATIONS, SCHEMA_VERSION, event_stmt
+from ibsim import SimGateway
 
 
 async def test_run_trades_on_the_simulator_and_stops_cleanly(tmp_path: Path) -> None:
@@ -28,25 +29,11 @@ async def test_run_trades_on_the_simulator_and_stops_cleanly(tmp_path: Path) -> 
         "JOURNAL_RETENTION_DAYS": "30",
     }
     _journal_with_old_events(tmp_path / "journal.sqlite3")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run",
-        cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await _tradebot_run(tmp_path, env)
     seen: list[str] = []
-
-    async def read_until(marker: str) -> None:
-        assert process.stdout is not None
-        while True:
-            line = (await process.stdout.readline()).decode()
-            assert line, "tradebot exited early:\n" + "".join(seen)
-            seen.append(line)
-            if marker in line:
-                return
-
     try:
-        await asyncio.wait_for(read_until("SIMULATED GATEWAY"), 20)
-        await asyncio.wait_for(read_until("Filled"), 30)
+        await asyncio.wait_for(_read_until(process, seen, "SIMULATED GATEWAY"), 20)
+        await asyncio.wait_for(_read_until(process, seen, "Filled"), 30)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.stdout is not None
@@ -111,33 +98,40 @@ async def test_run_with_an_option_only_starts_the_simulator_with_its_underlying(
 ) -> None:
     """SYMBOLS naming only an option: the built-in gateway lists its underlying (and so its
     chain), and the bot trades the option, not a made-up stock of the option's name."""
-    from ibsim import SimGateway
-
     async with SimGateway(seed=1, symbols=["MSFT"]) as gateway:
         chain = gateway.universe.option_chain(gateway.spec("MSFT").con_id)
         spec = chain[len(chain) // 2]
     option = f"MSFT:OPT:{spec.last_trade_date}:{spec.strike:g}:{spec.right}"
     env = {**os.environ, "SYMBOLS": option, "DB_PATH": str(tmp_path / "journal.sqlite3"),
            "LOG_DIR": ""}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run",
-        cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await _tradebot_run(tmp_path, env)
     seen: list[str] = []
-
-    async def read_until(marker: str) -> None:
-        assert process.stdout is not None
-        while marker not in (line := (await process.stdout.readline()).decode()):
-            assert line, "tradebot exited early:\n" + "".join(seen)
-            seen.append(line)
-
     try:
-        await asyncio.wait_for(read_until("Started"), 30)
-        await asyncio.wait_for(read_until("symbols:"), 5)
+        await asyncio.wait_for(_read_until(process, seen, "Started"), 30)
+        await asyncio.wait_for(_read_until(process, seen, "symbols:"), 5)
     finally:
         process.send_signal(signal.SIGTERM)
         rest, _ = await asyncio.wait_for(process.communicate(), 10)
     output = "".join(seen) + rest.decode()
     assert await process.wait() == 0, output
     assert "does not know" not in output and "Traceback" not in output, output
+
+
+async def _tradebot_run(cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`tradebot run` as a user starts it, its output (stdout and stderr) on a pipe."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run",
+        cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def _read_until(process: asyncio.subprocess.Process, seen: list[str], marker: str) -> None:
+    """Read its lines into `seen` until one holds `marker`; it must not exit first."""
+    assert process.stdout is not None
+    while True:
+        line = (await process.stdout.readline()).decode()
+        assert line, "tradebot exited early:\n" + "".join(seen)
+        seen.append(line)
+        if marker in line:
+            return

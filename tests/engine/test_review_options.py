@@ -97,33 +97,37 @@ def test_an_option_expiring_today_in_new_york_still_starts_in_the_evening() -> N
 # --- a written option under the notional cap ------------------------------------------------
 
 
-def test_writing_options_is_capped_by_the_underlying_not_the_premium() -> None:
-    risk = RiskManager(RiskLimits(max_position=100, max_notional=50_000, max_daily_loss=1_000,
+NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+
+
+def _risk() -> RiskManager:
+    """MAX_NOTIONAL 50,000 and room for everything else."""
+    return RiskManager(RiskLimits(max_position=100, max_notional=50_000, max_daily_loss=1_000,
                                   max_orders_per_minute=10, bar_seconds=60))
-    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+
+
+def test_writing_options_is_capped_by_the_underlying_not_the_premium() -> None:
+    risk = _risk()
     request = OrderRequest("AAPL 20261218 200C", Side.SELL, 50, 0.50, 0.0, multiplier=100.0,
                            strike=200.0)
-    decision = risk.check(request, now, now, ALWAYS_OPEN)
+    decision = risk.check(request, NOW, NOW, ALWAYS_OPEN)
     assert not decision.allowed
     assert decision.reason.startswith("notional cap: 1,000,000.00 over 50,000.00")
 
 
-
 def test_buying_options_and_covering_a_short_keep_the_premium_notional() -> None:
-    risk = RiskManager(RiskLimits(max_position=100, max_notional=50_000, max_daily_loss=1_000,
-                                  max_orders_per_minute=10, bar_seconds=60))
-    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    risk = _risk()
     bought = OrderRequest("AAPL 20261218 200C", Side.BUY, 50, 0.50, 0.0, multiplier=100.0,
                           strike=200.0)
-    assert risk.check(bought, now, now, ALWAYS_OPEN).allowed  # 2,500 of premium
+    assert risk.check(bought, NOW, NOW, ALWAYS_OPEN).allowed  # 2,500 of premium
     # selling 50 of 60 held writes nothing; selling 70 of 60 held writes 10: 200,000
     trimmed = OrderRequest("AAPL 20261218 200C", Side.SELL, 50, 0.50, 60.0, multiplier=100.0,
                            strike=200.0)
-    assert trimmed.written == 0 and risk.check(trimmed, now, now, ALWAYS_OPEN).allowed
+    assert trimmed.written == 0 and risk.check(trimmed, NOW, NOW, ALWAYS_OPEN).allowed
     flipped = OrderRequest("AAPL 20261218 200C", Side.SELL, 70, 0.50, 60.0, multiplier=100.0,
                            strike=200.0)
     assert flipped.written == 10
-    assert risk.check(flipped, now, now, ALWAYS_OPEN).reason.startswith(
+    assert risk.check(flipped, NOW, NOW, ALWAYS_OPEN).reason.startswith(
         "notional cap: 200,000.00 over 50,000.00")
 
 
