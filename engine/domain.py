@@ -245,6 +245,18 @@ class BulletinKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Settlement:
+    """An option the broker settled at expiry: `quantity` held before (signed); `delivered`
+    the underlying's shares it moved (0: expired worthless, or into an underlying the bot does
+    not trade, so not known here)."""
+
+    option: str
+    quantity: float
+    underlying: str
+    delivered: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Bulletin:
     """One of IB's news bulletins, as the broker sent it."""
 

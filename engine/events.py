@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.domain import Bulletin, ConnectionState, EngineState, Fill, Order, OrderStatus
+from engine.domain import (
+    Bulletin,
+    ConnectionState,
+    EngineState,
+    Fill,
+    Order,
+    OrderStatus,
+    Settlement,
+)
 
 
 class Level(enum.StrEnum):
@@ -131,14 +139,9 @@ class FrontMonthEvent:
 
 @dataclass(frozen=True, slots=True)
 class OptionSettledEvent:
-    """An option held at its expiry, settled by the broker with no execution: `quantity` held
-    before (signed); `delivered` the shares of `underlying` an exercise or assignment moved (0:
-    expired worthless, or into an underlying the bot does not trade)."""
+    """An option held at its expiry, settled by the broker with no execution."""
 
-    option: str
-    quantity: float
-    underlying: str
-    delivered: float
+    settlement: Settlement
     time: datetime
 
 

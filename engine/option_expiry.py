@@ -16,13 +16,12 @@ a difference and fails closed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from itertools import combinations
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from engine.domain import Instrument
+from engine.domain import Instrument, Settlement
 
 # US equity options stop trading at the 16:00 close of their expiry day, New York time.
 EXPIRY_CLOSE = time(16, 0)
@@ -32,18 +31,6 @@ MAX_OPTIONS_SETTLED = 12  # on one underlying at one expiry; more: left to the o
 # An option this close to the money (a share of its strike) at the underlying's last price may
 # have been exercised or not: IB's official close can differ from the last bar the bot saw.
 NEAR_THE_MONEY = 0.005
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """An option the broker settled at expiry: `quantity` held before (signed); `delivered`
-    the underlying's shares it moved (0: expired worthless, or into an underlying the bot does
-    not trade, so not known here)."""
-
-    option: str
-    quantity: float
-    underlying: str
-    delivered: float = 0.0
 
 
 class _Difference(Protocol):

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.clock import BrokerClock
-from engine.domain import EngineState, Fill, Instrument
+from engine.domain import EngineState, Fill, Instrument, Settlement
 from engine.events import Level, OptionSettledEvent, RiskEvent, RiskKind
 from engine.journal import Journal
 from engine.journal_rows import state_stmt
-from engine.option_expiry import Settlement, settle_expired
+from engine.option_expiry import settle_expired
 from engine.orders import OrderManager
 from engine.ports import BrokerPort
 from engine.recorder import Recorder
@@ -212,8 +212,7 @@ class PositionAudit:
                 Level.WARNING, "option_settled", message,
                 {"option": settled.option, "quantity": settled.quantity,
                  "underlying": settled.underlying, "delivered": settled.delivered},
-                event=OptionSettledEvent(settled.option, settled.quantity, settled.underlying,
-                                         settled.delivered, self._clock.now()),
+                event=OptionSettledEvent(settled, self._clock.now()),
             )
 
     def paused_by_audit(self) -> bool:

@@ -89,14 +89,15 @@ def risk_event_doc(event: RiskEvent, tz: tzinfo) -> Doc:
 
 
 def option_settled_doc(event: OptionSettledEvent, tz: tzinfo) -> Doc:
-    held = f"held {compact_qty(event.quantity)}"
-    if event.delivered:
-        outcome = (f"exercised or assigned: {event.underlying} "
-                   f"{'+' if event.delivered > 0 else '−'}{compact_qty(abs(event.delivered))}")
+    settled = event.settlement
+    held = f"held {compact_qty(settled.quantity)}"
+    if settled.delivered:
+        outcome = (f"exercised or assigned: {settled.underlying} "
+                   f"{'+' if settled.delivered > 0 else '−'}{compact_qty(abs(settled.delivered))}")
     else:
         outcome = "expired; no change in a position the bot trades"
     return Doc(
-        f"{event.option}: settled at expiry",
+        f"{settled.option}: settled at expiry",
         (f"{held}, {outcome}", "settled by the broker, without a fill",
          f"at {clock(event.time, tz)}"),
         icon="📅",

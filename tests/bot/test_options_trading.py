@@ -230,7 +230,7 @@ async def test_an_option_held_at_expiry_is_settled_not_a_difference(tmp_path: Pa
             await asyncio.wait_for(shown(), 10)
             engine.clock.sync(await engine.broker.current_time())
             await engine.reconcile()
-            settled = await next_event(events, OptionSettledEvent, timeout=15)
+            settled = (await next_event(events, OptionSettledEvent, timeout=15)).settlement
             assert (settled.option, settled.quantity, settled.underlying, settled.delivered) == (
                 option.symbol, 2.0, "AAPL", 200.0)
             assert await engine.position_audit.check() == []

@@ -10,9 +10,9 @@ import pytest
 
 from bot.alerts import classify
 from bot.messages.document import to_plain
-from engine.domain import Instrument
+from engine.domain import Instrument, Settlement
 from engine.events import OptionSettledEvent
-from engine.option_expiry import Settlement, expires_at, settle_expired
+from engine.option_expiry import expires_at, settle_expired
 from engine.position_audit import PositionDifference as Difference
 
 CALL = Instrument.option("AAPL", "20261218", 200.0, "C")
@@ -108,12 +108,12 @@ def test_an_underlying_change_without_an_option_settled_is_a_difference() -> Non
 
 def test_the_settlement_alert_in_words() -> None:
     ny = ZoneInfo("America/New_York")
-    exercised = OptionSettledEvent(CALL.symbol, 2.0, "AAPL", 200.0, AFTER_CLOSE)
+    exercised = OptionSettledEvent(Settlement(CALL.symbol, 2.0, "AAPL", 200.0), AFTER_CLOSE)
     kind, doc = classify(exercised, ny)
     text = to_plain(doc, "sim")
     assert kind == "risk"
     assert "AAPL 20261218 200C: settled at expiry" in text
     assert "held 2, exercised or assigned: AAPL +200" in text and "16:00" in text
-    worthless = OptionSettledEvent(PUT.symbol, -1.0, "AAPL", 0.0, AFTER_CLOSE)
+    worthless = OptionSettledEvent(Settlement(PUT.symbol, -1.0, "AAPL", 0.0), AFTER_CLOSE)
     text = to_plain(classify(worthless, ny)[1], "sim")
     assert "held -1, expired; no change in a position the bot trades" in text
