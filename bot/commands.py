@@ -31,9 +31,9 @@ from bot.messages.status import (
     status_doc,
 )
 from bot.messages.trading import orders_doc, pnl_doc, positions_doc, quote_doc, trades_doc
-from engine.config import option_expiry, option_strike
+from engine.config import option_strike
 from engine.control import CommandRefused, ControlAPI
-from engine.domain import Instrument
+from engine.domain import Instrument, expiry_date
 from engine.kill_switch import (
     CANCEL_WAIT_SECONDS,
     FLATTEN_WAIT_SECONDS,
@@ -287,7 +287,7 @@ class Commands:
         expiry = None
         if len(args) == 2:
             expiry = args[1]
-            if option_expiry(expiry) is None:
+            if expiry_date(expiry) is None:
                 raise UsageError(
                     f"/chain: the expiry {expiry[:20]!r} is not a date as YYYYMMDD: "
                     f"e.g. /chain {underlying} 20261218"
@@ -456,7 +456,7 @@ def option_from_words(args: list[str]) -> Instrument:
     underlying, expiry, strike_text, right = words
     example = "e.g. /quote AAPL 20261218 200 C"
     underlying = _underlying(underlying, "/quote")
-    if option_expiry(expiry) is None:
+    if expiry_date(expiry) is None:
         raise UsageError(f"/quote: the expiry {expiry[:20]!r} is not a date as YYYYMMDD: {example}")
     strike = option_strike(strike_text)
     if strike is None:

@@ -12,7 +12,7 @@ import ipaddress
 import math
 import os
 import re
-from datetime import date, time
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -22,7 +22,7 @@ from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from engine.domain import Instrument
+from engine.domain import Instrument, expiry_date
 from engine.strategies import StrategyNotFound, parse_params
 from engine.strategies.base import StrategyParams
 
@@ -182,7 +182,7 @@ def parse_option(item: str) -> Instrument:
     if not 5 <= len(parts) <= 7 or not _SYMBOL_RE.match(parts[0]):
         raise ValueError(f"{item!r} is not an option: expected {OPTION_GRAMMAR}")
     underlying, _, expiry_text, strike_text, right = parts[:5]
-    expiry = option_expiry(expiry_text)
+    expiry = expiry_date(expiry_text)
     if expiry is None:
         raise ValueError(f"{item!r}: the expiry {expiry_text!r} is not a date as YYYYMMDD")
     strike = option_strike(strike_text)
@@ -193,16 +193,6 @@ def parse_option(item: str) -> Instrument:
     exchange = parts[5] if len(parts) > 5 and parts[5] else "SMART"
     currency = parts[6] if len(parts) > 6 and parts[6] else "USD"
     return Instrument.option(underlying, expiry_text, strike, right, exchange, currency)
-
-
-def option_expiry(text: str) -> date | None:
-    """An option's expiry as YYYYMMDD, or None when it is not one."""
-    if not re.fullmatch(r"[0-9]{8}", text):
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
 
 
 def option_strike(text: str) -> float | None:

@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from engine.domain import EngineState, Fill, Instrument, OptionQuote, Order
+from engine.domain import EngineState, Fill, Instrument, OptionQuote, Order, expiry_date
 from engine.events import CommandEvent, Level, Subscription
 from engine.kill_switch import ProgressCallback
 from engine.ports import BrokerPort, BrokerRequestError, NoNewsSubscription
@@ -403,9 +403,7 @@ def near_the_money(strikes: tuple[float, ...], price: float | None, n: int) -> t
 def nearest_expiries(expirations: tuple[str, ...], expiry: str, n: int = 3) -> tuple[str, ...]:
     """The `n` expiries (YYYYMMDD) closest to `expiry` (which may be no date at all), by date."""
     def days(text: str) -> int:
-        try:
-            return datetime.strptime(text, "%Y%m%d").toordinal()
-        except ValueError:
-            return 0
+        day = expiry_date(text)
+        return day.toordinal() if day is not None else 0
     target = days(expiry)
     return tuple(sorted(sorted(expirations, key=lambda e: abs(days(e) - target))[:n]))

@@ -8,9 +8,10 @@ quantities for crypto and some stocks).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime
 
 
 class Side(enum.StrEnum):
@@ -69,6 +70,16 @@ class Instrument:
 
     def __str__(self) -> str:
         return self.symbol
+
+
+def expiry_date(text: str) -> date | None:
+    """An expiry written YYYYMMDD as IB and SYMBOLS write it, or None when it is not one."""
+    if not re.fullmatch(r"[0-9]{8}", text):
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
 
 
 def option_name(underlying: str, expiry: str, strike: float, right: str) -> str:

@@ -8,7 +8,7 @@ from datetime import date
 
 from ib_async import Contract, ContractDetails, Crypto, Forex, Future, Option, Stock
 
-from engine.domain import Instrument, option_name
+from engine.domain import Instrument, expiry_date, option_name
 from engine.hours import TradingHours
 from engine.ib_translate import multiplier
 from engine.ports import ContractInfo
@@ -48,10 +48,7 @@ def contract_info(instrument: Instrument, details: ContractDetails) -> ContractI
 def _expiry(text: str) -> date | None:
     """A future's or an option's last trading day from IB's YYYYMMDD (a bare YYYYMM month
     says too little)."""
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8])) if len(text) >= 8 else None
-    except ValueError:
-        return None
+    return expiry_date(text[:8])
 
 
 class ContractBook:

@@ -16,12 +16,12 @@ a difference and fails closed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time
+from datetime import datetime, time
 from itertools import combinations
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from engine.domain import Instrument, Settlement
+from engine.domain import Instrument, Settlement, expiry_date
 
 # US equity options stop trading at the 16:00 close of their expiry day, New York time.
 EXPIRY_CLOSE = time(16, 0)
@@ -49,11 +49,8 @@ D = TypeVar("D", bound=_Difference)
 
 def expires_at(instrument: Instrument) -> datetime | None:
     """When an option stops trading (its expiry day's close); None for anything else."""
-    if instrument.sec_type != "OPT" or len(instrument.expiry) != 8:
-        return None
-    day = date(int(instrument.expiry[:4]), int(instrument.expiry[4:6]),
-               int(instrument.expiry[6:]))
-    return datetime.combine(day, EXPIRY_CLOSE, EXPIRY_ZONE)
+    day = expiry_date(instrument.expiry) if instrument.sec_type == "OPT" else None
+    return datetime.combine(day, EXPIRY_CLOSE, EXPIRY_ZONE) if day is not None else None
 
 
 def delivery(instrument: Instrument, quantity: float, multiplier: float) -> float:
